@@ -1,0 +1,104 @@
+/**
+ * The Connection contract: the only thing a protocol handler sees.
+ *
+ * A connection is a byte stream in both directions with pull-based reads
+ * (nothing is read from the peer until the handler asks), writes that push
+ * back when the peer is slow, half-close and close. `NodeConnection` (TCP and
+ * Unix sockets) and the testkit's in-memory pair both implement it, so a
+ * handler cannot tell one from the other.
+ */
+import { Data } from "effect"
+import type { Effect, Option } from "effect"
+
+/** Where the peer of a connection is. `port` is 0 for Unix domain sockets. */
+export interface RemoteAddress {
+  readonly address: string
+  readonly port: number
+  readonly family: "IPv4" | "IPv6" | "unix" | "memory"
+}
+
+/** The peer reset the connection (ECONNRESET, EPIPE) or went away abruptly. */
+export class ConnectionReset extends Data.TaggedError("ConnectionReset")<{
+  readonly connectionId: number
+  readonly code: string
+}> {
+  override get message() {
+    return `connection ${this.connectionId} reset by peer (${this.code})`
+  }
+}
+
+/** The connection was idle (no bytes either way) for longer than its idle timeout. */
+export class ConnectionTimeout extends Data.TaggedError("ConnectionTimeout")<{
+  readonly connectionId: number
+}> {
+  override get message() {
+    return `connection ${this.connectionId} timed out`
+  }
+}
+
+/** Read or write on a connection that was already closed (locally, or its write side ended). */
+export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
+  readonly connectionId: number
+}> {
+  override get message() {
+    return `connection ${this.connectionId} is closed`
+  }
+}
+
+/** Any other socket error, with the system error code. */
+export class ConnectionFailed extends Data.TaggedError("ConnectionFailed")<{
+  readonly connectionId: number
+  readonly code: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `connection ${this.connectionId} failed: ${this.code} ${this.reason}`
+  }
+}
+
+/** Every way a read or write can fail. */
+export type ConnectionError = ConnectionReset | ConnectionTimeout | ConnectionClosed | ConnectionFailed
+
+/**
+ * A full-duplex byte connection owned by one fiber.
+ *
+ * @example
+ * const echo = (conn: Connection) => Effect.gen(function*() {
+ *   while (true) {
+ *     const chunk = yield* conn.read
+ *     if (Option.isNone(chunk)) return
+ *     yield* conn.write(chunk.value)
+ *   }
+ * })
+ */
+export interface Connection {
+  /** Unique per listener (or per in-memory pair), increasing. */
+  readonly id: number
+  /** The peer's address. */
+  readonly remote: RemoteAddress
+  /** The next chunk of bytes from the peer; `None` once the peer has ended its write side (EOF). */
+  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError>
+  /**
+   * Writes one buffer or several (several go out in one writev). Completes at
+   * once while the outgoing buffer is below its high-water mark; otherwise
+   * waits until it drains, so a slow peer slows the writer down.
+   */
+  readonly write: (data: Uint8Array | ReadonlyArray<Uint8Array>) => Effect.Effect<void, ConnectionError>
+  /** Half-close: sends FIN after pending writes. Reading may go on. */
+  readonly endWrite: Effect.Effect<void>
+  /**
+   * Closes the connection: pending writes are flushed, then FIN; input the
+   * peer still sends is read and discarded for a short linger period so the
+   * peer receives everything that was written (no RST over unread data).
+   */
+  readonly close: Effect.Effect<void>
+}
+
+const connectionErrorTags = new Set(["ConnectionReset", "ConnectionTimeout", "ConnectionClosed", "ConnectionFailed"])
+
+/** True for the errors a Connection's reads and writes fail with. */
+export const isConnectionError = (u: unknown): u is ConnectionError =>
+  typeof u === "object" && u !== null && connectionErrorTags.has((u as { _tag?: unknown })._tag as string)
+
+/** A protocol: what runs in the fiber of each accepted connection. */
+export type Handler<E = never, R = never> = (conn: Connection) => Effect.Effect<void, E, R>

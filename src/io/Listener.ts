@@ -1,0 +1,366 @@
+/**
+ * The TCP / Unix-socket listener: accepts, wraps each socket as a
+ * `NodeConnection` and runs the protocol handler in a fiber of its own.
+ *
+ * It owns every connection fiber for as long as its scope is open, and
+ * enforces the limits: `maxConnections` (a connection over the limit waits,
+ * unread, until a slot frees), the idle timeout (through one shared
+ * TimeoutManager), back-off on accept errors such as EMFILE, and drain on
+ * shutdown (stop accepting, give in-flight handlers `drainTimeout`, then
+ * interrupt them and close their sockets). A failing handler is logged and
+ * its socket destroyed; nothing else is touched.
+ */
+import { Cause, Data, Duration, Effect, Exit, Fiber, FiberSet, Option } from "effect"
+import type { Context, Scope } from "effect"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import { type Handler, isConnectionError } from "./Connection.ts"
+import { ListenerStats, registerMetrics } from "./ListenerStats.ts"
+import { NodeConnection, remoteOf } from "./NodeConnection.ts"
+import * as Timeouts from "./Timeouts.ts"
+
+/** Where and how to listen. Every field has a default. */
+export interface ListenOptions {
+  /** Service name used in logs and metric attributes. Default `"tcp"`. */
+  readonly name?: string
+  /** Interface to bind. Default `"127.0.0.1"`; use `"::"` or `"0.0.0.0"` for public binding. */
+  readonly host?: string
+  /** TCP port; 0 picks a free one (read it from `Listener.address`). Default 0. */
+  readonly port?: number
+  /** Listen on this Unix domain socket path instead of TCP. A stale socket file is replaced. */
+  readonly path?: string
+  /** For an IPv6 host, refuse IPv4-mapped connections. Default false. */
+  readonly ipv6Only?: boolean
+  /** Kernel accept queue length. Default 511. */
+  readonly backlog?: number
+  /** Connections served at once; more wait, unread, for a free slot. Default 10,000. */
+  readonly maxConnections?: number
+  /** Connections allowed to wait for a slot; beyond that they are refused (closed) and counted. Default `backlog`. */
+  readonly maxPending?: number
+  /** No bytes either way for this long: the handler is interrupted and the socket closed. Default 5 minutes. */
+  readonly idleTimeout?: Duration.Input
+  /** On shutdown, how long in-flight handlers may run before they are interrupted. Default 10 seconds. */
+  readonly drainTimeout?: Duration.Input
+  /** After a handler ends, how long unread input is discarded waiting for the peer's FIN. Default 2 seconds. */
+  readonly lingerTimeout?: Duration.Input
+  /** First and longest pause of accepting after an accept error (doubling). Default 10 ms and 1 second. */
+  readonly acceptBackoff?: { readonly initial?: Duration.Input; readonly max?: Duration.Input }
+}
+
+/** The address a listener is bound to. */
+export type BoundAddress =
+  | { readonly _tag: "tcp"; readonly host: string; readonly port: number; readonly family: "IPv4" | "IPv6" }
+  | { readonly _tag: "unix"; readonly path: string }
+
+/** Formats a bound address as `host:port`, `[v6]:port` or the socket path. */
+export const formatAddress = (address: BoundAddress): string =>
+  address._tag === "unix"
+    ? address.path
+    : address.family === "IPv6"
+    ? `[${address.host}]:${address.port}`
+    : `${address.host}:${address.port}`
+
+/** A running listener. */
+export interface Listener {
+  readonly name: string
+  /** The bound address (with the real port when 0 was asked for). */
+  readonly address: BoundAddress
+  /** Live counters (also published as metrics). */
+  readonly stats: ListenerStats
+}
+
+/** The listener could not bind (address in use, permission denied, bad address...). */
+export class ListenError extends Data.TaggedError("ListenError")<{
+  readonly service: string
+  readonly address: string
+  readonly code: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `${this.service}: cannot listen on ${this.address}: ${this.reason}`
+  }
+}
+
+const acceptErrorCodes = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "ECONNABORTED", "EPROTO", "EPERM"])
+
+const describeListenError = (code: string | undefined, fallback: string): string => {
+  switch (code) {
+    case "EADDRINUSE":
+      return "address already in use (EADDRINUSE)"
+    case "EACCES":
+      return "permission denied (EACCES)"
+    case "EADDRNOTAVAIL":
+      return "address not available on this machine (EADDRNOTAVAIL)"
+    default:
+      return code === undefined ? fallback : `${fallback} (${code})`
+  }
+}
+
+const bind = (server: Net.Server, options: Net.ListenOptions): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const onError = (error: Error) => {
+      server.removeListener("listening", onListening)
+      reject(error)
+    }
+    const onListening = () => {
+      server.removeListener("error", onError)
+      resolve()
+    }
+    server.once("error", onError)
+    server.once("listening", onListening)
+    server.listen(options)
+  })
+
+/** True when nothing answers on the Unix socket at `path` (a leftover of a dead process). */
+const isStaleSocket = (path: string): Promise<boolean> =>
+  new Promise((resolve) => {
+    const probe = Net.connect({ path })
+    probe.once("connect", () => {
+      probe.destroy()
+      resolve(false)
+    })
+    probe.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED"))
+  })
+
+const listen = (server: Net.Server, name: string, options: ListenOptions, display: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const backlog = options.backlog ?? 511
+      if (options.path !== undefined) {
+        try {
+          await bind(server, { path: options.path, backlog })
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || !(await isStaleSocket(options.path))) {
+            throw error
+          }
+          Fs.unlinkSync(options.path)
+          await bind(server, { path: options.path, backlog })
+        }
+      } else {
+        await bind(server, {
+          host: options.host ?? "127.0.0.1",
+          port: options.port ?? 0,
+          backlog,
+          ipv6Only: options.ipv6Only ?? false
+        })
+      }
+    },
+    catch: (error) => {
+      const e = error as NodeJS.ErrnoException
+      return new ListenError({
+        service: name,
+        address: display,
+        code: e.code ?? "EUNKNOWN",
+        reason: describeListenError(e.code, e.message)
+      })
+    }
+  })
+
+const boundAddress = (server: Net.Server, options: ListenOptions): BoundAddress => {
+  const address = server.address()
+  if (options.path !== undefined || address === null || typeof address === "string") {
+    return { _tag: "unix", path: options.path ?? String(address) }
+  }
+  return { _tag: "tcp", host: address.address, port: address.port, family: address.family === "IPv6" ? "IPv6" : "IPv4" }
+}
+
+/**
+ * Binds and starts accepting; every connection runs `handler` in its own
+ * fiber. Closing the scope drains (see `ListenOptions.drainTimeout`).
+ *
+ * @example
+ * const listener = yield* Listener.make({ name: "echo", port: 7007 }, Echo.handler)
+ * yield* Effect.log(`listening on ${Listener.formatAddress(listener.address)}`)
+ */
+export const make = <E, R>(
+  options: ListenOptions,
+  handler: Handler<E, R>
+): Effect.Effect<Listener, ListenError, R | Scope.Scope> =>
+  Effect.gen(function*() {
+    const name = options.name ?? "tcp"
+    const maxConnections = options.maxConnections ?? 10_000
+    const maxPending = options.maxPending ?? options.backlog ?? 511
+    const idleTimeout = Duration.fromInputUnsafe(options.idleTimeout ?? "5 minutes")
+    const lingerTimeout = Duration.fromInputUnsafe(options.lingerTimeout ?? "2 seconds")
+    const drainTimeout = Duration.fromInputUnsafe(options.drainTimeout ?? "10 seconds")
+    const backoffInitial = Duration.toMillis(options.acceptBackoff?.initial ?? "10 millis")
+    const backoffMax = Duration.toMillis(options.acceptBackoff?.max ?? "1 second")
+    const idleMillis = Duration.toMillis(idleTimeout)
+    const display = options.path ?? `${options.host ?? "127.0.0.1"}:${options.port ?? 0}`
+
+    const stats = new ListenerStats()
+    const timeouts = yield* Timeouts.make(
+      Timeouts.resolutionFor(Duration.min(Duration.isFinite(idleTimeout) ? idleTimeout : Duration.seconds(1), lingerTimeout))
+    )
+    const context = (yield* Effect.context<R>()) as Context.Context<R>
+    const runFork = Effect.runForkWith(context)
+    const fibers = new Map<NodeConnection, Fiber.Fiber<void, never>>()
+    const open = new Set<NodeConnection>()
+    const waiting: Array<Net.Socket> = []
+    let nextId = 1
+    let closing = false
+    let backoffMillis = 0
+    let backingOff = false
+    let errorsSinceLog = 0
+    let onIdleHandlers: (() => void) | undefined
+
+    // Short background work started from socket callbacks (logs, back-off timers) lives in this set,
+    // which the scope interrupts after the shutdown below has run.
+    const background = yield* FiberSet.make<void, never>()
+    const runBackground = yield* FiberSet.runtime(background)<never>()
+    const report = (effect: Effect.Effect<void>) => {
+      runBackground(effect.pipe(Effect.annotateLogs({ service: name })))
+    }
+
+    const connectionEffect = (conn: NodeConnection): Effect.Effect<void, never, R> =>
+      Effect.suspend(() => handler(conn)).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: () => Effect.sync(() => conn.closeGracefully()),
+          onFailure: (cause) => {
+            conn.destroy()
+            if (Cause.hasInterruptsOnly(cause)) return Effect.void
+            const error = Cause.findErrorOption(cause)
+            if (Option.isSome(error) && isConnectionError(error.value) && !Cause.hasDies(cause)) {
+              // The peer went away or stalled: an event of the network, not a bug of the handler.
+              return Effect.logDebug(`connection ${conn.id} ended: ${error.value.message}`)
+            }
+            stats.handlerFailures++
+            return Effect.logError("connection handler failed", cause).pipe(
+              Effect.annotateLogs({
+                service: name,
+                connection: conn.id,
+                peer: conn.remote.family === "unix" ? conn.remote.address : `${conn.remote.address}:${conn.remote.port}`
+              })
+            )
+          }
+        })
+      )
+
+    const start = (socket: Net.Socket) => {
+      const conn = new NodeConnection({
+        id: nextId++,
+        socket,
+        remote: remoteOf(socket, options.path),
+        counters: stats,
+        timeouts,
+        idleTimeoutMillis: idleMillis,
+        lingerMillis: Duration.toMillis(lingerTimeout)
+      })
+      stats.active++
+      open.add(conn)
+      conn.onIdle = () => {
+        stats.idleTimeouts++
+        const fiber = fibers.get(conn)
+        if (fiber !== undefined) fiber.interruptUnsafe()
+        conn.destroy()
+      }
+      socket.once("close", () => {
+        stats.active--
+        open.delete(conn)
+        admitWaiting()
+      })
+      const fiber = runFork(connectionEffect(conn))
+      if (fiber.pollUnsafe() !== undefined) return
+      fibers.set(conn, fiber)
+      fiber.addObserver((exit) => {
+        fibers.delete(conn)
+        if (Exit.isFailure(exit)) conn.destroy()
+        if (fibers.size === 0 && onIdleHandlers !== undefined) onIdleHandlers()
+      })
+    }
+
+    const canStart = () => !backingOff && stats.active < maxConnections
+
+    const admitWaiting = () => {
+      while (waiting.length > 0 && canStart() && !closing) {
+        const socket = waiting.shift()!
+        stats.pending--
+        if (socket.destroyed) continue
+        socket.removeListener("error", ignoreError)
+        start(socket)
+      }
+    }
+
+    const ignoreError = () => {}
+
+    const onConnection = (socket: Net.Socket) => {
+      if (closing) {
+        stats.refused++
+        socket.destroy()
+        return
+      }
+      stats.accepted++
+      if (canStart() && waiting.length === 0) return start(socket)
+      if (waiting.length >= maxPending) {
+        stats.refused++
+        socket.destroy()
+        report(Effect.logWarning(`refused a connection: ${waiting.length} already wait for a slot`))
+        return
+      }
+      stats.limited++
+      stats.pending++
+      socket.on("error", ignoreError)
+      waiting.push(socket)
+    }
+
+    const endBackoff = () => {
+      backingOff = false
+      admitWaiting()
+    }
+
+    const onAcceptError = (error: NodeJS.ErrnoException) => {
+      stats.acceptErrors++
+      errorsSinceLog++
+      if (backingOff) return
+      if (!acceptErrorCodes.has(error.code ?? "")) {
+        report(Effect.logError(`accept failed: ${error.message}`))
+      }
+      backoffMillis = backoffMillis === 0 ? backoffInitial : Math.min(backoffMax, backoffMillis * 2)
+      backingOff = true
+      const count = errorsSinceLog
+      errorsSinceLog = 0
+      report(
+        Effect.logWarning(`accept failed (${error.code ?? error.message}); pausing accepts for ${backoffMillis} ms`, {
+          errors: count
+        }).pipe(Effect.andThen(Effect.sleep(Duration.millis(backoffMillis))), Effect.andThen(Effect.sync(endBackoff)))
+      )
+    }
+
+    const server = Net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true })
+    server.on("connection", (socket) => {
+      if (backoffMillis > 0 && !backingOff) backoffMillis = 0
+      onConnection(socket)
+    })
+
+    yield* Effect.acquireRelease(
+      listen(server, name, options, display).pipe(Effect.tap(() => Effect.sync(() => server.on("error", onAcceptError)))),
+      () => shutdown
+    )
+    yield* registerMetrics(name, stats)
+
+    const shutdown = Effect.gen(function*() {
+      closing = true
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      for (const socket of waiting.splice(0)) {
+        stats.refused++
+        stats.pending--
+        socket.destroy()
+      }
+      if (fibers.size > 0) {
+        yield* Effect.callback<void>((resume) => {
+          onIdleHandlers = () => resume(Effect.void)
+        }).pipe(Effect.timeoutOption(drainTimeout))
+      }
+      const remaining = [...fibers.values()]
+      if (remaining.length > 0) {
+        yield* Effect.logWarning(`drain timeout: interrupting ${remaining.length} connection(s)`).pipe(
+          Effect.annotateLogs({ service: name })
+        )
+        yield* Fiber.interruptAll(remaining)
+      }
+      for (const conn of [...open]) conn.destroy()
+      yield* Effect.promise(() => closed)
+    })
+
+    return { name, address: boundAddress(server, options), stats }
+  })

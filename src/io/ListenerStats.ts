@@ -1,0 +1,93 @@
+/**
+ * Per-listener counters, published as Effect metrics.
+ *
+ * The hot path only adds to plain numbers on one object; the metrics read
+ * them when a snapshot is taken (Metric.registerUnsafe hooks), so moving a
+ * chunk never touches the metric registry. Every series carries the
+ * listener's service name as the `service` attribute, so two listeners (or
+ * two embedded fiberd instances) never share a series.
+ */
+import { Effect, Metric } from "effect"
+import type { Context, Scope } from "effect"
+
+/** Live counters of one listener. */
+export class ListenerStats {
+  /** Connections whose socket is open (running, or lingering after the handler ended). */
+  active = 0
+  /** Connections accepted since start. */
+  accepted = 0
+  /** Connections closed without service (shutdown, or more waiting than `maxPending`). */
+  refused = 0
+  /** Connections that had to wait for a free slot (at `maxConnections` or during accept back-off). */
+  limited = 0
+  /** Connections waiting for a slot right now. */
+  pending = 0
+  /** Bytes read from peers. */
+  bytesIn = 0
+  /** Bytes written to peers. */
+  bytesOut = 0
+  /** Handlers that failed or died (interruptions are not failures). */
+  handlerFailures = 0
+  /** Connections closed by the idle timeout. */
+  idleTimeouts = 0
+  /** Errors from accept(2), such as EMFILE. */
+  acceptErrors = 0
+
+  /** A plain copy, for status pages and tests. */
+  snapshot(): ListenerStatsSnapshot {
+    return {
+      active: this.active,
+      accepted: this.accepted,
+      refused: this.refused,
+      limited: this.limited,
+      pending: this.pending,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      handlerFailures: this.handlerFailures,
+      idleTimeouts: this.idleTimeouts,
+      acceptErrors: this.acceptErrors
+    }
+  }
+}
+
+/** The counters of a listener at one moment. */
+export type ListenerStatsSnapshot = { readonly [K in keyof ListenerStats as ListenerStats[K] extends number ? K : never]: number }
+
+const counterOf = (get: () => number) => ({
+  get: () => ({ count: get(), incremental: true }),
+  update: () => {},
+  modify: () => {}
+})
+const gaugeOf = (get: () => number) => ({ get: () => ({ value: get() }), update: () => {}, modify: () => {} })
+
+/**
+ * Registers the listener's metrics in the current metric registry until the
+ * scope closes: `fiberd_connections_active` (gauge),
+ * `fiberd_connections_accepted_total`, `fiberd_connections_refused_total`,
+ * `fiberd_connections_limited_total`, `fiberd_bytes_in_total`,
+ * `fiberd_bytes_out_total`, `fiberd_handler_failures_total`,
+ * `fiberd_idle_timeouts_total`, `fiberd_accept_errors_total`.
+ */
+export const registerMetrics = (service: string, stats: ListenerStats): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const context = (yield* Effect.context<never>()) as Context.Context<never>
+    const attributes = { service }
+    const counter = (name: string, description: string, get: () => number) =>
+      Metric.registerUnsafe(Metric.counter(name, { description, attributes, incremental: true }), context, counterOf(get))
+    const registrations = [
+      Metric.registerUnsafe(
+        Metric.gauge("fiberd_connections_active", { description: "open connections", attributes }),
+        context,
+        gaugeOf(() => stats.active)
+      ),
+      counter("fiberd_connections_accepted_total", "connections accepted", () => stats.accepted),
+      counter("fiberd_connections_refused_total", "connections closed unserved", () => stats.refused),
+      counter("fiberd_connections_limited_total", "connections that waited for a slot", () => stats.limited),
+      counter("fiberd_bytes_in_total", "bytes read", () => stats.bytesIn),
+      counter("fiberd_bytes_out_total", "bytes written", () => stats.bytesOut),
+      counter("fiberd_handler_failures_total", "handlers that failed or died", () => stats.handlerFailures),
+      counter("fiberd_idle_timeouts_total", "connections closed idle", () => stats.idleTimeouts),
+      counter("fiberd_accept_errors_total", "accept errors", () => stats.acceptErrors)
+    ]
+    yield* Effect.addFinalizer(() => Effect.sync(() => registrations.forEach((r) => r.remove())))
+  })

@@ -1,0 +1,254 @@
+/**
+ * `Connection` over a `node:net` socket (TCP or Unix domain).
+ *
+ * The socket starts paused and its listeners are attached once. `read` takes
+ * whatever the socket has buffered without suspending; only when the buffer is
+ * empty does the fiber park its resume callback in a slot, which the
+ * 'readable' event fills (the resume runs the fiber synchronously, no
+ * scheduler hop). While nobody reads, Node stops reading from the kernel once
+ * its buffer reaches the high-water mark, so the peer is pushed back.
+ * `write` does not wait for the write callback: it suspends only when
+ * `write()` says the buffer is full, until 'drain'.
+ */
+import { Effect, Option } from "effect"
+import type * as Net from "node:net"
+import {
+  ConnectionClosed,
+  type ConnectionError,
+  ConnectionFailed,
+  ConnectionReset,
+  ConnectionTimeout,
+  type Connection,
+  type RemoteAddress
+} from "./Connection.ts"
+import type { Timed, TimeoutManager } from "./Timeouts.ts"
+
+/** Byte counters a connection adds to as data moves (shared per listener). */
+export interface ByteCounters {
+  bytesIn: number
+  bytesOut: number
+}
+
+type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
+
+const EOF: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
+const resetCodes = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"])
+
+/** Describes the peer of a socket. */
+export const remoteOf = (socket: Net.Socket, unixPath: string | undefined): RemoteAddress =>
+  unixPath !== undefined || socket.remoteAddress === undefined
+    ? { address: unixPath ?? "unknown", port: 0, family: "unix" }
+    : {
+      address: socket.remoteAddress,
+      port: socket.remotePort ?? 0,
+      family: socket.remoteFamily === "IPv6" ? "IPv6" : "IPv4"
+    }
+
+/** The socket-backed Connection; the listener also drives its lifetime through it. */
+export class NodeConnection implements Connection, Timed {
+  readonly id: number
+  readonly remote: RemoteAddress
+  readonly socket: Net.Socket
+  lastActive = 0
+  timeoutTicks: number
+  private readonly timeouts: TimeoutManager
+  private readonly counters: ByteCounters
+  private readWaiter: Resume<Option.Option<Uint8Array>> | undefined = undefined
+  private drainWaiter: Resume<void> | undefined = undefined
+  private eof = false
+  private failure: ConnectionError | undefined = undefined
+  private lingering = false
+  private readonly lingerTicks: number
+  /** Called when the idle timeout fires (the listener interrupts the fiber). */
+  onIdle: (() => void) | undefined = undefined
+
+  constructor(options: {
+    readonly id: number
+    readonly socket: Net.Socket
+    readonly remote: RemoteAddress
+    readonly counters: ByteCounters
+    readonly timeouts: TimeoutManager
+    readonly idleTimeoutMillis: number
+    readonly lingerMillis: number
+  }) {
+    this.id = options.id
+    this.socket = options.socket
+    this.remote = options.remote
+    this.counters = options.counters
+    this.timeouts = options.timeouts
+    this.timeoutTicks = options.timeouts.ticksFor(options.idleTimeoutMillis)
+    this.lingerTicks = options.timeouts.ticksFor(options.lingerMillis)
+    const socket = options.socket
+    socket.on("readable", this.onReadable)
+    socket.on("end", this.onEnd)
+    socket.on("drain", this.onDrain)
+    socket.on("error", this.onError)
+    socket.on("close", this.onClose)
+    if (Number.isFinite(options.idleTimeoutMillis)) this.timeouts.add(this)
+  }
+
+  // ---- Connection -------------------------------------------------------
+
+  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.suspend(() => {
+    const chunk = this.lingering ? null : this.socket.read() as Buffer | null
+    if (chunk !== null) return Effect.succeed(Option.some(this.took(chunk)))
+    if (this.failure !== undefined) return Effect.fail(this.failure)
+    if (this.eof) return EOF
+    if (this.lingering || this.socket.destroyed) return Effect.fail(new ConnectionClosed({ connectionId: this.id }))
+    return Effect.callback<Option.Option<Uint8Array>, ConnectionError>((resume) => {
+      this.readWaiter = resume
+      return Effect.sync(() => {
+        this.readWaiter = undefined
+      })
+    })
+  })
+
+  readonly write = (data: Uint8Array | ReadonlyArray<Uint8Array>): Effect.Effect<void, ConnectionError> => {
+    if (this.failure !== undefined) return Effect.fail(this.failure)
+    const socket = this.socket
+    if (socket.destroyed || socket.writableEnded) return Effect.fail(new ConnectionClosed({ connectionId: this.id }))
+    let ok: boolean
+    let bytes = 0
+    if (data instanceof Uint8Array) {
+      bytes = data.byteLength
+      ok = socket.write(data)
+    } else if (data.length === 1) {
+      const only = data[0]!
+      bytes = only.byteLength
+      ok = socket.write(only)
+    } else {
+      socket.cork()
+      ok = true
+      for (const part of data) {
+        bytes += part.byteLength
+        ok = socket.write(part)
+      }
+      socket.uncork()
+    }
+    this.counters.bytesOut += bytes
+    this.lastActive = this.timeouts.epoch
+    return ok ? Effect.void : this.waitDrain
+  }
+
+  readonly endWrite: Effect.Effect<void> = Effect.sync(() => {
+    if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end()
+  })
+
+  readonly close: Effect.Effect<void> = Effect.sync(() => this.closeGracefully())
+
+  // ---- lifetime, driven by the listener ---------------------------------
+
+  /**
+   * Ends the write side and lingers: input is read and discarded until the
+   * peer's FIN (the socket then closes itself) or the linger time passes.
+   */
+  closeGracefully(): void {
+    const socket = this.socket
+    if (socket.destroyed || this.lingering) return
+    this.lingering = true
+    this.failPending(new ConnectionClosed({ connectionId: this.id }))
+    if (!socket.writableEnded) socket.end()
+    if (this.eof || socket.readableEnded) {
+      if (socket.writableFinished) socket.destroy()
+      return
+    }
+    this.timeouts.remove(this)
+    this.timeoutTicks = this.lingerTicks
+    this.timeouts.add(this)
+    this.discard()
+  }
+
+  /** Closes at once (RST if input is unread). */
+  destroy(error?: ConnectionError): void {
+    if (error !== undefined && this.failure === undefined) this.failure = error
+    this.failPending(this.failure ?? new ConnectionClosed({ connectionId: this.id }))
+    this.socket.destroy()
+  }
+
+  /** Called by the shared timeout manager. */
+  readonly onTimeout = (): void => {
+    if (this.lingering) {
+      this.socket.destroy()
+      return
+    }
+    this.failure ??= new ConnectionTimeout({ connectionId: this.id })
+    if (this.onIdle !== undefined) this.onIdle()
+    else this.destroy()
+  }
+
+  // ---- socket events ----------------------------------------------------
+
+  private took(chunk: Buffer): Buffer {
+    this.counters.bytesIn += chunk.byteLength
+    this.lastActive = this.timeouts.epoch
+    return chunk
+  }
+
+  private discard(): void {
+    while (this.socket.read() !== null) {
+      // discarded: the handler is done with this connection
+    }
+  }
+
+  private readonly onReadable = (): void => {
+    if (this.lingering) return this.discard()
+    const waiter = this.readWaiter
+    if (waiter === undefined) return
+    const chunk = this.socket.read() as Buffer | null
+    if (chunk === null) return
+    this.readWaiter = undefined
+    waiter(Effect.succeed(Option.some(this.took(chunk))))
+  }
+
+  private readonly onEnd = (): void => {
+    this.eof = true
+    const waiter = this.readWaiter
+    if (waiter !== undefined) {
+      this.readWaiter = undefined
+      waiter(EOF)
+    }
+    if (this.lingering && this.socket.writableFinished) this.socket.destroy()
+  }
+
+  private readonly onDrain = (): void => {
+    const waiter = this.drainWaiter
+    if (waiter !== undefined) {
+      this.drainWaiter = undefined
+      waiter(Effect.void)
+    }
+  }
+
+  private readonly onError = (error: NodeJS.ErrnoException): void => {
+    const code = error.code ?? "EUNKNOWN"
+    this.failure ??= resetCodes.has(code)
+      ? new ConnectionReset({ connectionId: this.id, code })
+      : new ConnectionFailed({ connectionId: this.id, code, reason: error.message })
+    this.failPending(this.failure)
+  }
+
+  private readonly onClose = (): void => {
+    this.timeouts.remove(this)
+    this.failPending(this.failure ?? new ConnectionClosed({ connectionId: this.id }))
+  }
+
+  private failPending(error: ConnectionError): void {
+    const reader = this.readWaiter
+    const drainer = this.drainWaiter
+    this.readWaiter = undefined
+    this.drainWaiter = undefined
+    if (reader !== undefined) reader(this.eof ? EOF : Effect.fail(error))
+    if (drainer !== undefined) drainer(Effect.fail(error))
+  }
+
+  private readonly waitDrain: Effect.Effect<void, ConnectionError> = Effect.callback<void, ConnectionError>(
+    (resume) => {
+      if (this.failure !== undefined) return resume(Effect.fail(this.failure))
+      if (this.socket.destroyed) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+      if (!this.socket.writableNeedDrain) return resume(Effect.void)
+      this.drainWaiter = resume
+      return Effect.sync(() => {
+        this.drainWaiter = undefined
+      })
+    }
+  )
+}

@@ -1,0 +1,16 @@
+/**
+ * Echo (RFC 862, TCP): every byte received is sent back, until the client
+ * ends its side; then the server ends its side too.
+ */
+import { Effect, Option } from "effect"
+import type { Connection, ConnectionError } from "../io/Connection.ts"
+
+/** The echo protocol handler: reads a chunk, writes it back, until EOF. */
+export const handler = (conn: Connection): Effect.Effect<void, ConnectionError> =>
+  Effect.gen(function*() {
+    while (true) {
+      const chunk = yield* conn.read
+      if (Option.isNone(chunk)) return yield* conn.endWrite
+      yield* conn.write(chunk.value)
+    }
+  })
