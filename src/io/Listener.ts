@@ -45,6 +45,11 @@ export interface ListenOptions {
   readonly lingerTimeout?: Duration.Input
   /** First and longest pause of accepting after an accept error (doubling). Default 10 ms and 1 second. */
   readonly acceptBackoff?: { readonly initial?: Duration.Input; readonly max?: Duration.Input }
+  /**
+   * Receives the underlying `net.Server` once it listens. For tests that inject accept errors
+   * (libuv absorbs most EMFILE conditions itself, so they are hard to cause for real).
+   */
+  readonly onServer?: (server: Net.Server) => void
 }
 
 /** The address a listener is bound to. */
@@ -333,7 +338,12 @@ export const make = <E, R>(
     })
 
     yield* Effect.acquireRelease(
-      listen(server, name, options, display).pipe(Effect.tap(() => Effect.sync(() => server.on("error", onAcceptError)))),
+      listen(server, name, options, display).pipe(Effect.tap(() =>
+        Effect.sync(() => {
+          server.on("error", onAcceptError)
+          options.onServer?.(server)
+        })
+      )),
       () => shutdown
     )
     yield* registerMetrics(name, stats)

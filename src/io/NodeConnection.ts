@@ -1,14 +1,15 @@
 /**
  * `Connection` over a `node:net` socket (TCP or Unix domain).
  *
- * The socket starts paused and its listeners are attached once. `read` takes
- * whatever the socket has buffered without suspending; only when the buffer is
- * empty does the fiber park its resume callback in a slot, which the
- * 'readable' event fills (the resume runs the fiber synchronously, no
- * scheduler hop). While nobody reads, Node stops reading from the kernel once
- * its buffer reaches the high-water mark, so the peer is pushed back.
- * `write` does not wait for the write callback: it suspends only when
- * `write()` says the buffer is full, until 'drain'.
+ * The socket starts paused and its listeners are attached once. The first
+ * `read` lets it flow; a chunk that arrives while the fiber waits is handed
+ * to it directly from the 'data' event (the resume runs the fiber
+ * synchronously, no scheduler hop). Chunks that arrive while nobody reads are
+ * queued, and once the queue holds `maxBuffered` bytes the socket is paused,
+ * so Node stops reading from the kernel and the peer is pushed back; it flows
+ * again when the reader has taken the queue below that. `write` does not
+ * wait for the write callback: it suspends only when `write()` says the
+ * buffer is full, until 'drain'.
  */
 import { Effect, Option } from "effect"
 import type * as Net from "node:net"
@@ -31,6 +32,8 @@ export interface ByteCounters {
 
 type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
 
+/** Bytes queued for a reader that is not reading before the socket is paused. */
+const MAX_BUFFERED = 64 * 1024
 const EOF: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
 const resetCodes = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"])
 
@@ -56,6 +59,9 @@ export class NodeConnection implements Connection, Timed {
   private readWaiter: Resume<Option.Option<Uint8Array>> | undefined = undefined
   private drainWaiter: Resume<void> | undefined = undefined
   private eof = false
+  private paused = true
+  private readonly queue: Array<Buffer> = []
+  private queued = 0
   private failure: ConnectionError | undefined = undefined
   private lingering = false
   private readonly lingerTicks: number
@@ -79,7 +85,7 @@ export class NodeConnection implements Connection, Timed {
     this.timeoutTicks = options.timeouts.ticksFor(options.idleTimeoutMillis)
     this.lingerTicks = options.timeouts.ticksFor(options.lingerMillis)
     const socket = options.socket
-    socket.on("readable", this.onReadable)
+    socket.on("data", this.onData)
     socket.on("end", this.onEnd)
     socket.on("drain", this.onDrain)
     socket.on("error", this.onError)
@@ -89,18 +95,18 @@ export class NodeConnection implements Connection, Timed {
 
   // ---- Connection -------------------------------------------------------
 
-  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.suspend(() => {
-    const chunk = this.lingering ? null : this.socket.read() as Buffer | null
-    if (chunk !== null) return Effect.succeed(Option.some(this.took(chunk)))
-    if (this.failure !== undefined) return Effect.fail(this.failure)
-    if (this.eof) return EOF
-    if (this.lingering || this.socket.destroyed) return Effect.fail(new ConnectionClosed({ connectionId: this.id }))
-    return Effect.callback<Option.Option<Uint8Array>, ConnectionError>((resume) => {
-      this.readWaiter = resume
-      return Effect.sync(() => {
-        this.readWaiter = undefined
-      })
-    })
+  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => {
+    if (this.queue.length > 0) return resume(Effect.succeed(Option.some(this.dequeue())))
+    if (this.failure !== undefined) return resume(Effect.fail(this.failure))
+    if (this.eof) return resume(EOF)
+    if (this.lingering || this.socket.destroyed) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+    this.readWaiter = resume
+    if (this.paused) this.flow()
+    return this.cancelRead
+  })
+
+  private readonly cancelRead = Effect.sync(() => {
+    this.readWaiter = undefined
   })
 
   readonly write = (data: Uint8Array | ReadonlyArray<Uint8Array>): Effect.Effect<void, ConnectionError> => {
@@ -185,19 +191,36 @@ export class NodeConnection implements Connection, Timed {
   }
 
   private discard(): void {
-    while (this.socket.read() !== null) {
-      // discarded: the handler is done with this connection
-    }
+    this.queue.length = 0
+    this.queued = 0
+    if (this.paused) this.flow()
   }
 
-  private readonly onReadable = (): void => {
-    if (this.lingering) return this.discard()
+  private flow(): void {
+    this.paused = false
+    this.socket.resume()
+  }
+
+  private dequeue(): Buffer {
+    const chunk = this.queue.shift()!
+    this.queued -= chunk.byteLength
+    if (this.paused && this.queued < MAX_BUFFERED) this.flow()
+    return this.took(chunk)
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.lingering) return
     const waiter = this.readWaiter
-    if (waiter === undefined) return
-    const chunk = this.socket.read() as Buffer | null
-    if (chunk === null) return
-    this.readWaiter = undefined
-    waiter(Effect.succeed(Option.some(this.took(chunk))))
+    if (waiter !== undefined) {
+      this.readWaiter = undefined
+      return waiter(Effect.succeed(Option.some(this.took(chunk))))
+    }
+    this.queue.push(chunk)
+    this.queued += chunk.byteLength
+    if (this.queued >= MAX_BUFFERED && !this.paused) {
+      this.paused = true
+      this.socket.pause()
+    }
   }
 
   private readonly onEnd = (): void => {

@@ -318,3 +318,29 @@ describe("Listener", () => {
       assert.include(error.message, `second: cannot listen on 127.0.0.1:${port}`)
     })))
 })
+
+describe("Listener accept errors", () => {
+  it.live("a burst of EMFILE accept errors backs off (few log lines, counted) and accepting goes on", () => {
+    const logs: Array<CapturedLog> = []
+    let server: import("node:net").Server | undefined
+    const options: Listener.ListenOptions = {
+      name: "emfile",
+      acceptBackoff: { initial: "50 millis", max: "200 millis" },
+      onServer: (s) => (server = s)
+    }
+    return withListener(options, Echo.handler, async (listener) => {
+      const emfile = () => Object.assign(new Error("accept EMFILE"), { code: "EMFILE", syscall: "accept" })
+      for (let i = 0; i < 100; i++) server!.emit("error", emfile())
+      assert.strictEqual(listener.stats.acceptErrors, 100)
+      // during the back-off a new connection waits; afterwards it is served
+      const socket = await connect(listener.address)
+      const reply = readAll(socket)
+      socket.end("still here")
+      assert.strictEqual((await reply).toString(), "still here")
+      const warnings = logs.filter((l) => l.message.includes("accept failed"))
+      assert.strictEqual(warnings.length, 1, "one warning per back-off window, not one per error")
+      assert.include(warnings[0]!.message, "EMFILE")
+      assert.strictEqual(listener.stats.limited, 1)
+    }).pipe(Effect.provide(captureLogs(logs)))
+  })
+})

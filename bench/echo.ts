@@ -1,0 +1,52 @@
+/**
+ * Echo benchmarks (issue 2): throughput of 64-byte ping-pong over 100
+ * connections, fiberd vs plain node:net `socket.pipe(socket)`, alternating
+ * rounds; and memory per idle connection with 10,000 connections each.
+ */
+import { holdClient, median, runClient, startServer } from "./harness.ts"
+
+const variants = [
+  { label: "node:net pipe", server: "echo-net" },
+  { label: "fiberd echo", server: "echo-fiberd" }
+] as const
+
+export const throughput = async (rounds: number, seconds: number, connections = 100) => {
+  const rates: Record<string, Array<number>> = {}
+  for (let round = 0; round < rounds; round++) {
+    for (const v of variants) {
+      const server = await startServer(v.server)
+      await runClient("echoClient.ts", [server.port, connections, 1]) // warm-up
+      const r = await runClient("echoClient.ts", [server.port, connections, seconds])
+      await server.stop()
+      ;(rates[v.label] ??= []).push(r.messages / r.seconds)
+      console.log(`  round ${round + 1} ${v.label}: ${Math.round(r.messages / r.seconds)} msg/s`)
+    }
+  }
+  const base = median(rates["node:net pipe"]!)
+  const ours = median(rates["fiberd echo"]!)
+  return { base, ours, ratio: ours / base }
+}
+
+export const idle = async (connections: number) => {
+  const perConn: Record<string, number> = {}
+  for (const v of variants) {
+    const server = await startServer(v.server)
+    const before = await server.mem()
+    const client = await holdClient("idleClient.ts", [server.port, connections])
+    await new Promise((r) => setTimeout(r, 500))
+    const after = await server.mem()
+    client.stop()
+    await server.stop()
+    perConn[v.label] = (after.rss - before.rss) / connections
+    console.log(
+      `  ${v.label}: rss +${((after.rss - before.rss) / 1e6).toFixed(1)} MB, heap +${
+        ((after.heapUsed - before.heapUsed) / 1e6).toFixed(1)
+      } MB for ${connections} idle connections = ${(perConn[v.label]! / 1024).toFixed(2)} KiB rss/conn, ${
+        ((after.heapUsed - before.heapUsed) / connections / 1024).toFixed(2)
+      } KiB heap/conn`
+    )
+  }
+  const base = perConn["node:net pipe"]!
+  const ours = perConn["fiberd echo"]!
+  return { base, ours, ratio: ours / base }
+}

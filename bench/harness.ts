@@ -1,0 +1,90 @@
+/**
+ * Benchmark harness: starts a server script in a fresh Node process (pinned to
+ * CPU 0 when `taskset` exists), runs load generators on CPU 1, reads memory.
+ */
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process"
+import * as Path from "node:path"
+import * as Readline from "node:readline"
+
+const root = Path.resolve(import.meta.dirname, "..")
+const hasTaskset = (() => {
+  try {
+    execFileSync("taskset", ["-c", "0", "true"])
+    return true
+  } catch {
+    return false
+  }
+})()
+
+const pinned = (cpu: number, argv: ReadonlyArray<string>): [string, Array<string>] =>
+  hasTaskset ? ["taskset", ["-c", String(cpu), ...argv]] : [argv[0]!, argv.slice(1)]
+
+export interface BenchServer {
+  readonly port: number
+  readonly mem: () => Promise<{ rss: number; heapUsed: number }>
+  readonly stop: () => Promise<void>
+}
+
+/** Starts `bench/servers/<name>.ts` with the given extra args; resolves once it listens. */
+export const startServer = (name: string, args: ReadonlyArray<string> = []): Promise<BenchServer> =>
+  new Promise((resolve, reject) => {
+    const [cmd, argv] = pinned(0, [process.execPath, "--expose-gc", Path.join(root, "bench/servers", `${name}.ts`), ...args])
+    const child = spawn(cmd, argv, { cwd: root }) as ChildProcessWithoutNullStreams
+    const lines = Readline.createInterface({ input: child.stdout })
+    const waiting: Array<(line: string) => void> = []
+    child.stderr.on("data", (d) => process.stderr.write(d))
+    child.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)))
+    lines.on("line", (line) => {
+      const m = /^listening (\d+)/.exec(line)
+      if (m !== null) {
+        resolve({
+          port: Number(m[1]),
+          mem: () =>
+            new Promise((res) => {
+              waiting.push((l) => res(JSON.parse(l)))
+              child.stdin.write("mem\n")
+            }),
+          stop: () =>
+            new Promise((res) => {
+              child.removeAllListeners("exit")
+              child.once("exit", () => res())
+              child.kill("SIGKILL")
+            })
+        })
+        return
+      }
+      waiting.shift()?.(line)
+    })
+  })
+
+/** Runs a client script on CPU 1 and returns its last stdout line parsed as JSON. */
+export const runClient = (script: string, args: ReadonlyArray<string | number>): Promise<any> =>
+  new Promise((resolve, reject) => {
+    const [cmd, argv] = pinned(1, [process.execPath, Path.join(root, "bench", script), ...args.map(String)])
+    const child = spawn(cmd, argv, { cwd: root, stdio: ["ignore", "pipe", "inherit"] })
+    let out = ""
+    child.stdout.on("data", (d) => (out += d))
+    child.once("exit", (code) => {
+      if (code !== 0) return reject(new Error(`${script} exited with ${code}`))
+      resolve(JSON.parse(out.trim().split("\n").at(-1)!))
+    })
+  })
+
+/** Starts a long-lived client that prints `ready N` and holds until stopped. */
+export const holdClient = (script: string, args: ReadonlyArray<string | number>) =>
+  new Promise<{ stop: () => void }>((resolve, reject) => {
+    const [cmd, argv] = pinned(1, [process.execPath, Path.join(root, "bench", script), ...args.map(String)])
+    const child = spawn(cmd, argv, { cwd: root, stdio: ["pipe", "pipe", "inherit"] })
+    child.stdout.on("data", (d: Buffer) => {
+      if (d.toString().startsWith("ready")) resolve({ stop: () => child.stdin.end() })
+    })
+    child.once("exit", (code) => reject(new Error(`${script} exited early with ${code}`)))
+  })
+
+export const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+export const pinnedNote = hasTaskset ? "server on CPU 0, load on CPU 1 (taskset)" : "no taskset: processes not pinned"

@@ -1,0 +1,32 @@
+/**
+ * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
+ * each figure with its ratio to the baseline measured in the same run.
+ * Options: --rounds N (default 3), --seconds S (default 10).
+ */
+import * as Os from "node:os"
+import * as Echo from "./echo.ts"
+import { pinnedNote } from "./harness.ts"
+
+const args = process.argv.slice(2)
+const flag = (name: string, fallback: number) => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? Number(args[i + 1]) : fallback
+}
+const rounds = flag("rounds", 3)
+const seconds = flag("seconds", 10)
+const suites = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"))
+const wanted = (s: string) => suites.length === 0 || suites.includes(s)
+
+console.log(`fiberd benchmarks — ${new Date().toISOString()} — Node ${process.version}, ${Os.cpus().length}× ${Os.cpus()[0]?.model}`)
+console.log(`(${pinnedNote})`)
+
+if (wanted("echo")) {
+  console.log(`\necho throughput: 100 connections × 64-byte ping-pong, ${seconds} s, ${rounds} alternating rounds (median)`)
+  const r = await Echo.throughput(rounds, seconds)
+  console.log(`  node:net ${Math.round(r.base)} msg/s | fiberd ${Math.round(r.ours)} msg/s | ratio ${r.ratio.toFixed(2)}× (target ≥ 0.90)`)
+}
+if (wanted("idle")) {
+  console.log(`\nidle connections: 10,000 held open to each server`)
+  const r = await Echo.idle(10_000)
+  console.log(`  rss/conn node:net ${(r.base / 1024).toFixed(2)} KiB | fiberd ${(r.ours / 1024).toFixed(2)} KiB | ratio ${r.ratio.toFixed(2)}× (target ≤ 1.5)`)
+}
