@@ -16,7 +16,7 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { type Handler, isConnectionError } from "./Connection.ts"
 import { ListenerStats, registerMetrics } from "./ListenerStats.ts"
-import { NodeConnection, remoteOf } from "./NodeConnection.ts"
+import { type ConnectionOwner, NodeConnection, remoteOf } from "./NodeConnection.ts"
 import * as Timeouts from "./Timeouts.ts"
 
 /** Where and how to listen. Every field has a default. */
@@ -191,6 +191,7 @@ export const make = <E, R>(
     const backoffInitial = Duration.toMillis(options.acceptBackoff?.initial ?? "10 millis")
     const backoffMax = Duration.toMillis(options.acceptBackoff?.max ?? "1 second")
     const idleMillis = Duration.toMillis(idleTimeout)
+    const lingerMillis = Duration.toMillis(lingerTimeout)
     const display = options.path ?? `${options.host ?? "127.0.0.1"}:${options.port ?? 0}`
 
     const stats = new ListenerStats()
@@ -199,7 +200,7 @@ export const make = <E, R>(
     )
     const context = (yield* Effect.context<R>()) as Context.Context<R>
     const runFork = Effect.runForkWith(context)
-    const fibers = new Map<NodeConnection, Fiber.Fiber<void, never>>()
+    let running = 0 // handler fibers still running
     const open = new Set<NodeConnection>()
     const waiting: Array<Net.Socket> = []
     let nextId = 1
@@ -207,7 +208,7 @@ export const make = <E, R>(
     let backoffMillis = 0
     let backingOff = false
     let errorsSinceLog = 0
-    let onIdleHandlers: (() => void) | undefined
+    let onHandlersDone: (() => void) | undefined
 
     // Short background work started from socket callbacks (logs, back-off timers) lives in this set,
     // which the scope interrupts after the shutdown below has run.
@@ -241,6 +242,19 @@ export const make = <E, R>(
         })
       )
 
+    const owner: ConnectionOwner = {
+      onIdle: (conn) => {
+        stats.idleTimeouts++
+        conn.fiber?.interruptUnsafe()
+        conn.destroy()
+      },
+      onClosed: (conn) => {
+        stats.active--
+        open.delete(conn)
+        admitWaiting()
+      }
+    }
+
     const start = (socket: Net.Socket) => {
       const conn = new NodeConnection({
         id: nextId++,
@@ -248,29 +262,21 @@ export const make = <E, R>(
         remote: remoteOf(socket, options.path),
         counters: stats,
         timeouts,
+        owner,
         idleTimeoutMillis: idleMillis,
-        lingerMillis: Duration.toMillis(lingerTimeout)
+        lingerMillis
       })
       stats.active++
       open.add(conn)
-      conn.onIdle = () => {
-        stats.idleTimeouts++
-        const fiber = fibers.get(conn)
-        if (fiber !== undefined) fiber.interruptUnsafe()
-        conn.destroy()
-      }
-      socket.once("close", () => {
-        stats.active--
-        open.delete(conn)
-        admitWaiting()
-      })
       const fiber = runFork(connectionEffect(conn))
       if (fiber.pollUnsafe() !== undefined) return
-      fibers.set(conn, fiber)
+      conn.fiber = fiber
+      running++
       fiber.addObserver((exit) => {
-        fibers.delete(conn)
+        conn.fiber = undefined
+        running--
         if (Exit.isFailure(exit)) conn.destroy()
-        if (fibers.size === 0 && onIdleHandlers !== undefined) onIdleHandlers()
+        if (running === 0 && onHandlersDone !== undefined) onHandlersDone()
       })
     }
 
@@ -356,12 +362,12 @@ export const make = <E, R>(
         stats.pending--
         socket.destroy()
       }
-      if (fibers.size > 0) {
+      if (running > 0) {
         yield* Effect.callback<void>((resume) => {
-          onIdleHandlers = () => resume(Effect.void)
+          onHandlersDone = () => resume(Effect.void)
         }).pipe(Effect.timeoutOption(drainTimeout))
       }
-      const remaining = [...fibers.values()]
+      const remaining = [...open].flatMap((conn) => (conn.fiber === undefined ? [] : [conn.fiber]))
       if (remaining.length > 0) {
         yield* Effect.logWarning(`drain timeout: interrupting ${remaining.length} connection(s)`).pipe(
           Effect.annotateLogs({ service: name })

@@ -12,6 +12,7 @@
  * buffer is full, until 'drain'.
  */
 import { Effect, Option } from "effect"
+import type { Fiber } from "effect"
 import type * as Net from "node:net"
 import {
   ConnectionClosed,
@@ -47,6 +48,32 @@ export const remoteOf = (socket: Net.Socket, unixPath: string | undefined): Remo
       family: socket.remoteFamily === "IPv6" ? "IPv6" : "IPv4"
     }
 
+/** What the listener does when a connection times out or its socket closes (shared by all its connections). */
+export interface ConnectionOwner {
+  readonly onIdle: (conn: NodeConnection) => void
+  readonly onClosed: (conn: NodeConnection) => void
+}
+
+const kConnection = Symbol.for("fiberd/NodeConnection")
+type OwnedSocket = Net.Socket & { [kConnection]: NodeConnection }
+
+// One set of listener functions for every socket (no closures per connection).
+function onSocketData(this: OwnedSocket, chunk: Buffer) {
+  this[kConnection].onData(chunk)
+}
+function onSocketEnd(this: OwnedSocket) {
+  this[kConnection].onEnd()
+}
+function onSocketDrain(this: OwnedSocket) {
+  this[kConnection].onDrain()
+}
+function onSocketError(this: OwnedSocket, error: NodeJS.ErrnoException) {
+  this[kConnection].onError(error)
+}
+function onSocketClose(this: OwnedSocket) {
+  this[kConnection].onClose()
+}
+
 /** The socket-backed Connection; the listener also drives its lifetime through it. */
 export class NodeConnection implements Connection, Timed {
   readonly id: number
@@ -54,19 +81,21 @@ export class NodeConnection implements Connection, Timed {
   readonly socket: Net.Socket
   lastActive = 0
   timeoutTicks: number
+  /** The fiber running the handler, while it runs. */
+  fiber: Fiber.Fiber<void, never> | undefined = undefined
   private readonly timeouts: TimeoutManager
   private readonly counters: ByteCounters
+  private readonly owner: ConnectionOwner
   private readWaiter: Resume<Option.Option<Uint8Array>> | undefined = undefined
   private drainWaiter: Resume<void> | undefined = undefined
   private eof = false
   private paused = true
-  private readonly queue: Array<Buffer> = []
+  private queue: Array<Buffer> | undefined = undefined
   private queued = 0
   private failure: ConnectionError | undefined = undefined
   private lingering = false
   private readonly lingerTicks: number
-  /** Called when the idle timeout fires (the listener interrupts the fiber). */
-  onIdle: (() => void) | undefined = undefined
+  private drainEffect: Effect.Effect<void, ConnectionError> | undefined = undefined
 
   constructor(options: {
     readonly id: number
@@ -74,6 +103,7 @@ export class NodeConnection implements Connection, Timed {
     readonly remote: RemoteAddress
     readonly counters: ByteCounters
     readonly timeouts: TimeoutManager
+    readonly owner: ConnectionOwner
     readonly idleTimeoutMillis: number
     readonly lingerMillis: number
   }) {
@@ -82,31 +112,31 @@ export class NodeConnection implements Connection, Timed {
     this.remote = options.remote
     this.counters = options.counters
     this.timeouts = options.timeouts
+    this.owner = options.owner
     this.timeoutTicks = options.timeouts.ticksFor(options.idleTimeoutMillis)
     this.lingerTicks = options.timeouts.ticksFor(options.lingerMillis)
-    const socket = options.socket
-    socket.on("data", this.onData)
-    socket.on("end", this.onEnd)
-    socket.on("drain", this.onDrain)
-    socket.on("error", this.onError)
-    socket.on("close", this.onClose)
+    const socket = options.socket as OwnedSocket
+    socket[kConnection] = this
+    socket.on("data", onSocketData)
+    socket.on("end", onSocketEnd)
+    socket.on("drain", onSocketDrain)
+    socket.on("error", onSocketError)
+    socket.on("close", onSocketClose)
     if (Number.isFinite(options.idleTimeoutMillis)) this.timeouts.add(this)
   }
 
   // ---- Connection -------------------------------------------------------
 
   readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => {
-    if (this.queue.length > 0) return resume(Effect.succeed(Option.some(this.dequeue())))
+    if (this.queue !== undefined && this.queue.length > 0) return resume(Effect.succeed(Option.some(this.dequeue())))
     if (this.failure !== undefined) return resume(Effect.fail(this.failure))
     if (this.eof) return resume(EOF)
     if (this.lingering || this.socket.destroyed) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
     this.readWaiter = resume
     if (this.paused) this.flow()
-    return this.cancelRead
-  })
-
-  private readonly cancelRead = Effect.sync(() => {
-    this.readWaiter = undefined
+    return Effect.sync(() => {
+      this.readWaiter = undefined
+    })
   })
 
   readonly write = (data: Uint8Array | ReadonlyArray<Uint8Array>): Effect.Effect<void, ConnectionError> => {
@@ -133,14 +163,18 @@ export class NodeConnection implements Connection, Timed {
     }
     this.counters.bytesOut += bytes
     this.lastActive = this.timeouts.epoch
-    return ok ? Effect.void : this.waitDrain
+    return ok ? Effect.void : (this.drainEffect ??= this.makeWaitDrain())
   }
 
-  readonly endWrite: Effect.Effect<void> = Effect.sync(() => {
-    if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end()
-  })
+  get endWrite(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end()
+    })
+  }
 
-  readonly close: Effect.Effect<void> = Effect.sync(() => this.closeGracefully())
+  get close(): Effect.Effect<void> {
+    return Effect.sync(() => this.closeGracefully())
+  }
 
   // ---- lifetime, driven by the listener ---------------------------------
 
@@ -161,7 +195,9 @@ export class NodeConnection implements Connection, Timed {
     this.timeouts.remove(this)
     this.timeoutTicks = this.lingerTicks
     this.timeouts.add(this)
-    this.discard()
+    this.queue = undefined
+    this.queued = 0
+    if (this.paused) this.flow()
   }
 
   /** Closes at once (RST if input is unread). */
@@ -172,14 +208,13 @@ export class NodeConnection implements Connection, Timed {
   }
 
   /** Called by the shared timeout manager. */
-  readonly onTimeout = (): void => {
+  onTimeout(): void {
     if (this.lingering) {
       this.socket.destroy()
       return
     }
     this.failure ??= new ConnectionTimeout({ connectionId: this.id })
-    if (this.onIdle !== undefined) this.onIdle()
-    else this.destroy()
+    this.owner.onIdle(this)
   }
 
   // ---- socket events ----------------------------------------------------
@@ -190,32 +225,26 @@ export class NodeConnection implements Connection, Timed {
     return chunk
   }
 
-  private discard(): void {
-    this.queue.length = 0
-    this.queued = 0
-    if (this.paused) this.flow()
-  }
-
   private flow(): void {
     this.paused = false
     this.socket.resume()
   }
 
   private dequeue(): Buffer {
-    const chunk = this.queue.shift()!
+    const chunk = this.queue!.shift()!
     this.queued -= chunk.byteLength
     if (this.paused && this.queued < MAX_BUFFERED) this.flow()
     return this.took(chunk)
   }
 
-  private readonly onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
     if (this.lingering) return
     const waiter = this.readWaiter
     if (waiter !== undefined) {
       this.readWaiter = undefined
       return waiter(Effect.succeed(Option.some(this.took(chunk))))
     }
-    this.queue.push(chunk)
+    ;(this.queue ??= []).push(chunk)
     this.queued += chunk.byteLength
     if (this.queued >= MAX_BUFFERED && !this.paused) {
       this.paused = true
@@ -223,7 +252,7 @@ export class NodeConnection implements Connection, Timed {
     }
   }
 
-  private readonly onEnd = (): void => {
+  onEnd(): void {
     this.eof = true
     const waiter = this.readWaiter
     if (waiter !== undefined) {
@@ -233,7 +262,7 @@ export class NodeConnection implements Connection, Timed {
     if (this.lingering && this.socket.writableFinished) this.socket.destroy()
   }
 
-  private readonly onDrain = (): void => {
+  onDrain(): void {
     const waiter = this.drainWaiter
     if (waiter !== undefined) {
       this.drainWaiter = undefined
@@ -241,7 +270,7 @@ export class NodeConnection implements Connection, Timed {
     }
   }
 
-  private readonly onError = (error: NodeJS.ErrnoException): void => {
+  onError(error: NodeJS.ErrnoException): void {
     const code = error.code ?? "EUNKNOWN"
     this.failure ??= resetCodes.has(code)
       ? new ConnectionReset({ connectionId: this.id, code })
@@ -249,9 +278,10 @@ export class NodeConnection implements Connection, Timed {
     this.failPending(this.failure)
   }
 
-  private readonly onClose = (): void => {
+  onClose(): void {
     this.timeouts.remove(this)
     this.failPending(this.failure ?? new ConnectionClosed({ connectionId: this.id }))
+    this.owner.onClosed(this)
   }
 
   private failPending(error: ConnectionError): void {
@@ -263,8 +293,8 @@ export class NodeConnection implements Connection, Timed {
     if (drainer !== undefined) drainer(Effect.fail(error))
   }
 
-  private readonly waitDrain: Effect.Effect<void, ConnectionError> = Effect.callback<void, ConnectionError>(
-    (resume) => {
+  private makeWaitDrain(): Effect.Effect<void, ConnectionError> {
+    return Effect.callback<void, ConnectionError>((resume) => {
       if (this.failure !== undefined) return resume(Effect.fail(this.failure))
       if (this.socket.destroyed) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
       if (!this.socket.writableNeedDrain) return resume(Effect.void)
@@ -272,6 +302,6 @@ export class NodeConnection implements Connection, Timed {
       return Effect.sync(() => {
         this.drainWaiter = undefined
       })
-    }
-  )
+    })
+  }
 }
