@@ -1,0 +1,271 @@
+/**
+ * An in-memory `Connection` pair: the same contract as a socket, no I/O.
+ *
+ * Each direction is a bounded pipe. Reads are pull-based (a reader that does
+ * not read leaves bytes in the pipe), a write is accepted at once while the
+ * pipe holds less than `bufferSize` bytes and otherwise waits until the reader
+ * drains it below that (backpressure, like a socket's 'drain'). `endWrite`
+ * half-closes one direction; `reset` breaks both abruptly. A handler cannot
+ * tell a `MemoryEnd` from a `NodeConnection`.
+ */
+import { Effect, Option } from "effect"
+import {
+  ConnectionClosed,
+  type ConnectionError,
+  ConnectionReset,
+  ConnectionTimeout,
+  type Connection,
+  type RemoteAddress
+} from "../io/Connection.ts"
+
+type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
+
+const EOF: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
+
+/** One direction of a pair. */
+class Pipe {
+  readonly chunks: Array<Uint8Array> = []
+  buffered = 0
+  ended = false
+  failure: ConnectionError | undefined = undefined
+  reader: Resume<Option.Option<Uint8Array>> | undefined = undefined
+  readonly writers: Array<Resume<void>> = []
+  readonly capacity: number
+  readonly onActivity: () => void
+
+  constructor(capacity: number, onActivity: () => void) {
+    this.capacity = capacity
+    this.onActivity = onActivity
+  }
+
+  push(chunk: Uint8Array): void {
+    this.onActivity()
+    const reader = this.reader
+    if (reader !== undefined) {
+      this.reader = undefined
+      return reader(Effect.succeed(Option.some(chunk)))
+    }
+    this.chunks.push(chunk)
+    this.buffered += chunk.byteLength
+  }
+
+  shift(): Uint8Array {
+    const chunk = this.chunks.shift()!
+    this.buffered -= chunk.byteLength
+    this.onActivity()
+    if (this.buffered < this.capacity) this.wakeWriters(Effect.void)
+    return chunk
+  }
+
+  end(): void {
+    if (this.ended) return
+    this.ended = true
+    this.onActivity()
+    const reader = this.reader
+    if (reader !== undefined && this.chunks.length === 0) {
+      this.reader = undefined
+      reader(EOF)
+    }
+  }
+
+  fail(error: ConnectionError): void {
+    this.failure ??= error
+    this.chunks.length = 0
+    this.buffered = 0
+    this.onActivity()
+    const reader = this.reader
+    this.reader = undefined
+    if (reader !== undefined) reader(Effect.fail(error))
+    this.wakeWriters(Effect.fail(error))
+  }
+
+  /** Drops what is buffered and accepts (discards) future writes: the reading side went away politely. */
+  discard(): void {
+    this.chunks.length = 0
+    this.buffered = 0
+    this.wakeWriters(Effect.void)
+  }
+
+  wakeWriters(effect: Effect.Effect<void, ConnectionError>): void {
+    // wake only the writers waiting now: a woken writer that fills the pipe again waits anew
+    for (const writer of this.writers.splice(0)) writer(effect)
+  }
+}
+
+/** How a pair is built. */
+export interface PairOptions {
+  /** Bytes a direction holds before writes wait for the reader. Default 64 KiB. */
+  readonly bufferSize?: number
+  /** The address the server end reports as its peer. Default 127.0.0.1:40000. */
+  readonly remote?: RemoteAddress
+  /** Connection id of the server end. Default 1. */
+  readonly id?: number
+}
+
+/** One end of an in-memory pair; a full `Connection`, plus `reset` and inspection for tests. */
+export class MemoryEnd implements Connection {
+  readonly id: number
+  readonly remote: RemoteAddress
+  /** Set by the other end; private to the pair. */
+  peer!: MemoryEnd
+  private readonly inbound: Pipe
+  private readonly outbound: Pipe
+  private closedLocally = false
+  private discarding = false
+  /** Called on every byte movement (the testkit uses it for idle timeouts). */
+  onActivity: () => void = () => {}
+
+  constructor(id: number, remote: RemoteAddress, inbound: Pipe, outbound: Pipe) {
+    this.id = id
+    this.remote = remote
+    this.inbound = inbound
+    this.outbound = outbound
+  }
+
+  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => {
+    const pipe = this.inbound
+    if (pipe.failure !== undefined) return resume(Effect.fail(pipe.failure))
+    if (this.closedLocally) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+    if (pipe.chunks.length > 0) return resume(Effect.succeed(Option.some(pipe.shift())))
+    if (pipe.ended) return resume(EOF)
+    pipe.reader = resume
+    return Effect.sync(() => {
+      pipe.reader = undefined
+    })
+  })
+
+  readonly write = (data: Uint8Array | ReadonlyArray<Uint8Array>): Effect.Effect<void, ConnectionError> =>
+    Effect.callback<void, ConnectionError>((resume) => {
+      const pipe = this.outbound
+      if (pipe.failure !== undefined) return resume(Effect.fail(pipe.failure))
+      if (pipe.ended || this.closedLocally) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+      if (this.peer.discarding) return resume(Effect.void)
+      const parts = data instanceof Uint8Array ? [data] : data
+      const joined = parts.length === 1 ? parts[0]!.slice() : Buffer.concat(parts)
+      if (joined.byteLength > 0) pipe.push(joined)
+      if (pipe.buffered < pipe.capacity) return resume(Effect.void)
+      pipe.writers.push(resume)
+      return Effect.sync(() => {
+        const i = pipe.writers.indexOf(resume)
+        if (i >= 0) pipe.writers.splice(i, 1)
+      })
+    })
+
+  get endWrite(): Effect.Effect<void> {
+    return Effect.sync(() => this.outbound.end())
+  }
+
+  get close(): Effect.Effect<void> {
+    return Effect.sync(() => this.closeNow())
+  }
+
+  /** Breaks the connection abruptly, as a TCP RST: pending and later I/O on both ends fails with ConnectionReset. */
+  get reset(): Effect.Effect<void> {
+    return Effect.sync(() => this.resetNow("ECONNRESET"))
+  }
+
+  /** Closes both directions politely: the peer reads EOF after what was written; its later writes are discarded. */
+  closeNow(): void {
+    if (this.closedLocally) return
+    this.outbound.end()
+    this.closedLocally = true
+    this.discarding = true
+    this.inbound.discard()
+    const reader = this.inbound.reader
+    this.inbound.reader = undefined
+    if (reader !== undefined) reader(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+  }
+
+  /** Fails both directions (reset or timeout) for both ends. */
+  resetNow(code: string): void {
+    this.inbound.fail(new ConnectionReset({ connectionId: this.id, code }))
+    this.outbound.fail(new ConnectionReset({ connectionId: this.peer.id, code }))
+  }
+
+  /** Ends the connection because it was idle too long: this end's I/O fails with ConnectionTimeout, the peer sees a close. */
+  timeOut(): void {
+    const error = new ConnectionTimeout({ connectionId: this.id })
+    this.inbound.fail(error)
+    this.outbound.end()
+    this.closedLocally = true
+  }
+
+  /**
+   * Takes up to `max` bytes the peer has written, without waiting (a test's
+   * slow reader). Returns an empty array when nothing is buffered.
+   */
+  readAvailable(max = Number.POSITIVE_INFINITY): Uint8Array {
+    const pipe = this.inbound
+    const taken: Array<Uint8Array> = []
+    let room = max
+    while (room > 0 && pipe.chunks.length > 0) {
+      const head = pipe.chunks[0]!
+      if (head.byteLength <= room) {
+        taken.push(pipe.shift())
+        room -= head.byteLength
+      } else {
+        taken.push(head.subarray(0, room))
+        pipe.chunks[0] = head.subarray(room)
+        pipe.buffered -= room
+        room = 0
+        pipe.onActivity()
+        if (pipe.buffered < pipe.capacity) pipe.wakeWriters(Effect.void)
+      }
+    }
+    return taken.length === 1 ? taken[0]! : Buffer.concat(taken)
+  }
+
+  /** Bytes written by the peer that this end has not read yet. */
+  get unread(): number {
+    return this.inbound.buffered
+  }
+
+  /** True once the peer ended its write side (whether or not everything was read). */
+  get peerEnded(): boolean {
+    return this.inbound.ended
+  }
+
+  /** True when this end ended its write side (endWrite or close). */
+  get writeEnded(): boolean {
+    return this.outbound.ended
+  }
+
+  /** The reset or timeout that broke the connection, if any. */
+  get failure(): ConnectionError | undefined {
+    return this.inbound.failure
+  }
+}
+
+/** A connected pair: `server` is what the handler gets, `client` is the test's side. */
+export interface Pair {
+  readonly server: MemoryEnd
+  readonly client: MemoryEnd
+}
+
+/**
+ * Builds a connected in-memory pair.
+ *
+ * @example
+ * const { server, client } = MemoryConnection.makePair({ bufferSize: 16 })
+ * yield* Effect.forkChild(Echo.handler(server))
+ * yield* client.write(Buffer.from("hi"))
+ */
+export const makePair = (options: PairOptions = {}): Pair => {
+  const capacity = options.bufferSize ?? 64 * 1024
+  let activity = () => {}
+  const touch = () => activity()
+  const toServer = new Pipe(capacity, touch)
+  const toClient = new Pipe(capacity, touch)
+  const id = options.id ?? 1
+  const server = new MemoryEnd(
+    id,
+    options.remote ?? { address: "127.0.0.1", port: 40000, family: "memory" },
+    toServer,
+    toClient
+  )
+  const client = new MemoryEnd(-id, { address: "server", port: 0, family: "memory" }, toClient, toServer)
+  server.peer = client
+  client.peer = server
+  activity = () => server.onActivity()
+  return { server, client }
+}

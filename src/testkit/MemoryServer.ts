@@ -1,0 +1,42 @@
+/**
+ * Several in-memory clients of one handler, as a listener would serve them:
+ * each `connect` forks the handler on a new pair, owned by the current scope.
+ * For chat-style tests where clients interact through shared state.
+ */
+import { Effect, FiberSet } from "effect"
+import type { Scope } from "effect"
+import type { Handler } from "../io/Connection.ts"
+import { makePair, type MemoryEnd, type PairOptions } from "./MemoryConnection.ts"
+
+/** A running in-memory server. */
+export interface MemoryServer {
+  /** Connects a new client; returns the client's end. */
+  readonly connect: (options?: PairOptions) => Effect.Effect<MemoryEnd>
+  /** Handler fibers still running. */
+  readonly running: Effect.Effect<number>
+}
+
+/**
+ * Starts an in-memory server for `handler`; its handler fibers are
+ * interrupted when the scope closes.
+ *
+ * @example
+ * const server = yield* MemoryServer.make(Chat.handler(rooms))
+ * const alice = yield* server.connect()
+ */
+export const make = <E, R>(handler: Handler<E, R>): Effect.Effect<MemoryServer, never, R | Scope.Scope> =>
+  Effect.gen(function*() {
+    const fibers = yield* FiberSet.make<void, E>()
+    const run = yield* FiberSet.runtime(fibers)<R>()
+    let nextId = 1
+    return {
+      connect: (options) =>
+        Effect.sync(() => {
+          const id = nextId++
+          const { client, server } = makePair({ id, remote: { address: "127.0.0.1", port: 40000 + id, family: "memory" }, ...options })
+          run(Effect.suspend(() => handler(server)))
+          return client
+        }),
+      running: FiberSet.size(fibers)
+    }
+  })

@@ -1,0 +1,126 @@
+/**
+ * The Connection contract as one test suite, run against both
+ * implementations (NodeConnection over loopback, the testkit's in-memory
+ * pair): whatever passes here, a handler cannot tell apart.
+ */
+import { assert, it } from "@effect/vitest"
+import { Effect, Fiber, Option } from "effect"
+import type { Scope } from "effect"
+import type { Connection } from "../../src/io/Connection.ts"
+import { settle } from "../../src/testkit/Script.ts"
+
+export interface ContractPair {
+  readonly server: Connection
+  readonly client: Connection
+  /** Abortive close of the client (TCP RST). */
+  readonly resetClient: Effect.Effect<void>
+}
+
+const text = (s: string) => Buffer.from(s)
+const readString = (conn: Connection) =>
+  conn.read.pipe(Effect.map((o) => (Option.isSome(o) ? Buffer.from(o.value).toString() : null)))
+
+/** Reads until `n` bytes arrived. */
+const readExactly = (conn: Connection, n: number) =>
+  Effect.gen(function*() {
+    const parts: Array<Uint8Array> = []
+    let got = 0
+    while (got < n) {
+      const chunk = yield* conn.read
+      if (Option.isNone(chunk)) break
+      parts.push(chunk.value)
+      got += chunk.value.byteLength
+    }
+    return Buffer.concat(parts).toString()
+  })
+
+/** Real sockets need real time for bytes to move; memory pairs settle at once. */
+const waitABit = (live: boolean) => (live ? Effect.promise(() => new Promise((r) => setTimeout(r, 50))) : Effect.void)
+
+export const connectionContract = (
+  name: string,
+  live: boolean,
+  makePair: Effect.Effect<ContractPair, never, Scope.Scope>
+) => {
+  const test = live ? it.live : it.effect
+  const scoped = <A, E>(f: (pair: ContractPair) => Effect.Effect<A, E>) =>
+    Effect.scoped(Effect.flatMap(makePair, f))
+
+  test(`${name}: bytes arrive in order, several buffers in one write arrive concatenated`, () =>
+    scoped(({ client, server }) =>
+      Effect.gen(function*() {
+        yield* client.write(text("abc"))
+        yield* client.write([text("de"), text("f"), text("gh")])
+        assert.strictEqual(yield* readExactly(server, 8), "abcdefgh")
+        yield* server.write(text("back"))
+        assert.strictEqual(yield* readExactly(client, 4), "back")
+      })
+    ))
+
+  test(`${name}: endWrite is a half-close: the peer reads EOF after the data and can still write back`, () =>
+    scoped(({ client, server }) =>
+      Effect.gen(function*() {
+        yield* client.write(text("last words"))
+        yield* client.endWrite
+        assert.strictEqual(yield* readExactly(server, 10), "last words")
+        assert.isNull(yield* readString(server))
+        yield* server.write(text("reply after FIN"))
+        assert.strictEqual(yield* readExactly(client, 15), "reply after FIN")
+      })
+    ))
+
+  test(`${name}: a writer to a peer that does not read is pushed back, and resumes when the peer reads`, () =>
+    scoped(({ client, server }) =>
+      Effect.gen(function*() {
+        const block = Buffer.alloc(64 * 1024, 1)
+        let written = 0
+        const writer = yield* Effect.forkChild(
+          Effect.gen(function*() {
+            while (written < 64 * 1024 * 1024) {
+              yield* client.write(block)
+              written += block.byteLength
+            }
+          }),
+          { startImmediately: true }
+        )
+        yield* waitABit(live)
+        yield* settle(() => written)
+        yield* waitABit(live)
+        assert.isUndefined(writer.pollUnsafe(), "the writer must be suspended")
+        assert.isBelow(written, 32 * 1024 * 1024)
+        const stalledAt = written
+        let read = 0
+        while (read < stalledAt + 1024 * 1024) {
+          const chunk = yield* server.read
+          if (Option.isNone(chunk)) break
+          read += chunk.value.byteLength
+        }
+        assert.isAbove(written, stalledAt, "the writer resumed once the peer read")
+        yield* Fiber.interrupt(writer)
+      })
+    ))
+
+  test(`${name}: close: the peer reads EOF after everything written; local reads then fail ConnectionClosed`, () =>
+    scoped(({ client, server }) =>
+      Effect.gen(function*() {
+        yield* server.write(text("bye"))
+        yield* server.close
+        assert.strictEqual(yield* readExactly(client, 3), "bye")
+        assert.isNull(yield* readString(client))
+        const error = yield* Effect.flip(server.read)
+        assert.strictEqual(error._tag, "ConnectionClosed")
+      })
+    ))
+
+  test(`${name}: a reset peer makes a pending read fail with ConnectionReset`, () =>
+    scoped(({ client, server, resetClient }) =>
+      Effect.gen(function*() {
+        const reader = yield* Effect.forkChild(Effect.flip(server.read), { startImmediately: true })
+        yield* waitABit(live)
+        yield* resetClient
+        const error = yield* Fiber.join(reader)
+        assert.strictEqual(error._tag, "ConnectionReset")
+        void client
+      })
+    ))
+}
