@@ -5,16 +5,22 @@
  */
 import { holdClient, median, runClient, startServer } from "./harness.ts"
 
-const variants = [
+const variants: ReadonlyArray<{ label: string; server: string; args?: Array<string> }> = [
   { label: "node:net pipe", server: "echo-net" },
   { label: "fiberd echo", server: "echo-fiberd" }
-] as const
+]
 
-export const throughput = async (rounds: number, seconds: number, connections = 100) => {
+/** The timeout manager's cost: fiberd with and without an idle timeout. */
+export const timeoutVariants = [
+  { label: "fiberd, idle timeout on", server: "echo-fiberd" },
+  { label: "fiberd, no idle timeout", server: "echo-fiberd", args: ["--no-idle-timeout"] }
+]
+
+export const throughput = async (rounds: number, seconds: number, connections = 100, which = variants) => {
   const rates: Record<string, Array<number>> = {}
   for (let round = 0; round < rounds; round++) {
-    for (const v of variants) {
-      const server = await startServer(v.server)
+    for (const v of which) {
+      const server = await startServer(v.server, v.args)
       await runClient("echoClient.ts", [server.port, connections, 1]) // warm-up
       const r = await runClient("echoClient.ts", [server.port, connections, seconds])
       await server.stop()
@@ -22,15 +28,15 @@ export const throughput = async (rounds: number, seconds: number, connections = 
       console.log(`  round ${round + 1} ${v.label}: ${Math.round(r.messages / r.seconds)} msg/s`)
     }
   }
-  const base = median(rates["node:net pipe"]!)
-  const ours = median(rates["fiberd echo"]!)
+  const base = median(rates[which[0]!.label]!)
+  const ours = median(rates[which[1]!.label]!)
   return { base, ours, ratio: ours / base }
 }
 
 export const idle = async (connections: number) => {
   const perConn: Record<string, number> = {}
   for (const v of variants) {
-    const server = await startServer(v.server)
+    const server = await startServer(v.server, v.args)
     const before = await server.mem()
     const client = await holdClient("idleClient.ts", [server.port, connections])
     await new Promise((r) => setTimeout(r, 500))

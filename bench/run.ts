@@ -25,6 +25,11 @@ if (wanted("echo")) {
   const r = await Echo.throughput(rounds, seconds)
   console.log(`  node:net ${Math.round(r.base)} msg/s | fiberd ${Math.round(r.ours)} msg/s | ratio ${r.ratio.toFixed(2)}× (target ≥ 0.90)`)
 }
+if (wanted("timeouts")) {
+  console.log(`\nshared idle-timeout manager: fiberd echo with vs without an idle timeout (same load)`)
+  const r = await Echo.throughput(rounds, seconds, 100, Echo.timeoutVariants)
+  console.log(`  with ${Math.round(r.base)} msg/s | without ${Math.round(r.ours)} msg/s | without/with ${r.ratio.toFixed(2)}×`)
+}
 if (wanted("idle")) {
   console.log(`\nidle connections: 10,000 held open to each server`)
   const r = await Echo.idle(10_000)
