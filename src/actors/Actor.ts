@@ -107,6 +107,8 @@ export interface ActorOptions {
 export interface Mailbox<Msg> extends ActorRef<Msg> {
   readonly queue: Queue.Queue<Envelope<Msg>, Cause.Done>
   current: Envelope<Msg> | undefined
+  /** Messages taken from the queue but not handled when the last run failed; the next run takes them first. */
+  backlog: Array<Envelope<Msg>>
   /** Final stop: fails every waiting ask, counts waiting tells as dead letters, completes `stop`. */
   readonly failPending: Effect.Effect<void>
 }
@@ -163,7 +165,11 @@ export const make = <Msg>(options: ActorOptions): Effect.Effect<Mailbox<Msg>, ne
 
     const offer = (envelope: Envelope<Msg>): Effect.Effect<void> =>
       Effect.suspend(() => {
-        if (stopped) return Metric.update(deadLetters, 1)
+        if (stopped) {
+          return envelope.reply === undefined
+            ? Metric.update(deadLetters, 1)
+            : Deferred.fail(envelope.reply, new ActorStopped({ actor: options.name })).pipe(Effect.asVoid)
+        }
         const full = Queue.sizeUnsafe(queue) >= capacity
         return Queue.offer(queue, envelope).pipe(Effect.flatMap((accepted) => {
           if (!accepted) {
@@ -184,8 +190,10 @@ export const make = <Msg>(options: ActorOptions): Effect.Effect<Mailbox<Msg>, ne
       ended = true
       const left = yield* Queue.clear(queue).pipe(Effect.orElseSucceed(() => [] as Array<Envelope<Msg>>))
       const current = mailbox.current
+      const backlog = mailbox.backlog
       mailbox.current = undefined
-      for (const envelope of current === undefined ? left : [current, ...left]) {
+      mailbox.backlog = []
+      for (const envelope of current === undefined ? [...backlog, ...left] : [current, ...backlog, ...left]) {
         if (envelope.reply !== undefined) yield* Deferred.fail(envelope.reply, new ActorStopped({ actor: options.name }))
         else if (envelope !== current) yield* Metric.update(deadLetters, 1)
       }
@@ -196,6 +204,7 @@ export const make = <Msg>(options: ActorOptions): Effect.Effect<Mailbox<Msg>, ne
       name: options.name,
       queue,
       current: undefined,
+      backlog: [],
       failPending,
       tell: (message) => offer({ message, reply: undefined }),
       tellUnsafe: (message) => {
@@ -239,18 +248,23 @@ export const make = <Msg>(options: ActorOptions): Effect.Effect<Mailbox<Msg>, ne
 export const run = <Msg, S, E, R>(
   mailbox: Mailbox<Msg>,
   behavior: Behavior<Msg, S, E, R>
-): Effect.Effect<void, E, R> =>
-  Effect.gen(function*() {
+): Effect.Effect<void, E, R> => {
+  const takeBatch = Queue.takeAll(mailbox.queue).pipe(Effect.catchIf(Cause.isDone, () => Effect.succeed(undefined)))
+  return Effect.gen(function*() {
     let state = Effect.isEffect(behavior.initial) ? yield* behavior.initial : behavior.initial
     while (true) {
-      const batch = yield* Queue.takeAll(mailbox.queue).pipe(
-        Effect.catchIf(Cause.isDone, () => Effect.succeed(undefined))
-      )
+      let batch: ReadonlyArray<Envelope<Msg>> | undefined = mailbox.backlog
+      mailbox.backlog = []
+      if (batch.length === 0) batch = yield* takeBatch
       if (batch === undefined) return
-      for (const envelope of batch) {
+      for (let i = 0; i < batch.length; i++) {
+        const envelope = batch[i]!
         mailbox.current = envelope
+        // if the behaviour fails on this message, the rest of the batch waits for the next run
+        mailbox.backlog = batch.slice(i + 1) as Array<Envelope<Msg>>
         state = yield* behavior.receive(state, envelope.message)
-        if (envelope.reply !== undefined && Deferred.isDoneUnsafe(envelope.reply) === false) {
+        mailbox.backlog = []
+        if (envelope.reply !== undefined && !Deferred.isDoneUnsafe(envelope.reply)) {
           // the behaviour did not answer: the asker must not wait for its timeout
           yield* Deferred.fail(envelope.reply, new ActorStopped({ actor: mailbox.name }))
         }
@@ -266,6 +280,7 @@ export const run = <Msg, S, E, R>(
       })
     )
   )
+}
 
 /**
  * An unsupervised actor: creates the ref and forks its processing fiber into
