@@ -4,6 +4,7 @@
  * Options: --rounds N (default 3), --seconds S (default 10).
  */
 import * as Os from "node:os"
+import * as Actors from "./actors.ts"
 import * as Echo from "./echo.ts"
 import { pinnedNote } from "./harness.ts"
 
@@ -34,4 +35,11 @@ if (wanted("idle")) {
   console.log(`\nidle connections: 10,000 held open to each server`)
   const r = await Echo.idle(10_000)
   console.log(`  rss/conn node:net ${(r.base / 1024).toFixed(2)} KiB | fiberd ${(r.ours / 1024).toFixed(2)} KiB | ratio ${r.ratio.toFixed(2)}× (target ≤ 1.5)`)
+}
+if (wanted("actors")) {
+  console.log(`\nactor ping-pong vs bare Queue ping-pong (200,000 round trips, median of ${rounds})`)
+  const r = await Actors.pingPong(200_000, rounds)
+  console.log(`  Queue ${Math.round(r.queue)} rt/s | actor tell↔tell ${Math.round(r.tell)} rt/s (${(r.tell / r.queue).toFixed(2)}×) | actor ask ${Math.round(r.ask)} rt/s (${(r.ask / r.queue).toFixed(2)}×) (target ≥ 0.8)`)
+  const log = await Actors.accessLog(1_000_000)
+  console.log(`  access log: ${log.lines} entries in a file at ${Math.round(log.perSecond)} entries/s (target ≥ 500,000); tell costs ${log.tellNs.toFixed(0)} ns`)
 }

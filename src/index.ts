@@ -26,3 +26,18 @@ export * as Echo from "./protocols/echo.ts"
 
 /** The daytime protocol (RFC 867). */
 export * as Daytime from "./protocols/daytime.ts"
+
+/** Actors: a fiber with a mailbox (bounded / dropping / sliding / unbounded), tell / ask / stop. */
+export * as Actor from "./actors/Actor.ts"
+
+/** OTP-style supervisors: strategies, restart types, intensity, back-off, dynamic children. */
+export * as Supervisor from "./actors/Supervisor.ts"
+
+/** The batching log-writer actor behind the access and error logs. */
+export * as LogWriter from "./actors/LogWriter.ts"
+
+/** The access log (Common / Combined Log Format). */
+export * as AccessLog from "./actors/AccessLog.ts"
+
+/** The error log: an Effect Logger feeding a log actor (text / JSON, syslog severities, optional syslog UDP). */
+export * as ErrorLog from "./actors/ErrorLog.ts"

@@ -171,6 +171,8 @@ export const make = <Msg>(options: ActorOptions): Effect.Effect<Mailbox<Msg>, ne
             : Deferred.fail(envelope.reply, new ActorStopped({ actor: options.name })).pipe(Effect.asVoid)
         }
         const full = Queue.sizeUnsafe(queue) >= capacity
+        // fast path: room in the mailbox, no fiber needs to wait
+        if (!full && !ended && Queue.offerUnsafe(queue, envelope)) return Effect.void
         return Queue.offer(queue, envelope).pipe(Effect.flatMap((accepted) => {
           if (!accepted) {
             if (ended || stopped) {
@@ -250,6 +252,9 @@ export const run = <Msg, S, E, R>(
   behavior: Behavior<Msg, S, E, R>
 ): Effect.Effect<void, E, R> => {
   const takeBatch = Queue.takeAll(mailbox.queue).pipe(Effect.catchIf(Cause.isDone, () => Effect.succeed(undefined)))
+  // the batch being handled: if the behaviour fails, the rest of it waits for the next run
+  let inBatch: ReadonlyArray<Envelope<Msg>> | undefined
+  let at = 0
   return Effect.gen(function*() {
     let state = Effect.isEffect(behavior.initial) ? yield* behavior.initial : behavior.initial
     while (true) {
@@ -260,10 +265,10 @@ export const run = <Msg, S, E, R>(
       for (let i = 0; i < batch.length; i++) {
         const envelope = batch[i]!
         mailbox.current = envelope
-        // if the behaviour fails on this message, the rest of the batch waits for the next run
-        mailbox.backlog = batch.slice(i + 1) as Array<Envelope<Msg>>
+        inBatch = batch
+        at = i
         state = yield* behavior.receive(state, envelope.message)
-        mailbox.backlog = []
+        inBatch = undefined
         if (envelope.reply !== undefined && !Deferred.isDoneUnsafe(envelope.reply)) {
           // the behaviour did not answer: the asker must not wait for its timeout
           yield* Deferred.fail(envelope.reply, new ActorStopped({ actor: mailbox.name }))
@@ -274,6 +279,8 @@ export const run = <Msg, S, E, R>(
   }).pipe(
     Effect.onExit((exit) =>
       Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => {
+        if (inBatch !== undefined) mailbox.backlog = inBatch.slice(at + 1) as Array<Envelope<Msg>>
+        inBatch = undefined
         const current = mailbox.current
         mailbox.current = undefined
         if (current?.reply !== undefined) Deferred.doneUnsafe(current.reply, Exit.fail(new ActorStopped({ actor: mailbox.name })))

@@ -1,0 +1,152 @@
+/**
+ * The log actors: nothing told is lost (100,000 entries, then the scope
+ * closes), rotation with reopen, unwritable sinks, formats, the error-log
+ * Logger and its syslog sink.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Metric } from "effect"
+import * as fc from "fast-check"
+import * as Dgram from "node:dgram"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as AccessLog from "../../src/actors/AccessLog.ts"
+import * as ErrorLog from "../../src/actors/ErrorLog.ts"
+
+const tmp = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-log-"))
+const entry = (i: number, extra: Partial<AccessLog.AccessEntry> = {}): AccessLog.AccessEntry => ({
+  peer: "127.0.0.1",
+  time: Date.UTC(2026, 10, 23, 1, 2, 3),
+  requestLine: `GET /item/${i} HTTP/1.1`,
+  status: 200,
+  bytes: 12,
+  durationMs: 1,
+  ...extra
+})
+const clf = /^(\S+) (\S+) (\S+) \[(\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0000)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-)(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?$/
+const lines = (file: string) => Fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
+
+describe("AccessLog", () => {
+  it("formats Common and Combined Log Format lines", () => {
+    const e = entry(1, { referer: "http://a/", userAgent: "curl/8 \"quoted\"" })
+    assert.strictEqual(AccessLog.formatEntry("common")(e), "127.0.0.1 - - [23/Nov/2026:01:02:03 +0000] \"GET /item/1 HTTP/1.1\" 200 12\n")
+    assert.strictEqual(
+      AccessLog.formatEntry("combined")(e),
+      "127.0.0.1 - - [23/Nov/2026:01:02:03 +0000] \"GET /item/1 HTTP/1.1\" 200 12 \"http://a/\" \"curl/8 \\\"quoted\\\"\"\n"
+    )
+  })
+
+  it("any request line, referer and user agent still make one well-formed line", () => {
+    fc.assert(fc.property(fc.string(), fc.string(), fc.string(), fc.integer({ min: 100, max: 599 }), (line, ref, ua, status) => {
+      const text = AccessLog.formatEntry("combined")(entry(0, { requestLine: line, referer: ref, userAgent: ua, status }))
+      assert.isTrue(text.endsWith("\n") && text.indexOf("\n") === text.length - 1, JSON.stringify(text))
+      assert.match(text.slice(0, -1), clf)
+    }), { numRuns: 500 })
+  })
+
+  it.live("100,000 entries told, then the scope closes: the file holds exactly 100,000 well-formed lines, in order", () => {
+    const file = Path.join(tmp(), "sub", "access.log")
+    return Effect.gen(function*() {
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* AccessLog.make({ destination: file, format: "common" })
+        for (let i = 0; i < 100_000; i++) log.tellUnsafe(entry(i))
+      }))
+      const got = lines(file)
+      assert.strictEqual(got.length, 100_000)
+      got.forEach((l, i) => {
+        const m = clf.exec(l)
+        if (m === null || m[5] !== `GET /item/${i} HTTP/1.1`) assert.fail(`line ${i}: ${l}`)
+      })
+    })
+  })
+
+  it.live("rotation: rename the file, reopen, keep logging: no entry lost or duplicated across the two files", () => {
+    const dir = tmp()
+    const file = Path.join(dir, "access.log")
+    return Effect.gen(function*() {
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* AccessLog.make({ destination: file, format: "common" })
+        for (let i = 0; i < 20_000; i++) {
+          log.tellUnsafe(entry(i))
+          if (i === 7_000) {
+            yield* Effect.yieldNow // let some batches be written to the old file
+            Fs.renameSync(file, `${file}.1`)
+            yield* log.reopen
+          }
+        }
+      }))
+      const all = [...lines(`${file}.1`), ...lines(file)].map((l) => Number(/item\/(\d+)/.exec(l)![1]))
+      assert.isAbove(lines(`${file}.1`).length, 0)
+      assert.isAbove(lines(file).length, 0)
+      assert.deepStrictEqual(all, Array.from({ length: 20_000 }, (_, i) => i))
+    })
+  })
+
+  it.live("an unwritable sink (disk full: /dev/full) is no crash: the failure shows in stats, metrics and on stderr", () =>
+    Effect.gen(function*() {
+      const stderr: Array<string> = []
+      const write = process.stderr.write.bind(process.stderr)
+      process.stderr.write = ((chunk: string) => (stderr.push(String(chunk)), true)) as typeof process.stderr.write
+      try {
+        const stats = yield* Effect.scoped(Effect.gen(function*() {
+          const log = yield* AccessLog.make({ destination: "/dev/full" })
+          for (let i = 0; i < 10; i++) log.tellUnsafe(entry(i))
+          yield* log.flush
+          for (let i = 0; i < 10; i++) log.tellUnsafe(entry(i))
+          yield* log.flush
+          return log.stats
+        }))
+        assert.strictEqual(stats.dropped, 20)
+        assert.strictEqual(stats.written, 0)
+        assert.isAtLeast(stats.writeErrors, 2)
+        assert.strictEqual(stderr.filter((s) => s.includes("/dev/full") && s.includes("ENOSPC")).length, 1, stderr.join())
+        const metric = (yield* Metric.snapshot).find((m) => m.id === "fiberd_log_dropped_total" && m.attributes?.log === "access-log")
+        assert.isAtLeast((metric?.state as { count: number }).count, 20)
+      } finally {
+        process.stderr.write = write
+      }
+    }))
+})
+
+describe("ErrorLog", () => {
+  it.live("Effect.log* goes to the error-log file with syslog severities and annotations (text and JSON)", () => {
+    const dir = tmp()
+    const text = Path.join(dir, "error.log")
+    const json = Path.join(dir, "error.json")
+    const program = Effect.gen(function*() {
+      yield* Effect.logInfo("listening").pipe(Effect.annotateLogs({ service: "echo" }))
+      yield* Effect.logWarning("slow")
+      yield* Effect.logError("handler failed", new Error("kaboom"))
+    })
+    return Effect.gen(function*() {
+      yield* program.pipe(Effect.provide(ErrorLog.layer({ destination: text })))
+      yield* program.pipe(Effect.provide(ErrorLog.layer({ destination: json, format: "json" })))
+      const t = Fs.readFileSync(text, "utf8")
+      assert.match(t, /^\d{4}-\d\d-\d\dT[\d:.]+Z info \[service=echo\] listening$/m)
+      assert.match(t, / warning slow$/m)
+      assert.match(t, / err handler failed kaboom$/m)
+      const j = lines(json).map((l) => JSON.parse(l))
+      assert.deepStrictEqual(j.map((x) => x.severity), ["info", "warning", "err"])
+      assert.strictEqual(j[0].service, "echo")
+    })
+  })
+
+  it.live("the optional syslog sink sends RFC 5424 messages over UDP", () =>
+    Effect.gen(function*() {
+      const server = Dgram.createSocket("udp4")
+      const received: Array<string> = []
+      server.on("message", (m) => received.push(m.toString()))
+      yield* Effect.promise(() => new Promise<void>((r) => server.bind(0, "127.0.0.1", () => r())))
+      const port = server.address().port
+      yield* Effect.logError("disk on fire").pipe(
+        Effect.provide(ErrorLog.layer({ destination: Path.join(tmp(), "e.log"), syslog: { host: "127.0.0.1", port } }))
+      )
+      yield* Effect.promise(async () => {
+        for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
+      })
+      server.close()
+      assert.strictEqual(received.length, 1)
+      // facility daemon (3) * 8 + err (3) = 27
+      assert.match(received[0]!, /^<27>1 \d{4}-\d\d-\d\dT[\d:.]+Z \S+ fiberd \d+ - - disk on fire$/)
+    }))
+})
