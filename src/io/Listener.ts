@@ -50,6 +50,12 @@ export interface ListenOptions {
    * (libuv absorbs most EMFILE conditions itself, so they are hard to cause for real).
    */
   readonly onServer?: (server: Net.Server) => void
+  /**
+   * Runs when shutdown begins, right after accepting stops and before the drain
+   * wait: a protocol uses it to finish idle connections at once (HTTP closes its
+   * idle keep-alive connections).
+   */
+  readonly onDrain?: Effect.Effect<void>
 }
 
 /** The address a listener is bound to. */
@@ -249,6 +255,8 @@ export const make = <E, R>(
         conn.destroy()
       },
       onClosed: (conn) => {
+        // the socket is gone (reset, or closed both ways): a handler still running has nobody to talk to
+        conn.fiber?.interruptUnsafe()
         stats.active--
         open.delete(conn)
         admitWaiting()
@@ -362,6 +370,7 @@ export const make = <E, R>(
         stats.pending--
         socket.destroy()
       }
+      if (options.onDrain !== undefined) yield* options.onDrain
       if (running > 0) {
         yield* Effect.callback<void>((resume) => {
           onHandlersDone = () => resume(Effect.void)

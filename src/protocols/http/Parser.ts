@@ -1,0 +1,277 @@
+/**
+ * The HTTP/1.1 request-head parser: pure, incremental, strict (RFC 9112).
+ *
+ * `parseHead(buffer, start, end, limits)` looks for a complete request head
+ * in `buffer[start, end)` and returns it with the offset where the body (or
+ * the next request) starts, or says it needs more bytes, or names the error
+ * status (400, 414, 431, 501, 505) a server must answer with. No I/O and no
+ * state between calls: the connection loop keeps the unconsumed bytes and
+ * calls again when more arrive. The head is decoded once as latin1 and split
+ * with string searches; every byte is validated with char-code checks.
+ */
+import { Headers } from "./Headers.ts"
+
+/** Limits on a request head. */
+export interface HeadLimits {
+  /** Longest request line, in bytes (longer: 414). Default 8 KiB. */
+  readonly maxRequestLine: number
+  /** Longest head (request line plus header section), in bytes (longer: 431). Default 16 KiB. */
+  readonly maxHeadBytes: number
+  /** Most header fields (more: 431). Default 100. */
+  readonly maxHeaders: number
+}
+
+export const defaultHeadLimits: HeadLimits = { maxRequestLine: 8192, maxHeadBytes: 16384, maxHeaders: 100 }
+
+/** How the body of a request is framed. */
+export type BodyFraming =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "ContentLength"; readonly length: number }
+  | { readonly _tag: "Chunked" }
+
+/** A parsed request head. */
+export interface RequestHead {
+  readonly method: string
+  /** The request-target as received. */
+  readonly target: string
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  readonly minor: 0 | 1
+  readonly headers: Headers
+  readonly framing: BodyFraming
+  /** What the client asked for: persistent connection or not (RFC 9112 §9.3). */
+  readonly keepAlive: boolean
+  readonly expectContinue: boolean
+  /** `METHOD target HTTP/1.x`, for the access log. */
+  readonly requestLine: string
+}
+
+/** The result of one parse attempt. */
+export type HeadResult =
+  | { readonly _tag: "Incomplete" }
+  | { readonly _tag: "Head"; readonly head: RequestHead; readonly end: number }
+  | { readonly _tag: "Error"; readonly status: 400 | 414 | 431 | 501 | 505; readonly reason: string }
+
+const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
+const error = (status: 400 | 414 | 431 | 501 | 505, reason: string): HeadResult => ({ _tag: "Error", status, reason })
+
+// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+const TCHAR = new Uint8Array(128)
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1
+
+/** True when `s` is a non-empty RFC 9110 token. */
+export const isToken = (s: string): boolean => {
+  if (s.length === 0) return false
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 128 || TCHAR[c] === 0) return false
+  }
+  return true
+}
+
+/** field-value characters: VCHAR, obs-text, SP, HTAB (no CTLs, no NUL, no bare CR/LF). */
+const isFieldValue = (s: string): boolean => {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false
+  }
+  return true
+}
+
+/** request-target characters: visible US-ASCII only. */
+const isTargetChars = (s: string): boolean => {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c <= 0x20 || c >= 0x7f) return false
+  }
+  return s.length > 0
+}
+
+const trimOws = (s: string): string => {
+  let a = 0
+  let b = s.length
+  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++
+  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--
+  return a === 0 && b === s.length ? s : s.slice(a, b)
+}
+
+/** Finds `\r\n\r\n` in buffer[from, end); returns the index of its first byte or -1. */
+const findHeadEnd = (buffer: Uint8Array, from: number, end: number): number => {
+  let i = buffer.indexOf(0x0a, from)
+  while (i !== -1 && i < end) {
+    // a head ends with CRLF CRLF; we reject bare LF later, so only look at LF positions
+    if (i >= from + 3 && buffer[i - 1] === 0x0d && buffer[i - 2] === 0x0a && buffer[i - 3] === 0x0d) return i - 3
+    i = buffer.indexOf(0x0a, i + 1)
+  }
+  return -1
+}
+
+const parseContentLength = (values: ReadonlyArray<string>): number | "invalid" => {
+  let length = -1
+  for (const value of values) {
+    for (const part of value.split(",")) {
+      const digits = trimOws(part)
+      if (digits.length === 0 || digits.length > 15) return "invalid"
+      for (let i = 0; i < digits.length; i++) {
+        const c = digits.charCodeAt(i)
+        if (c < 0x30 || c > 0x39) return "invalid"
+      }
+      const n = Number(digits)
+      if (length !== -1 && n !== length) return "invalid"
+      length = n
+    }
+  }
+  return length
+}
+
+const hasToken = (value: string | undefined, token: string): boolean => {
+  if (value === undefined) return false
+  for (const part of value.split(",")) if (trimOws(part).toLowerCase() === token) return true
+  return false
+}
+
+/**
+ * Parses one request head from `buffer[start, end)`. Leading empty lines are
+ * skipped (RFC 9112 §2.2).
+ */
+export const parseHead = (
+  buffer: Uint8Array,
+  start: number,
+  end: number,
+  limits: HeadLimits = defaultHeadLimits
+): HeadResult => {
+  // RFC 9112 §2.2: ignore at least one empty line before the request-line
+  let from = start
+  while (from + 1 < end && buffer[from] === 0x0d && buffer[from + 1] === 0x0a && from - start < 8) from += 2
+  if (from >= end) return INCOMPLETE
+  const headEnd = findHeadEnd(buffer, from, end)
+  if (headEnd === -1) {
+    const firstLf = buffer.indexOf(0x0a, from)
+    if ((firstLf === -1 || firstLf >= end) && end - from > limits.maxRequestLine) {
+      return error(414, "request line too long")
+    }
+    if (end - from > limits.maxHeadBytes) return error(431, "request header section too large")
+    // a bare LF or CR would make the head never complete: judge it now
+    for (let i = from; i < end; i++) {
+      const c = buffer[i]
+      if (c === 0x0a && (i === from || buffer[i - 1] !== 0x0d)) return error(400, "bare LF where CRLF is required")
+      if (c === 0x0d && i + 1 < end && buffer[i + 1] !== 0x0a) return error(400, "bare CR")
+    }
+    return INCOMPLETE
+  }
+  if (headEnd + 4 - from > limits.maxHeadBytes) {
+    const firstLf = buffer.indexOf(0x0a, from)
+    return firstLf - from > limits.maxRequestLine
+      ? error(414, "request line too long")
+      : error(431, "request header section too large")
+  }
+  const text = Buffer.from(buffer.buffer, buffer.byteOffset + from, headEnd - from).toString("latin1")
+  return parseHeadText(text, limits, headEnd + 4)
+}
+
+const parseHeadText = (text: string, limits: HeadLimits, end: number): HeadResult => {
+  // ---- request-line (RFC 9112 §3) ----
+  let lineEnd = text.indexOf("\r\n")
+  if (lineEnd === -1) lineEnd = text.length
+  const line = text.slice(0, lineEnd)
+  if (line.length > limits.maxRequestLine) return error(414, "request line too long")
+  if (line.includes("\n") || line.includes("\r")) return error(400, "bare CR or LF in the request line")
+  const sp1 = line.indexOf(" ")
+  const sp2 = sp1 === -1 ? -1 : line.indexOf(" ", sp1 + 1)
+  if (sp1 <= 0 || sp2 === -1 || line.indexOf(" ", sp2 + 1) !== -1) return error(400, "malformed request line")
+  const method = line.slice(0, sp1)
+  const target = line.slice(sp1 + 1, sp2)
+  const version = line.slice(sp2 + 1)
+  if (!isToken(method)) return error(400, "invalid method token")
+  if (!isTargetChars(target)) return error(400, "invalid request-target")
+  if (version.length !== 8 || !version.startsWith("HTTP/") || version.charCodeAt(6) !== 0x2e) {
+    return error(400, "malformed HTTP-version")
+  }
+  const major = version.charCodeAt(5) - 0x30
+  const minorDigit = version.charCodeAt(7) - 0x30
+  if (major < 0 || major > 9 || minorDigit < 0 || minorDigit > 9) return error(400, "malformed HTTP-version")
+  if (major !== 1) return error(505, "HTTP version not supported")
+  const minor: 0 | 1 = minorDigit === 0 ? 0 : 1
+  // request-target forms (RFC 9112 §3.2)
+  const c0 = target.charCodeAt(0)
+  if (c0 !== 0x2f) {
+    if (target === "*") {
+      if (method !== "OPTIONS") return error(400, "asterisk-form is only for OPTIONS")
+    } else if (method === "CONNECT") {
+      if (!/^[^/?#@]+:\d{1,5}$/.test(target)) return error(400, "CONNECT needs authority-form")
+    } else if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]+/.test(target)) {
+      return error(400, "invalid request-target form")
+    }
+  }
+
+  // ---- header fields (RFC 9112 §5) ----
+  const names: Array<string> = []
+  const values: Array<string> = []
+  let at = lineEnd + 2
+  while (at < text.length) {
+    let next = text.indexOf("\r\n", at)
+    if (next === -1) next = text.length
+    const field = text.slice(at, next)
+    at = next + 2
+    const first = field.charCodeAt(0)
+    if (first === 0x20 || first === 0x09) return error(400, "obsolete line folding")
+    if (field.includes("\n") || field.includes("\r")) return error(400, "bare CR or LF in a header field")
+    const colon = field.indexOf(":")
+    if (colon <= 0) return error(400, "header field without a name")
+    const name = field.slice(0, colon)
+    if (!isToken(name)) return error(400, `invalid header field name`)
+    const value = trimOws(field.slice(colon + 1))
+    if (!isFieldValue(value)) return error(400, `invalid characters in header ${name}`)
+    if (names.length >= limits.maxHeaders) return error(431, "too many header fields")
+    names.push(name.toLowerCase())
+    values.push(value)
+  }
+  const headers = new Headers(names, values)
+
+  // ---- Host (RFC 9112 §3.2) ----
+  const hosts = headers.getAll("host")
+  if (minor === 1 && hosts.length !== 1) return error(400, hosts.length === 0 ? "missing Host" : "more than one Host")
+  if (minor === 0 && hosts.length > 1) return error(400, "more than one Host")
+
+  // ---- message body framing (RFC 9112 §6) ----
+  const te = headers.getAll("transfer-encoding")
+  const cl = headers.getAll("content-length")
+  let framing: BodyFraming = { _tag: "None" }
+  if (te.length > 0) {
+    if (cl.length > 0) return error(400, "Transfer-Encoding together with Content-Length")
+    if (minor === 0) return error(400, "Transfer-Encoding in an HTTP/1.0 request")
+    const codings = te.join(",").split(",").map((c) => trimOws(c).toLowerCase())
+    if (codings.some((c) => c === "")) return error(400, "empty transfer-coding")
+    const chunkedAt = codings.indexOf("chunked")
+    if (chunkedAt !== -1 && chunkedAt !== codings.length - 1) return error(400, "chunked is not the final transfer-coding")
+    if (codings.some((c) => c !== "chunked")) {
+      for (const c of codings) if (!isToken(c.split(";")[0]!)) return error(400, "invalid transfer-coding")
+      return chunkedAt === -1
+        ? error(400, "request body length cannot be determined (final coding is not chunked)")
+        : error(501, `transfer-coding not implemented: ${codings.filter((c) => c !== "chunked").join(", ")}`)
+    }
+    if (codings.length > 1) return error(400, "chunked applied more than once")
+    framing = { _tag: "Chunked" }
+  } else if (cl.length > 0) {
+    const length = parseContentLength(cl)
+    if (length === "invalid") return error(400, "invalid Content-Length")
+    framing = length === 0 ? { _tag: "None" } : { _tag: "ContentLength", length }
+  }
+
+  const connection = headers.get("connection")
+  const keepAlive = minor === 1 ? !hasToken(connection, "close") : hasToken(connection, "keep-alive")
+  const expect = headers.get("expect")
+  return {
+    _tag: "Head",
+    head: {
+      method,
+      target,
+      minor,
+      headers,
+      framing,
+      keepAlive,
+      expectContinue: expect !== undefined && expect.toLowerCase() === "100-continue",
+      requestLine: line
+    },
+    end
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * The request an app sees, and the reader behind its body.
+ *
+ * The body is pulled from the connection only when the app asks: as a
+ * Stream (`body`), or whole (`bytes`, `text`, `json`). An `Expect:
+ * 100-continue` request gets its `100 Continue` when the app starts reading.
+ */
+import { Data, Effect, Option, Stream } from "effect"
+import type { ConnectionError, RemoteAddress } from "../../io/Connection.ts"
+import type { BodyDecoder } from "./Body.ts"
+import type { Headers } from "./Headers.ts"
+
+/** The request body could not be read: framing error, too large, or the connection failed. */
+export class BodyError extends Data.TaggedError("BodyError")<{
+  readonly status: 400 | 408 | 413 | 499
+  readonly reason: string
+}> {
+  override get message() {
+    return `request body: ${this.reason}`
+  }
+}
+
+/** A request as the app sees it. */
+export interface Request {
+  readonly method: string
+  /** The request-target as received (`/path?query`). */
+  readonly target: string
+  /** The path, not decoded. */
+  readonly path: string
+  /** The query string without `?` (empty when none). */
+  readonly query: string
+  /** Parsed query parameters (first value of each name). */
+  readonly searchParams: URLSearchParams
+  /** Case-insensitive headers. */
+  readonly headers: Headers
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  readonly minor: 0 | 1
+  readonly remote: RemoteAddress
+  /** Path parameters set by the Router (`/users/:id`). */
+  readonly params: Readonly<Record<string, string>>
+  /** The body as a stream of chunks (empty when the request has none). */
+  readonly body: Stream.Stream<Uint8Array, BodyError>
+  /** The next body chunk; None at the end. */
+  readonly readBody: Effect.Effect<Option.Option<Uint8Array>, BodyError>
+  /** The whole body (bounded by the server's body limit). */
+  readonly bytes: Effect.Effect<Uint8Array, BodyError>
+  /** The whole body as UTF-8 text. */
+  readonly text: Effect.Effect<string, BodyError>
+  /** The whole body parsed as JSON. */
+  readonly json: Effect.Effect<unknown, BodyError>
+}
+
+/** Where body bytes come from: the connection loop's input buffer, refilled from the connection. */
+export interface BodySource {
+  buffer: Uint8Array
+  start: number
+  end: number
+  /** Reads one more chunk from the connection into the buffer; false at EOF. */
+  readonly fill: Effect.Effect<boolean, ConnectionError>
+  /** Sends `100 Continue` if the request asked for it and nothing was sent yet. */
+  readonly continue: Effect.Effect<void, ConnectionError>
+}
+
+/** Reads a request body through its decoder; tracks whether it is complete. */
+export class BodyReader {
+  done: boolean
+  private pending: Array<Uint8Array> = []
+  private readonly source: BodySource
+  private readonly decoder: BodyDecoder | undefined
+  started = false
+
+  constructor(source: BodySource, decoder: BodyDecoder | undefined) {
+    this.source = source
+    this.decoder = decoder
+    this.done = decoder === undefined
+  }
+
+  /** Body bytes received so far. */
+  get received(): number {
+    return this.decoder?.received ?? 0
+  }
+
+  readonly read: Effect.Effect<Option.Option<Uint8Array>, BodyError> = Effect.suspend(() => this.next()).pipe(
+    Effect.catchTag(
+      ["ConnectionReset", "ConnectionClosed", "ConnectionFailed", "ConnectionTimeout"],
+      (e) => Effect.fail(new BodyError({ status: e._tag === "ConnectionTimeout" ? 408 : 499, reason: e.message }))
+    )
+  )
+
+  private next(): Effect.Effect<Option.Option<Uint8Array>, BodyError | ConnectionError> {
+    if (this.pending.length > 0) return Effect.succeed(Option.some(this.pending.shift()!))
+    if (this.done || this.decoder === undefined) return Effect.succeed(Option.none())
+    const decoder = this.decoder
+    const source = this.source
+    const self = this
+    return Effect.gen(function*() {
+      if (!self.started) {
+        self.started = true
+        yield* source.continue
+      }
+      while (true) {
+        if (source.start < source.end) {
+          const step = decoder.decode(source.buffer, source.start, source.end)
+          source.start += step.consumed
+          if (step.error !== undefined) {
+            return yield* new BodyError({ status: step.error.status, reason: step.error.reason })
+          }
+          if (step.done) self.done = true
+          const data = step.data.filter((d) => d.byteLength > 0)
+          if (data.length > 0) {
+            self.pending = data.slice(1)
+            return Option.some(data[0]!)
+          }
+          if (self.done) return Option.none()
+        }
+        if (!(yield* source.fill)) {
+          return yield* new BodyError({ status: 400, reason: "connection ended before the body was complete" })
+        }
+      }
+    })
+  }
+
+  /** Reads and discards up to `limit` more body bytes; true when the body then ended. */
+  drain(limit: number): Effect.Effect<boolean, BodyError> {
+    const self = this
+    return Effect.gen(function*() {
+      const until = self.received + limit
+      while (!self.done) {
+        if (self.received > until) return false
+        yield* self.read
+      }
+      self.pending = []
+      return true
+    })
+  }
+}
+
+const collect = (reader: BodyReader): Effect.Effect<Uint8Array, BodyError> =>
+  Effect.gen(function*() {
+    const parts: Array<Uint8Array> = []
+    while (true) {
+      const chunk = yield* reader.read
+      if (Option.isNone(chunk)) return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+      parts.push(chunk.value)
+    }
+  })
+
+/** Builds the app's Request. */
+export const make = (options: {
+  readonly method: string
+  readonly target: string
+  readonly minor: 0 | 1
+  readonly headers: Headers
+  readonly remote: RemoteAddress
+  readonly reader: BodyReader
+}): Request => {
+  const q = options.target.indexOf("?")
+  const path = q === -1 ? options.target : options.target.slice(0, q)
+  const query = q === -1 ? "" : options.target.slice(q + 1)
+  const reader = options.reader
+  let params: URLSearchParams | undefined
+  const bytes = collect(reader)
+  return {
+    method: options.method,
+    target: options.target,
+    path,
+    query,
+    get searchParams() {
+      return (params ??= new URLSearchParams(query))
+    },
+    headers: options.headers,
+    minor: options.minor,
+    remote: options.remote,
+    params: {},
+    get body() {
+      return Stream.unfold(undefined, () =>
+        reader.read.pipe(Effect.map((chunk) => Option.isNone(chunk) ? undefined : [chunk.value, undefined] as const)))
+    },
+    readBody: reader.read,
+    bytes,
+    text: Effect.map(bytes, (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8")),
+    json: Effect.flatMap(bytes, (b) =>
+      Effect.try({
+        try: () => JSON.parse(Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8")) as unknown,
+        catch: () => new BodyError({ status: 400, reason: "body is not valid JSON" })
+      }))
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * HTTP responses: what an app returns, helpers to build them, and the
+ * serializer that turns a status and headers into the bytes of a head (status
+ * lines prebuilt, Date cached by the server, framing headers computed here).
+ */
+import type { Stream } from "effect"
+
+/** A response body. */
+export type Body =
+  | { readonly _tag: "Empty" }
+  | { readonly _tag: "Bytes"; readonly bytes: Uint8Array }
+  | { readonly _tag: "Stream"; readonly stream: Stream.Stream<Uint8Array, unknown>; readonly length?: number }
+  /** Bytes `[start, end)` of a file, read from disk in chunks with backpressure. */
+  | { readonly _tag: "File"; readonly path: string; readonly start: number; readonly end: number }
+
+/** A response: status, headers (any case; framing headers are the server's), body. */
+export interface Response {
+  readonly status: number
+  readonly headers: ReadonlyArray<readonly [string, string]>
+  readonly body: Body
+}
+
+/** Extra options for the helpers. */
+export interface Init {
+  readonly status?: number
+  readonly headers?: ReadonlyArray<readonly [string, string]> | Readonly<Record<string, string>>
+}
+
+const headersOf = (init: Init | undefined, contentType?: string): ReadonlyArray<readonly [string, string]> => {
+  const given = init?.headers === undefined ? [] : Array.isArray(init.headers) ? init.headers : Object.entries(init.headers)
+  if (contentType === undefined || given.some(([n]) => n.toLowerCase() === "content-type")) return given
+  return [["Content-Type", contentType], ...given]
+}
+
+const EMPTY: Body = { _tag: "Empty" }
+
+/** A plain-text (UTF-8) response. */
+export const text = (body: string, init?: Init): Response => ({
+  status: init?.status ?? 200,
+  headers: headersOf(init, "text/plain; charset=utf-8"),
+  body: { _tag: "Bytes", bytes: Buffer.from(body, "utf8") }
+})
+
+/** An HTML (UTF-8) response. */
+export const html = (body: string, init?: Init): Response => ({
+  status: init?.status ?? 200,
+  headers: headersOf(init, "text/html; charset=utf-8"),
+  body: { _tag: "Bytes", bytes: Buffer.from(body, "utf8") }
+})
+
+/** A JSON response (`JSON.stringify`). */
+export const json = (value: unknown, init?: Init): Response => ({
+  status: init?.status ?? 200,
+  headers: headersOf(init, "application/json"),
+  body: { _tag: "Bytes", bytes: Buffer.from(JSON.stringify(value) ?? "null", "utf8") }
+})
+
+/** Raw bytes with a content type (default application/octet-stream). */
+export const bytes = (data: Uint8Array, init?: Init & { readonly contentType?: string }): Response => ({
+  status: init?.status ?? 200,
+  headers: headersOf(init, init?.contentType ?? "application/octet-stream"),
+  body: { _tag: "Bytes", bytes: data }
+})
+
+/** A streamed body: chunked unless `length` is known. */
+export const stream = (
+  body: Stream.Stream<Uint8Array, unknown>,
+  init?: Init & { readonly contentType?: string; readonly length?: number }
+): Response => ({
+  status: init?.status ?? 200,
+  headers: headersOf(init, init?.contentType ?? "application/octet-stream"),
+  body: init?.length === undefined ? { _tag: "Stream", stream: body } : { _tag: "Stream", stream: body, length: init.length }
+})
+
+/** A status with no body (204, 304, or any other). */
+export const status = (code: number, init?: Omit<Init, "status">): Response => ({
+  status: code,
+  headers: headersOf(init),
+  body: EMPTY
+})
+
+/** A redirect (302 by default) to `location`. */
+export const redirect = (location: string, code: 301 | 302 | 303 | 307 | 308 = 302): Response => ({
+  status: code,
+  headers: [["Location", location]],
+  body: EMPTY
+})
+
+/** Reason phrases (RFC 9110 §15). */
+export const reasons: Readonly<Record<number, string>> = {
+  100: "Continue", 101: "Switching Protocols", 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content",
+  206: "Partial Content", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
+  307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+  404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 411: "Length Required",
+  412: "Precondition Failed", 413: "Content Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
+  416: "Range Not Satisfiable", 417: "Expectation Failed", 422: "Unprocessable Content", 429: "Too Many Requests",
+  431: "Request Header Fields Too Large", 499: "Client Closed Request", 500: "Internal Server Error",
+  501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 505: "HTTP Version Not Supported"
+}
+
+const statusLines = new Map<number, string>()
+/** `HTTP/1.1 200 OK\r\n`, built once per status. */
+export const statusLine = (code: number): string => {
+  let line = statusLines.get(code)
+  if (line === undefined) {
+    line = `HTTP/1.1 ${code} ${reasons[code] ?? "Unknown"}\r\n`
+    if (code >= 100 && code <= 999) statusLines.set(code, line)
+  }
+  return line
+}
+
+/** True when a response to `method` with `code` carries no body (RFC 9110 §6.4.1). */
+export const bodyless = (method: string, code: number): boolean =>
+  method === "HEAD" || code === 204 || code === 304 || (code >= 100 && code < 200)
+
+const framingHeaders = new Set(["content-length", "transfer-encoding", "connection", "date", "keep-alive"])
+const invalidValue = /[\r\n\0]/
+
+/**
+ * Serializes a response head. `length` is the body length, -1 for chunked,
+ * or -2 for a body delimited by closing the connection (HTTP/1.0 clients); `close` adds `Connection: close`; `keepAlive10` adds
+ * `Connection: keep-alive` for an HTTP/1.0 client that asked for it.
+ * Header values with CR, LF or NUL are dropped (no response splitting).
+ */
+export const serializeHead = (
+  response: Response,
+  date: string,
+  length: number,
+  close: boolean,
+  keepAlive10: boolean,
+  noBody: boolean
+): string => {
+  let head = statusLine(response.status) + "Date: " + date + "\r\n"
+  for (const [name, value] of response.headers) {
+    if (framingHeaders.has(name.toLowerCase()) || invalidValue.test(value) || invalidValue.test(name)) continue
+    head += name + ": " + value + "\r\n"
+  }
+  if (response.status !== 204 && response.status >= 200 && !(noBody && response.status === 304)) {
+    head += length >= 0
+      ? "Content-Length: " + length + "\r\n"
+      : noBody || length === -2
+      ? ""
+      : "Transfer-Encoding: chunked\r\n"
+  }
+  if (close) head += "Connection: close\r\n"
+  else if (keepAlive10) head += "Connection: keep-alive\r\n"
+  return head + "\r\n"
+}

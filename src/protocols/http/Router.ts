@@ -1,0 +1,91 @@
+/**
+ * A thin router: method + path pattern (`/users/:id`, `/files/*`) to an app.
+ * The first matching route wins; a path that matches with another method
+ * gets 405 with `Allow`; no match falls through to `fallback` (404 by default).
+ */
+import { Effect } from "effect"
+import type { App } from "./Serve.ts"
+import type { Request } from "./Request.ts"
+import * as Res from "./Response.ts"
+
+/** One route. */
+export interface Route<E, R> {
+  readonly method: string | "*"
+  readonly pattern: string
+  readonly app: App<E, R>
+}
+
+const route = (method: string) => <E = never, R = never>(pattern: string, app: App<E, R>): Route<E, R> => ({ method, pattern, app })
+
+/** Routes for GET (HEAD too, body dropped by the server). */
+export const get = route("GET")
+export const post = route("POST")
+export const put = route("PUT")
+export const patch = route("PATCH")
+export const del = route("DELETE")
+/** Any method. */
+export const any = route("*")
+
+interface Compiled<E, R> {
+  readonly route: Route<E, R>
+  readonly match: (path: string) => Record<string, string> | undefined
+}
+
+const compile = <E, R>(r: Route<E, R>): Compiled<E, R> => {
+  const parts = r.pattern.split("/")
+  return {
+    route: r,
+    match: (path) => {
+      const segments = path.split("/")
+      const params: Record<string, string> = {}
+      for (let i = 0; i < parts.length; i++) {
+        const part = parts[i]!
+        if (part === "*") {
+          params["*"] = segments.slice(i).join("/")
+          return params
+        }
+        const segment = segments[i]
+        if (segment === undefined) return undefined
+        if (part.startsWith(":")) {
+          if (segment === "") return undefined
+          try {
+            params[part.slice(1)] = decodeURIComponent(segment)
+          } catch {
+            return undefined
+          }
+        } else if (part !== segment) return undefined
+      }
+      return segments.length === parts.length ? params : undefined
+    }
+  }
+}
+
+/**
+ * Builds an app from routes.
+ *
+ * @example
+ * const app = Router.make([
+ *   Router.get("/hello/:name", (req) => Effect.succeed(Response.text(`hello ${req.params.name}`))),
+ *   Router.any("/*", site)
+ * ])
+ */
+export const make = <E, R>(routes: ReadonlyArray<Route<E, R>>, fallback?: App<E, R>): App<E, R> => {
+  const compiled = routes.map(compile)
+  return (request: Request) => {
+    const allowed: Array<string> = []
+    for (const c of compiled) {
+      const params = c.match(request.path)
+      if (params === undefined) continue
+      const m = c.route.method
+      if (m === "*" || m === request.method || (m === "GET" && request.method === "HEAD")) {
+        ;(request as { params: Readonly<Record<string, string>> }).params = params
+        return c.route.app(request)
+      }
+      allowed.push(m)
+    }
+    if (allowed.length > 0) {
+      return Effect.succeed(Res.text("405 Method Not Allowed\n", { status: 405, headers: [["Allow", [...new Set(allowed)].join(", ")]] }))
+    }
+    return fallback !== undefined ? fallback(request) : Effect.succeed(Res.text("404 Not Found\n", { status: 404 }))
+  }
+}
