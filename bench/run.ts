@@ -6,6 +6,7 @@
 import * as Os from "node:os"
 import * as Actors from "./actors.ts"
 import * as Echo from "./echo.ts"
+import * as Http from "./http.ts"
 import { pinnedNote } from "./harness.ts"
 
 const args = process.argv.slice(2)
@@ -42,4 +43,9 @@ if (wanted("actors")) {
   console.log(`  Queue ${Math.round(r.queue)} rt/s | actor tell↔tell ${Math.round(r.tell)} rt/s (${(r.tell / r.queue).toFixed(2)}×) | actor ask ${Math.round(r.ask)} rt/s (${(r.ask / r.queue).toFixed(2)}×) (target ≥ 0.8)`)
   const log = await Actors.accessLog(1_000_000)
   console.log(`  access log: ${log.lines} entries in a file at ${Math.round(log.perSecond)} entries/s (target ≥ 500,000); tell costs ${log.tellNs.toFixed(0)} ns`)
+}
+if (wanted("http")) {
+  console.log(`\nHTTP: fiberd static files (access log on) vs node:http from Buffers; wrk -t1, ${seconds} s, median of ${rounds}`)
+  console.log(`  targets: ≥ 1.0× on keep-alive rows, ≥ 3× pipelined`)
+  await Http.run(rounds, seconds)
 }

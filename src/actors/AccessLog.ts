@@ -12,9 +12,9 @@ export interface AccessEntry {
   /** Peer address (CLF's "host"). */
   readonly peer: string
   /** RFC 1413 identity; `-` when unknown (always, in practice). */
-  readonly identity?: string
+  readonly identity?: string | undefined
   /** Authenticated user; `-` when none. */
-  readonly user?: string
+  readonly user?: string | undefined
   /** When the request arrived, ms since the epoch. */
   readonly time: number
   /** `METHOD target HTTP/x.y` as received. */
@@ -22,8 +22,8 @@ export interface AccessEntry {
   readonly status: number
   /** Body bytes sent. */
   readonly bytes: number
-  readonly referer?: string
-  readonly userAgent?: string
+  readonly referer?: string | undefined
+  readonly userAgent?: string | undefined
   /** Time to answer, in ms. */
   readonly durationMs: number
 }

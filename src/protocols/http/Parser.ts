@@ -52,6 +52,8 @@ export type HeadResult =
   | { readonly _tag: "Error"; readonly status: 400 | 414 | 431 | 501 | 505; readonly reason: string }
 
 const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
+const NO_BODY: BodyFraming = { _tag: "None" }
+const CHUNKED: BodyFraming = { _tag: "Chunked" }
 const error = (status: 400 | 414 | 431 | 501 | 505, reason: string): HeadResult => ({ _tag: "Error", status, reason })
 
 // tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
@@ -206,6 +208,12 @@ const parseHeadText = (text: string, limits: HeadLimits, end: number): HeadResul
   // ---- header fields (RFC 9112 §5) ----
   const names: Array<string> = []
   const values: Array<string> = []
+  // the fields that decide framing, collected in the same pass
+  let hosts = 0
+  let connection: string | undefined
+  let expect: string | undefined
+  let te: Array<string> | undefined
+  let cl: Array<string> | undefined
   let at = lineEnd + 2
   while (at < text.length) {
     let next = text.indexOf("\r\n", at)
@@ -222,22 +230,37 @@ const parseHeadText = (text: string, limits: HeadLimits, end: number): HeadResul
     const value = trimOws(field.slice(colon + 1))
     if (!isFieldValue(value)) return error(400, `invalid characters in header ${name}`)
     if (names.length >= limits.maxHeaders) return error(431, "too many header fields")
-    names.push(name.toLowerCase())
+    const lower = name.toLowerCase()
+    names.push(lower)
     values.push(value)
+    switch (lower) {
+      case "host":
+        hosts++
+        break
+      case "connection":
+        connection = connection === undefined ? value : `${connection}, ${value}`
+        break
+      case "expect":
+        expect ??= value
+        break
+      case "transfer-encoding":
+        ;(te ??= []).push(value)
+        break
+      case "content-length":
+        ;(cl ??= []).push(value)
+        break
+    }
   }
   const headers = new Headers(names, values)
 
   // ---- Host (RFC 9112 §3.2) ----
-  const hosts = headers.getAll("host")
-  if (minor === 1 && hosts.length !== 1) return error(400, hosts.length === 0 ? "missing Host" : "more than one Host")
-  if (minor === 0 && hosts.length > 1) return error(400, "more than one Host")
+  if (minor === 1 && hosts !== 1) return error(400, hosts === 0 ? "missing Host" : "more than one Host")
+  if (minor === 0 && hosts > 1) return error(400, "more than one Host")
 
   // ---- message body framing (RFC 9112 §6) ----
-  const te = headers.getAll("transfer-encoding")
-  const cl = headers.getAll("content-length")
-  let framing: BodyFraming = { _tag: "None" }
-  if (te.length > 0) {
-    if (cl.length > 0) return error(400, "Transfer-Encoding together with Content-Length")
+  let framing: BodyFraming = NO_BODY
+  if (te !== undefined) {
+    if (cl !== undefined) return error(400, "Transfer-Encoding together with Content-Length")
     if (minor === 0) return error(400, "Transfer-Encoding in an HTTP/1.0 request")
     const codings = te.join(",").split(",").map((c) => trimOws(c).toLowerCase())
     if (codings.some((c) => c === "")) return error(400, "empty transfer-coding")
@@ -250,16 +273,14 @@ const parseHeadText = (text: string, limits: HeadLimits, end: number): HeadResul
         : error(501, `transfer-coding not implemented: ${codings.filter((c) => c !== "chunked").join(", ")}`)
     }
     if (codings.length > 1) return error(400, "chunked applied more than once")
-    framing = { _tag: "Chunked" }
-  } else if (cl.length > 0) {
+    framing = CHUNKED
+  } else if (cl !== undefined) {
     const length = parseContentLength(cl)
     if (length === "invalid") return error(400, "invalid Content-Length")
-    framing = length === 0 ? { _tag: "None" } : { _tag: "ContentLength", length }
+    framing = length === 0 ? NO_BODY : { _tag: "ContentLength", length }
   }
 
-  const connection = headers.get("connection")
   const keepAlive = minor === 1 ? !hasToken(connection, "close") : hasToken(connection, "keep-alive")
-  const expect = headers.get("expect")
   return {
     _tag: "Head",
     head: {

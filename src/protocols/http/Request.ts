@@ -64,12 +64,13 @@ export interface BodySource {
 /** Reads a request body through its decoder; tracks whether it is complete. */
 export class BodyReader {
   done: boolean
-  private pending: Array<Uint8Array> = []
-  private readonly source: BodySource
-  private readonly decoder: BodyDecoder | undefined
   started = false
+  private pending: Array<Uint8Array> = []
+  private readonly source: BodySource | undefined
+  private readonly decoder: BodyDecoder | undefined
+  private readEffect: Effect.Effect<Option.Option<Uint8Array>, BodyError> | undefined
 
-  constructor(source: BodySource, decoder: BodyDecoder | undefined) {
+  constructor(source: BodySource | undefined, decoder: BodyDecoder | undefined) {
     this.source = source
     this.decoder = decoder
     this.done = decoder === undefined
@@ -80,16 +81,20 @@ export class BodyReader {
     return this.decoder?.received ?? 0
   }
 
-  readonly read: Effect.Effect<Option.Option<Uint8Array>, BodyError> = Effect.suspend(() => this.next()).pipe(
-    Effect.catchTag(
-      ["ConnectionReset", "ConnectionClosed", "ConnectionFailed", "ConnectionTimeout"],
-      (e) => Effect.fail(new BodyError({ status: e._tag === "ConnectionTimeout" ? 408 : 499, reason: e.message }))
+  /** The next chunk of the body; None at its end. */
+  get read(): Effect.Effect<Option.Option<Uint8Array>, BodyError> {
+    if (this.decoder === undefined) return NONE
+    return this.readEffect ??= Effect.suspend(() => this.next()).pipe(
+      Effect.catchTag(
+        ["ConnectionReset", "ConnectionClosed", "ConnectionFailed", "ConnectionTimeout"],
+        (e) => Effect.fail(new BodyError({ status: e._tag === "ConnectionTimeout" ? 408 : 499, reason: e.message }))
+      )
     )
-  )
+  }
 
   private next(): Effect.Effect<Option.Option<Uint8Array>, BodyError | ConnectionError> {
     if (this.pending.length > 0) return Effect.succeed(Option.some(this.pending.shift()!))
-    if (this.done || this.decoder === undefined) return Effect.succeed(Option.none())
+    if (this.done || this.decoder === undefined || this.source === undefined) return NONE
     const decoder = this.decoder
     const source = this.source
     const self = this
@@ -135,6 +140,11 @@ export class BodyReader {
   }
 }
 
+const NONE: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
+
+/** The reader of every request without a body. */
+export const noBody = new BodyReader(undefined, undefined)
+
 const collect = (reader: BodyReader): Effect.Effect<Uint8Array, BodyError> =>
   Effect.gen(function*() {
     const parts: Array<Uint8Array> = []
@@ -145,6 +155,72 @@ const collect = (reader: BodyReader): Effect.Effect<Uint8Array, BodyError> =>
     }
   })
 
+const utf8 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8")
+
+/** The Request implementation: cheap to build; body helpers are made when first used. */
+class HttpRequest implements Request {
+  readonly method: string
+  readonly target: string
+  readonly path: string
+  readonly query: string
+  readonly headers: Headers
+  readonly minor: 0 | 1
+  readonly remote: RemoteAddress
+  params: Readonly<Record<string, string>> = {}
+  private readonly reader: BodyReader
+  private searchParamsCache: URLSearchParams | undefined
+  private bytesCache: Effect.Effect<Uint8Array, BodyError> | undefined
+
+  constructor(options: {
+    readonly method: string
+    readonly target: string
+    readonly minor: 0 | 1
+    readonly headers: Headers
+    readonly remote: RemoteAddress
+    readonly reader: BodyReader
+  }) {
+    const q = options.target.indexOf("?")
+    this.method = options.method
+    this.target = options.target
+    this.path = q === -1 ? options.target : options.target.slice(0, q)
+    this.query = q === -1 ? "" : options.target.slice(q + 1)
+    this.headers = options.headers
+    this.minor = options.minor
+    this.remote = options.remote
+    this.reader = options.reader
+  }
+
+  get searchParams(): URLSearchParams {
+    return (this.searchParamsCache ??= new URLSearchParams(this.query))
+  }
+
+  get body(): Stream.Stream<Uint8Array, BodyError> {
+    const reader = this.reader
+    return Stream.unfold(undefined, () =>
+      reader.read.pipe(Effect.map((chunk) => Option.isNone(chunk) ? undefined : [chunk.value, undefined] as const)))
+  }
+
+  get readBody(): Effect.Effect<Option.Option<Uint8Array>, BodyError> {
+    return this.reader.read
+  }
+
+  get bytes(): Effect.Effect<Uint8Array, BodyError> {
+    return (this.bytesCache ??= Effect.cached(collect(this.reader)).pipe(Effect.runSync))
+  }
+
+  get text(): Effect.Effect<string, BodyError> {
+    return Effect.map(this.bytes, utf8)
+  }
+
+  get json(): Effect.Effect<unknown, BodyError> {
+    return Effect.flatMap(this.bytes, (b) =>
+      Effect.try({
+        try: () => JSON.parse(utf8(b)) as unknown,
+        catch: () => new BodyError({ status: 400, reason: "body is not valid JSON" })
+      }))
+  }
+}
+
 /** Builds the app's Request. */
 export const make = (options: {
   readonly method: string
@@ -153,36 +229,4 @@ export const make = (options: {
   readonly headers: Headers
   readonly remote: RemoteAddress
   readonly reader: BodyReader
-}): Request => {
-  const q = options.target.indexOf("?")
-  const path = q === -1 ? options.target : options.target.slice(0, q)
-  const query = q === -1 ? "" : options.target.slice(q + 1)
-  const reader = options.reader
-  let params: URLSearchParams | undefined
-  const bytes = collect(reader)
-  return {
-    method: options.method,
-    target: options.target,
-    path,
-    query,
-    get searchParams() {
-      return (params ??= new URLSearchParams(query))
-    },
-    headers: options.headers,
-    minor: options.minor,
-    remote: options.remote,
-    params: {},
-    get body() {
-      return Stream.unfold(undefined, () =>
-        reader.read.pipe(Effect.map((chunk) => Option.isNone(chunk) ? undefined : [chunk.value, undefined] as const)))
-    },
-    readBody: reader.read,
-    bytes,
-    text: Effect.map(bytes, (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8")),
-    json: Effect.flatMap(bytes, (b) =>
-      Effect.try({
-        try: () => JSON.parse(Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8")) as unknown,
-        catch: () => new BodyError({ status: 400, reason: "body is not valid JSON" })
-      }))
-  }
-}
+}): Request => new HttpRequest(options)

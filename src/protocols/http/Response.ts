@@ -113,6 +113,23 @@ export const statusLine = (code: number): string => {
 export const bodyless = (method: string, code: number): boolean =>
   method === "HEAD" || code === 204 || code === 304 || (code >= 100 && code < 200)
 
+const blocks = new WeakMap<ReadonlyArray<readonly [string, string]>, string>()
+
+/** The app's header fields as `Name: value\r\n` lines, computed once per headers array. */
+const headerBlock = (headers: ReadonlyArray<readonly [string, string]>): string => {
+  if (headers.length === 0) return ""
+  let block = blocks.get(headers)
+  if (block === undefined) {
+    block = ""
+    for (const [name, value] of headers) {
+      if (framingHeaders.has(name.toLowerCase()) || invalidValue.test(value) || invalidValue.test(name)) continue
+      block += name + ": " + value + "\r\n"
+    }
+    blocks.set(headers, block)
+  }
+  return block
+}
+
 const framingHeaders = new Set(["content-length", "transfer-encoding", "connection", "date", "keep-alive"])
 const invalidValue = /[\r\n\0]/
 
@@ -130,11 +147,7 @@ export const serializeHead = (
   keepAlive10: boolean,
   noBody: boolean
 ): string => {
-  let head = statusLine(response.status) + "Date: " + date + "\r\n"
-  for (const [name, value] of response.headers) {
-    if (framingHeaders.has(name.toLowerCase()) || invalidValue.test(value) || invalidValue.test(name)) continue
-    head += name + ": " + value + "\r\n"
-  }
+  let head = statusLine(response.status) + "Date: " + date + "\r\n" + headerBlock(response.headers)
   if (response.status !== 204 && response.status >= 200 && !(noBody && response.status === 304)) {
     head += length >= 0
       ? "Content-Length: " + length + "\r\n"

@@ -63,6 +63,7 @@ const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1")
 const CRLF = Buffer.from("\r\n", "latin1")
 const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1")
 const SMALL_BODY = 16 * 1024
+const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
 
 const httpDate = (millis: number) => new Date(millis).toUTCString()
 
@@ -72,7 +73,8 @@ class Shared {
   now = 0
   requests = 0
   draining = false
-  readonly idle = new Set<ConnState>()
+  /** Every open connection (drain closes the idle ones). */
+  readonly connections = new Set<ConnState>()
   readonly timeouts: Timeouts.TimeoutManager
   constructor(timeouts: Timeouts.TimeoutManager) {
     this.timeouts = timeouts
@@ -110,21 +112,15 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
     this.ticks = ticks
   }
 
+  /** Enters a phase and arms its timeout (the entry stays registered; "busy" has none). */
   setPhase(phase: Phase): void {
     this.phase = phase
-    const timeouts = this.shared.timeouts
-    const ticks = this.ticks[phase]
-    if (!Number.isFinite(ticks)) {
-      if (this.registered) timeouts.remove(this)
-      this.registered = false
-    } else {
-      this.timeoutTicks = ticks
-      if (!this.registered) timeouts.add(this)
-      this.lastActive = timeouts.epoch
+    this.timeoutTicks = this.ticks[phase]
+    this.lastActive = this.shared.timeouts.epoch
+    if (!this.registered) {
+      this.shared.timeouts.add(this)
       this.registered = true
     }
-    if (phase === "idle") this.shared.idle.add(this)
-    else this.shared.idle.delete(this)
   }
 
   onTimeout(): void {
@@ -212,51 +208,65 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     const log = (s: ConnState, head: { requestLine: string; headers?: RequestHead["headers"] }, status: number, bytes: number, time: number, started: number) => {
       if (accessLog === undefined) return
       const remote = s.conn.remote
+      const headers = head.headers
       accessLog.tellUnsafe({
         peer: remote.address,
         time,
         requestLine: head.requestLine,
         status,
         bytes,
-        ...(head.headers !== undefined ? refererAndAgent(head.headers) : {}),
+        referer: headers?.get("referer"),
+        userAgent: headers?.get("user-agent"),
         durationMs: performance.now() - started
       })
     }
 
-    /** Writes a response; returns body bytes sent. */
-    const send = (s: ConnState, head: RequestHead, response: Res.Response, close: boolean) =>
+    /**
+     * Serializes a response with an empty or in-memory body into the output
+     * (coalesced with other pipelined responses); returns the body bytes, or
+     * -1 when the body must be streamed (then nothing was queued).
+     */
+    const queue = (s: ConnState, head: RequestHead, response: Res.Response, close: boolean): number => {
+      const noBody = Res.bodyless(head.method, response.status)
+      const body = response.body
+      if (!noBody && body._tag !== "Empty" && body._tag !== "Bytes") return -1
+      s.sent = true
+      const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes
+      const length = body._tag === "Bytes" ? body.bytes.byteLength : 0
+      const text = Res.serializeHead(response, s.shared.date, length, close, !close && head.minor === 0, noBody)
+      s.sent = true
+      if (bytes.byteLength <= SMALL_BODY) {
+        const buf = Buffer.allocUnsafe(text.length + bytes.byteLength)
+        buf.write(text, 0, "latin1")
+        buf.set(bytes, text.length)
+        s.out.push(buf)
+      } else {
+        s.out.push(Buffer.from(text, "latin1"), bytes)
+      }
+      s.outBytes += text.length + bytes.byteLength
+      return bytes.byteLength
+    }
+
+    /** Writes a response whose body is streamed (a Stream or a file); returns body bytes sent. */
+    const stream = (s: ConnState, head: RequestHead, response: Res.Response, close: boolean) =>
       Effect.gen(function*() {
-        const noBody = Res.bodyless(head.method, response.status)
-        const body = response.body
-        const length = body._tag === "Empty"
-          ? 0
-          : body._tag === "Bytes"
-          ? body.bytes.byteLength
-          : body._tag === "File"
-          ? body.end - body.start
-          : body.length ?? -1
-        const chunked = length < 0 && !noBody
-        const mustClose = close || (chunked && head.minor === 0)
-        const text = Res.serializeHead(response, s.shared.date, head.minor === 0 && chunked ? -2 : length, mustClose, !mustClose && head.minor === 0, noBody)
+        const body = response.body as Extract<Res.Body, { _tag: "Stream" | "File" }>
+        const length = body._tag === "File" ? body.end - body.start : body.length ?? -1
+        const chunked = length < 0 && head.minor === 1
+        const mustClose = close || (length < 0 && head.minor === 0)
+        const text = Res.serializeHead(response, s.shared.date, length < 0 && !chunked ? -2 : length, mustClose, !mustClose && head.minor === 0, false)
         s.sent = true
-        if (noBody || body._tag === "Empty" || body._tag === "Bytes") {
-          const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes
-          if (bytes.byteLength <= SMALL_BODY) {
-            const buf = Buffer.allocUnsafe(text.length + bytes.byteLength)
-            buf.write(text, 0, "latin1")
-            buf.set(bytes, text.length)
-            s.out.push(buf)
-          } else {
-            s.out.push(Buffer.from(text, "latin1"), bytes)
-          }
-          s.outBytes += text.length + bytes.byteLength
-          if (mustClose || s.start >= s.end || s.outBytes >= maxPipelineOutput) yield* s.flush()
-          return bytes.byteLength
-        }
         s.out.push(Buffer.from(text, "latin1"))
         yield* s.flush()
-        if (body._tag === "File") return yield* sendFile(s, body)
-        return yield* sendStream(s, body.stream, chunked && head.minor === 1)
+        return body._tag === "File" ? yield* sendFile(s, body) : yield* sendStream(s, body.stream, chunked)
+      })
+
+    /** Writes any response; returns body bytes sent. */
+    const send = (s: ConnState, head: RequestHead, response: Res.Response, close: boolean) =>
+      Effect.suspend(() => {
+        const sent = queue(s, head, response, close)
+        if (sent >= 0) return Effect.as(s.flush(), sent)
+        return stream(s, head, response, close)
       })
 
     const sendFile = (s: ConnState, body: Extract<Res.Body, { _tag: "File" }>) =>
@@ -279,16 +289,19 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         (file) => Effect.promise(() => file.close())
       )
 
-    const sendStream = (s: ConnState, stream: Stream.Stream<Uint8Array, unknown>, chunked: boolean) =>
+    const sendStream = (s: ConnState, body: Stream.Stream<Uint8Array, unknown>, chunked: boolean) =>
       Effect.gen(function*() {
         let sent = 0
-        yield* Stream.runForEach(stream, (chunk) => {
+        yield* Stream.runForEach(body, (chunk) => {
           if (chunk.byteLength === 0) return Effect.void
           sent += chunk.byteLength
           return chunked
             ? s.conn.write([Buffer.from(chunk.byteLength.toString(16) + "\r\n", "latin1"), chunk, CRLF])
             : s.conn.write(chunk)
-        })
+        }).pipe(
+          // the status line is out: a failing body can only end the connection (logged as a defect)
+          Effect.catch((e) => isConnectionError(e) ? Effect.fail(e) : Effect.die(e))
+        )
         if (chunked) yield* s.conn.write(LAST_CHUNK)
         return sent
       })
@@ -305,7 +318,12 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         yield* s.conn.close
       })
 
-    const serveOne = (s: ConnState, head: RequestHead) =>
+    /** Answers one request; returns whether the connection goes on. */
+    const serveOne = (
+      s: ConnState,
+      head: RequestHead,
+      known?: Effect.Effect<Res.Response, E, R>
+    ): Effect.Effect<boolean, ConnectionError, R> =>
       Effect.gen(function*() {
         const time = s.shared.now
         const started = performance.now()
@@ -318,34 +336,29 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
           yield* failConnection(s, 413, `request body larger than ${maxBody} bytes`, head.requestLine, head.headers)
           return false
         }
-        const decoder = framing._tag === "None"
-          ? undefined
-          : framing._tag === "ContentLength"
-          ? new ContentLengthDecoder(framing.length)
-          : new ChunkedDecoder({ maxBody })
-        const reader = new Req.BodyReader(s, decoder)
+        const reader = framing._tag === "None"
+          ? Req.noBody
+          : new Req.BodyReader(s, framing._tag === "ContentLength" ? new ContentLengthDecoder(framing.length) : new ChunkedDecoder({ maxBody }))
         const request = Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader })
-        s.setPhase(decoder === undefined ? "busy" : "body")
-        const exit = yield* Effect.exit(app(request))
+        s.setPhase(reader.done ? "busy" : "body")
+        // an app that answers synchronously (Effect.succeed) returns an Exit: no need to run it
+        const result = known ?? app(request)
+        const exit: Exit.Exit<Res.Response, E> = Exit.isExit(result)
+          ? (result as Exit.Exit<Res.Response, E>)
+          : yield* Effect.exit(result)
         s.setPhase("busy")
         let response: Res.Response
         let close = !head.keepAlive || s.requests >= maxRequests || s.shared.draining
         if (Exit.isSuccess(exit)) {
           response = exit.value
         } else {
-          if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.failCause(exit.cause)
+          if (Cause.hasInterruptsOnly(exit.cause)) return yield* Effect.interrupt
           const error = Cause.findErrorOption(exit.cause)
-          if (Option.isSome(error) && error.value instanceof Req.BodyError) {
-            // the body's framing is broken or the client is gone: answer and close
-            if (error.value.status === 499) {
-              log(s, head, 499, 0, time, started)
-              return false
-            }
-            yield* failConnection(s, error.value.status, error.value.reason, head.requestLine, head.headers)
-            return false
-          }
-          if (Option.isSome(error) && isConnectionError(error.value)) {
-            log(s, head, 499, 0, time, started)
+          if (Option.isSome(error) && (error.value instanceof Req.BodyError || isConnectionError(error.value))) {
+            // the body's framing is broken, or the client is gone: answer if possible, and close
+            const status = error.value instanceof Req.BodyError ? error.value.status : 499
+            if (status === 499) log(s, head, 499, 0, time, started)
+            else yield* failConnection(s, status, (error.value as Req.BodyError).reason, head.requestLine, head.headers)
             return false
           }
           yield* Effect.logError(`app failed on ${head.method} ${head.target}`, exit.cause).pipe(
@@ -356,7 +369,9 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
           close = close || !reader.done
         }
         if (!reader.done && s.expectContinue && !s.continued) close = true // the client may never send that body
-        const bytes = yield* send(s, head, response, close)
+        let bytes = queue(s, head, response, close)
+        if (bytes < 0) bytes = yield* stream(s, head, response, close)
+        else if (close || s.start >= s.end || s.outBytes >= maxPipelineOutput) yield* s.flush()
         s.pending = undefined
         log(s, head, response.status, bytes, time, started)
         shared.requests++
@@ -369,36 +384,74 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         return true
       })
 
+    /**
+     * The synchronous fast path: answers every complete, body-less request in
+     * the buffer whose app answers synchronously (returns an Exit), queuing
+     * the responses (coalesced). Stops at the first request that needs the
+     * effectful path, and returns it; or returns what to do next.
+     */
+    const advance = (s: ConnState): HeadResult | "close" | "flush" => {
+      while (s.start < s.end) {
+        const parsed = parseHead(s.buffer, s.start, s.end, limits)
+        if (parsed._tag !== "Head") return parsed
+        const head = parsed.head
+        if (head.framing._tag !== "None") return parsed
+        const request = Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader: Req.noBody })
+        const result = app(request)
+        if (!Exit.isExit(result) || Exit.isFailure(result)) {
+          // the app is asynchronous or failed: serve this request on the effectful path
+          return { _tag: "Head", head, end: parsed.end, result } as HeadResult
+        }
+        const started = performance.now()
+        const response = (result as Exit.Success<Res.Response>).value
+        const close = !head.keepAlive || s.requests + 1 >= maxRequests || s.shared.draining
+        const bytes = queue(s, head, response, close)
+        // a streamed body: take the effectful path with the answer we already have
+        if (bytes < 0) return { _tag: "Head", head, end: parsed.end, result } as HeadResult
+        s.start = parsed.end
+        s.requests++
+        log(s, head, response.status, bytes, s.shared.now, started)
+        shared.requests++
+        if (close) return "close"
+        if (s.outBytes >= maxPipelineOutput) return "flush"
+      }
+      return INCOMPLETE
+    }
+
     const loop = (s: ConnState) =>
       Effect.gen(function*() {
         while (true) {
-          let parsed: HeadResult = s.start < s.end ? parseHead(s.buffer, s.start, s.end, limits) : { _tag: "Incomplete" }
-          if (parsed._tag === "Incomplete") {
+          let next = advance(s)
+          if (next === "close") return yield* s.flush()
+          if (next === "flush") {
+            yield* s.flush()
+            continue
+          }
+          if (next._tag === "Incomplete") {
             yield* s.flush()
             if (s.shared.draining) return
-            s.setPhase(s.start < s.end ? "head" : s.requests === 0 ? "head" : "idle")
-            while (parsed._tag === "Incomplete") {
-              if (!(yield* s.fill)) return // EOF between requests (or in a partial head): done
-              if (s.phase === "idle") s.setPhase("head")
-              parsed = parseHead(s.buffer, s.start, s.end, limits)
-            }
+            s.setPhase(s.start < s.end || s.requests === 0 ? "head" : "idle")
+            if (!(yield* s.fill)) return // EOF between requests (or in a partial head): done
+            if (s.phase === "idle") s.setPhase("head")
+            continue
           }
-          if (parsed._tag === "Error") {
-            return yield* failConnection(s, parsed.status, parsed.reason, "-")
+          if (next._tag === "Error") {
+            return yield* failConnection(s, next.status, next.reason, "-")
           }
-          s.start = parsed.end
+          s.start = next.end
           s.requests++
-          if (!(yield* serveOne(s, parsed.head))) {
+          const known = (next as { result?: Effect.Effect<Res.Response, E, R> }).result
+          if (!(yield* serveOne(s, next.head, known))) {
             yield* s.flush()
             return
           }
+          next = INCOMPLETE
         }
       })
 
     /** What happens when a timeout (or the server) interrupts the connection's fiber. */
     const interrupted = (s: ConnState): Effect.Effect<void> =>
       Effect.gen(function*() {
-        s.shared.idle.delete(s)
         if (s.registered) s.shared.timeouts.remove(s)
         const pending = s.pending
         if (s.timedOut === "head" && (s.start < s.end || s.requests === 0) && !s.sent) {
@@ -413,6 +466,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     const handler = (conn: Connection): Effect.Effect<void, never, R> =>
       Effect.withFiber((fiber) => {
         const s = new ConnState(conn, fiber, shared, ticks)
+        shared.connections.add(s)
         return loop(s).pipe(
           Effect.catchIf(isConnectionError, (e) => {
             if (s.pending !== undefined) log(s, s.pending.head, 499, 0, s.pending.time, s.pending.started)
@@ -420,7 +474,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
           }),
           Effect.onInterrupt(() => interrupted(s)),
           Effect.ensuring(Effect.sync(() => {
-            shared.idle.delete(s)
+            shared.connections.delete(s)
             if (s.registered) shared.timeouts.remove(s)
           }))
         ) as Effect.Effect<void, never, R>
@@ -430,18 +484,8 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
       handler,
       drain: Effect.sync(() => {
         shared.draining = true
-        for (const s of shared.idle) s.fiber.interruptUnsafe()
-        shared.idle.clear()
+        for (const s of shared.connections) if (s.phase === "idle") s.fiber.interruptUnsafe()
       }),
       requests: () => shared.requests
     }
   })
-
-const refererAndAgent = (headers: RequestHead["headers"]): { referer?: string; userAgent?: string } => {
-  const referer = headers.get("referer")
-  const userAgent = headers.get("user-agent")
-  return {
-    ...(referer !== undefined ? { referer } : {}),
-    ...(userAgent !== undefined ? { userAgent } : {})
-  }
-}

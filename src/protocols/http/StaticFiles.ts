@@ -15,7 +15,9 @@
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { Headers } from "./Headers.ts"
 import type { Request } from "./Request.ts"
+import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
 
 /** Static-file options. */
@@ -140,7 +142,18 @@ interface Cached {
   readonly lastModified: string
   readonly mtimeMs: number
   readonly size: number
+  readonly type: string
+  /** The unconditional 200 response, built once. */
+  readonly ok: Effect.Effect<Res.Response>
   checkedAt: number
+}
+
+/** True when the request has a conditional or Range header (one pass over the names). */
+const isPlain = (request: Request): boolean => {
+  for (const name of request.headers.names) {
+    if (name === "if-none-match" || name === "if-modified-since" || name === "range" || name === "if-range") return false
+  }
+  return true
 }
 
 const notModified = (request: Request, etag: string, mtimeMs: number): boolean => {
@@ -204,8 +217,8 @@ export const make = (options: StaticOptions): Effect.Effect<(request: Request) =
     const fromCache = (request: Request, key: string): Effect.Effect<Res.Response> | undefined => {
       const hit = cache.get(key)
       if (hit === undefined || Date.now() - hit.checkedAt > revalidate) return undefined
-      return Effect.succeed(respond(request, { ...hit, type: mimeType(key) }, (start, end) =>
-        ({ _tag: "Bytes", bytes: start === 0 && end === hit.size ? hit.bytes : hit.bytes.subarray(start, end) })))
+      if (isPlain(request)) return hit.ok
+      return Effect.succeed(respond(request, hit, (start, end) => ({ _tag: "Bytes", bytes: hit.bytes.subarray(start, end) })))
     }
 
     return (request: Request) => {
@@ -237,7 +250,9 @@ export const make = (options: StaticOptions): Effect.Effect<(request: Request) =
           }
           if (old !== undefined) cachedBytes -= old.size
           if (cachedBytes + stat.size <= cacheMaxBytes) {
-            cache.set(request.path, { ...meta, bytes, checkedAt: Date.now() })
+            const whole = bytes
+            const ok = Effect.succeed(respond(Req.make({ method: "GET", target: "/", minor: 1, headers: Headers.empty, remote: { address: "", port: 0, family: "memory" }, reader: Req.noBody }), meta, () => ({ _tag: "Bytes", bytes: whole })))
+            cache.set(request.path, { ...meta, bytes, ok, checkedAt: Date.now() })
             cachedBytes += stat.size
           } else {
             cache.delete(request.path)
