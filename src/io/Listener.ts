@@ -229,7 +229,7 @@ export const make = <E, R>(
         Effect.matchCauseEffect({
           onSuccess: () => Effect.sync(() => conn.closeGracefully()),
           onFailure: (cause) => {
-            conn.destroy()
+            conn.abort()
             if (Cause.hasInterruptsOnly(cause)) return Effect.void
             const error = Cause.findErrorOption(cause)
             if (Option.isSome(error) && isConnectionError(error.value) && !Cause.hasDies(cause)) {
@@ -284,7 +284,7 @@ export const make = <E, R>(
       fiber.addObserver((exit) => {
         conn.fiber = undefined
         running--
-        if (Exit.isFailure(exit)) conn.destroy()
+        if (Exit.isFailure(exit)) conn.abort()
         if (running === 0 && onHandlersDone !== undefined) onHandlersDone()
       })
     }

@@ -200,6 +200,11 @@ export class NodeConnection implements Connection, Timed {
     if (this.paused) this.flow()
   }
 
+  /** After a failed or interrupted handler: closes at once, unless a graceful close was already asked for. */
+  abort(): void {
+    if (!this.lingering) this.destroy()
+  }
+
   /** Closes at once (RST if input is unread). */
   destroy(error?: ConnectionError): void {
     if (error !== undefined && this.failure === undefined) this.failure = error

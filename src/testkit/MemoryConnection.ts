@@ -176,6 +176,11 @@ export class MemoryEnd implements Connection {
     if (reader !== undefined) reader(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
   }
 
+  /** True once this end closed (close) or timed out. */
+  get closed(): boolean {
+    return this.closedLocally
+  }
+
   /** Fails both directions (reset or timeout) for both ends. */
   resetNow(code: string): void {
     this.inbound.fail(new ConnectionReset({ connectionId: this.id, code }))

@@ -119,7 +119,14 @@ export const run = <E, R>(
     let timedOut = false
 
     const fiber = yield* Effect.forkChild(Effect.suspend(() => handler(server)), { startImmediately: true })
-    fiber.addObserver(() => moved++)
+    // as the listener does: a handler that returns closes politely, one that fails or is interrupted aborts
+    // (but not when the runner itself stops a handler that is still running at the end of the script)
+    let finishing = false
+    fiber.addObserver((exit) => {
+      moved++
+      if (Exit.isSuccess(exit)) server.closeNow()
+      else if (!finishing && !server.closed && server.failure === undefined) server.resetNow("ECONNABORTED")
+    })
 
     let onActivity = () => {
       moved++
@@ -176,7 +183,9 @@ export const run = <E, R>(
           yield* TestClock.adjust(step.duration)
           break
         case "Reset":
+          // as the listener does when its socket closes under a running handler
           yield* client.reset
+          fiber.interruptUnsafe()
           break
         case "Read":
           output.push(client.readAvailable(step.bytes))
@@ -193,6 +202,7 @@ export const run = <E, R>(
     }
     yield* settle(progress)
     const exit = fiber.pollUnsafe()
+    finishing = true
     if (exit === undefined) yield* Fiber.interrupt(fiber)
     if (options.reader === "manual") output.push(client.readAvailable())
     const bytes = Buffer.concat(output)

@@ -69,9 +69,12 @@ const compile = <E, R>(r: Route<E, R>): Compiled<E, R> => {
  *   Router.any("/*", site)
  * ])
  */
-export const make = <E, R>(routes: ReadonlyArray<Route<E, R>>, fallback?: App<E, R>): App<E, R> => {
-  const compiled = routes.map(compile)
-  return (request: Request) => {
+export const make = <Routes extends ReadonlyArray<Route<any, any>>, E2 = never, R2 = never>(
+  routes: Routes,
+  fallback?: App<E2, R2>
+): App<RouteError<Routes[number]> | E2, RouteContext<Routes[number]> | R2> => {
+  const compiled = routes.map(compile) as Array<Compiled<unknown, unknown>>
+  return ((request: Request) => {
     const allowed: Array<string> = []
     for (const c of compiled) {
       const params = c.match(request.path)
@@ -87,5 +90,10 @@ export const make = <E, R>(routes: ReadonlyArray<Route<E, R>>, fallback?: App<E,
       return Effect.succeed(Res.text("405 Method Not Allowed\n", { status: 405, headers: [["Allow", [...new Set(allowed)].join(", ")]] }))
     }
     return fallback !== undefined ? fallback(request) : Effect.succeed(Res.text("404 Not Found\n", { status: 404 }))
-  }
+  }) as App<RouteError<Routes[number]> | E2, RouteContext<Routes[number]> | R2>
 }
+
+/** The error type of a route. */
+export type RouteError<T> = T extends Route<infer E, any> ? E : never
+/** The context a route needs. */
+export type RouteContext<T> = T extends Route<any, infer R> ? R : never

@@ -430,7 +430,9 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
           if (next._tag === "Incomplete") {
             yield* s.flush()
             if (s.shared.draining) return
-            s.setPhase(s.start < s.end || s.requests === 0 ? "head" : "idle")
+            // the header timeout runs from the first byte of a head (or from accept) and is not reset by more bytes
+            const phase = s.start < s.end || s.requests === 0 ? "head" : "idle"
+            if (s.phase !== phase) s.setPhase(phase)
             if (!(yield* s.fill)) return // EOF between requests (or in a partial head): done
             if (s.phase === "idle") s.setPhase("head")
             continue
@@ -460,6 +462,8 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
           yield* failConnection(s, 408, "request body not received in time", pending.requestLine, pending.head.headers).pipe(Effect.ignore)
         } else if (pending !== undefined) {
           log(s, pending.head, 499, 0, pending.time, pending.started)
+        } else if (s.timedOut === "idle" || s.timedOut === "head") {
+          yield* s.conn.close // idle keep-alive (or silent new) connection: a polite close
         }
       })
 
