@@ -176,6 +176,11 @@ export class MemoryEnd implements Connection {
     if (reader !== undefined) reader(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
   }
 
+  /** True while this end's fiber waits on the connection (a read, or a write on a full buffer). */
+  get waiting(): boolean {
+    return this.inbound.reader !== undefined || this.outbound.writers.length > 0
+  }
+
   /** True once this end closed (close) or timed out. */
   get closed(): boolean {
     return this.closedLocally

@@ -58,6 +58,12 @@ export interface RunOptions {
   readonly idleTimeout?: Duration.Input
   /** The peer address the handler sees. */
   readonly remote?: RemoteAddress
+  /**
+   * The handler does real asynchronous I/O (files, timers of the real clock):
+   * between steps, also wait in real time (up to 5 s) until it waits on the
+   * connection again or ends.
+   */
+  readonly realIo?: boolean
 }
 
 /** What a run produced. */
@@ -85,13 +91,18 @@ export const describe = <E>(result: RunResult<E>): string =>
  * Lets forked fibers run until no bytes have moved and no fiber has ended for
  * several scheduler turns.
  */
-export const settle = (progress: () => number): Effect.Effect<void> =>
+export const settle = (progress: () => number, busy?: () => boolean): Effect.Effect<void> =>
   Effect.gen(function*() {
     let quiet = 0
+    const until = Date.now() + 5000
     while (quiet < 5) {
       const before = progress()
       yield* Effect.yieldNow
       quiet = progress() === before ? quiet + 1 : 0
+      if (quiet === 5 && busy !== undefined && busy() && Date.now() < until) {
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 1)))
+        quiet = 0
+      }
     }
   })
 
@@ -128,6 +139,7 @@ export const run = <E, R>(
       else if (!finishing && !server.closed && server.failure === undefined) server.resetNow("ECONNABORTED")
     })
 
+    const busy = options.realIo === true ? () => fiber.pollUnsafe() === undefined && !server.waiting : undefined
     let onActivity = () => {
       moved++
     }
@@ -173,7 +185,7 @@ export const run = <E, R>(
     }
 
     for (const step of steps) {
-      yield* settle(progress)
+      yield* settle(progress, busy)
       switch (step._tag) {
         case "Send":
         case "EndWrite":
@@ -195,12 +207,12 @@ export const run = <E, R>(
             const chunk = client.readAvailable()
             if (chunk.byteLength === 0) break
             output.push(chunk)
-            yield* settle(progress)
+            yield* settle(progress, busy)
           }
           break
       }
     }
-    yield* settle(progress)
+    yield* settle(progress, busy)
     const exit = fiber.pollUnsafe()
     finishing = true
     if (exit === undefined) yield* Fiber.interrupt(fiber)
