@@ -80,7 +80,7 @@ export interface Supervisor {
   /** The children in start order with status and restart counts. */
   readonly children: Effect.Effect<ReadonlyArray<ChildInfo>>
   /** Adds and starts a child at run time (OTP start_child). */
-  readonly startChild: <E = never, R = never>(spec: ChildSpec<E, R>) => Effect.Effect<void, DuplicateChild, R>
+  readonly startChild: <E = never, R = never>(spec: ChildSpec<E, R>) => Effect.Effect<void, DuplicateChild, Exclude<R, Scope.Scope>>
   /** Stops a child and removes it (OTP terminate_child + delete_child). */
   readonly terminateChild: (id: string) => Effect.Effect<void>
   /** Never succeeds; fails with SupervisorGaveUp when the supervisor gives up. */
@@ -294,7 +294,7 @@ export const make = <R = never>(
           const done = yield* Deferred.make<void, DuplicateChild>()
           yield* Queue.offer(events, { _tag: "Start", spec: spec as ChildSpec<unknown, unknown>, done })
           return yield* Deferred.await(done)
-        }) as Effect.Effect<void, DuplicateChild, R2>,
+        }) as Effect.Effect<void, DuplicateChild, Exclude<R2, Scope.Scope>>,
       terminateChild: (id) =>
         Effect.gen(function*() {
           const done = yield* Deferred.make<void>()

@@ -163,7 +163,10 @@ export class NodeConnection implements Connection, Timed {
     }
     this.counters.bytesOut += bytes
     this.lastActive = this.timeouts.epoch
-    return ok ? Effect.void : (this.drainEffect ??= this.makeWaitDrain())
+    // write() says false whenever a chunk reaches the high-water mark, even when the kernel took it all
+    // at once; wait for 'drain' only if bytes are really still queued in user space
+    if (ok || socket.writableLength < socket.writableHighWaterMark) return Effect.void
+    return this.drainEffect ??= this.makeWaitDrain()
   }
 
   get endWrite(): Effect.Effect<void> {
@@ -302,7 +305,7 @@ export class NodeConnection implements Connection, Timed {
     return Effect.callback<void, ConnectionError>((resume) => {
       if (this.failure !== undefined) return resume(Effect.fail(this.failure))
       if (this.socket.destroyed) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
-      if (!this.socket.writableNeedDrain) return resume(Effect.void)
+      if (this.socket.writableLength < this.socket.writableHighWaterMark) return resume(Effect.void)
       this.drainWaiter = resume
       return Effect.sync(() => {
         this.drainWaiter = undefined

@@ -30,3 +30,7 @@ export const handler = (conn: Connection): Effect.Effect<void, ConnectionError> 
     yield* conn.write(line(now))
     yield* conn.close
   })
+
+/** Daytime over UDP (RFC 867): any datagram is answered with the daytime line. */
+export const datagram = (_: unknown, reply: (data: Uint8Array) => Effect.Effect<void>): Effect.Effect<void> =>
+  Clock.currentTimeMillis.pipe(Effect.flatMap((now) => reply(line(now))))

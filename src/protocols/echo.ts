@@ -14,3 +14,7 @@ export const handler = (conn: Connection): Effect.Effect<void, ConnectionError> 
       yield* conn.write(chunk.value)
     }
   })
+
+/** Echo over UDP (RFC 862 §2): each datagram is sent back to its sender. */
+export const datagram = (d: { readonly data: Uint8Array }, reply: (data: Uint8Array) => Effect.Effect<void>): Effect.Effect<void> =>
+  reply(d.data)

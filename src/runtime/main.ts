@@ -1,45 +1,104 @@
 /**
- * The fiberd program: starts the default services and runs until SIGINT or
- * SIGTERM, then drains them and exits 0.
- *
- * Defaults (loopback only): echo on 127.0.0.1:7007, daytime on 127.0.0.1:7013.
+ * The fiberd program: reads the service table (or uses the defaults), starts
+ * every service, prints one line per service, and runs until SIGTERM/SIGINT
+ * (drain, flush the logs, exit 0; a second signal exits at once). SIGHUP
+ * re-reads the table and applies the difference. Exit codes: 0 after a
+ * signal, 1 when a service cannot start (e.g. its port is in use), 2 for a
+ * bad table or bad arguments.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect } from "effect"
+import { Console, Effect, Queue } from "effect"
+import * as Fs from "node:fs"
 import * as Path from "node:path"
-import * as AccessLog from "../actors/AccessLog.ts"
-import * as Listener from "../io/Listener.ts"
-import * as StaticFiles from "../protocols/http/StaticFiles.ts"
-import * as HttpServer from "../protocols/http/Server.ts"
-import * as Daytime from "../protocols/daytime.ts"
-import * as Echo from "../protocols/echo.ts"
+import * as ErrorLog from "../actors/ErrorLog.ts"
+import * as Cli from "./Cli.ts"
+import * as Runtime from "./Runtime.ts"
+import * as ServiceTable from "./ServiceTable.ts"
 
-const services = [
-  { name: "echo", protocol: "echo", port: 7007, handler: Echo.handler },
-  { name: "daytime", protocol: "daytime", port: 7013, handler: Daytime.handler }
-] as const
+const packageJson = JSON.parse(Fs.readFileSync(Path.resolve(import.meta.dirname, "../../package.json"), "utf8")) as {
+  version: string
+}
 
-const publicDir = Path.resolve(import.meta.dirname, "../../public")
+let args: Cli.Args
+try {
+  args = Cli.parse(process.argv.slice(2))
+} catch (error) {
+  process.stderr.write(`fiberd: ${(error as Error).message}\n\n${Cli.usage}`)
+  process.exit(2)
+}
 
-const main = Effect.gen(function*() {
-  const accessLog = yield* AccessLog.make({ destination: "logs/access.log" })
-  const site = yield* StaticFiles.make({ root: publicDir })
-  const web = yield* HttpServer.listen(site, { listen: { name: "web", port: 8080 }, http: { accessLog } })
-  yield* Console.log(`web\thttp\t${Listener.formatAddress(web.listener.address)}`)
-  for (const service of services) {
-    const listener = yield* Listener.make({ name: service.name, host: "127.0.0.1", port: service.port }, service.handler)
-    yield* Console.log(`${service.name}\t${service.protocol}\t${Listener.formatAddress(listener.address)}`)
-  }
-  return yield* Effect.never
+const loadTable = (file: string | undefined) =>
+  (file === undefined ? Effect.succeed(ServiceTable.defaults) : ServiceTable.load(file)).pipe(
+    Effect.map((table) => Cli.override(table, args))
+  )
+
+const fail = (code: number) => (error: { readonly message: string }) =>
+  Console.error(`fiberd: ${error.message}`).pipe(Effect.andThen(Effect.sync(() => {
+    process.exitCode = code
+  })))
+
+/** Runs until interrupted; SIGHUP reloads. */
+const serve = Effect.gen(function*() {
+  const table = yield* loadTable(args.config)
+  const errorLog = yield* ErrorLog.ErrorLog
+  const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats })
+  for (const s of running.services()) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
+  // SIGHUP: re-read the table and apply the difference; the signal handler only enqueues
+  const hups = yield* Queue.unbounded<void>()
+  const onHup = () => Queue.offerUnsafe(hups, undefined)
+  process.on("SIGHUP", onHup)
+  yield* Effect.addFinalizer(() => Effect.sync(() => process.off("SIGHUP", onHup)))
+  yield* Effect.forever(Effect.gen(function*() {
+    yield* Queue.take(hups)
+    yield* errorLog.reopen
+    if (args.config === undefined) return yield* Effect.logInfo("SIGHUP: logs reopened (built-in table, nothing to re-read)")
+    const next = yield* Effect.result(loadTable(args.config))
+    if (next._tag === "Failure") {
+      return yield* Effect.logError(`SIGHUP: the new table is invalid; the old one keeps running\n${next.failure.message}`)
+    }
+    const report = yield* running.reload(next.success)
+    yield* Effect.logInfo(`SIGHUP: table reloaded`, report)
+    for (const s of running.services()) if (report.started.includes(s.name)) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
+  }))
 }).pipe(
   Effect.scoped,
-  Effect.catchTag("ListenError", (error) =>
-    Console.error(`fiberd: ${error.message}`).pipe(Effect.andThen(Effect.sync(() => {
-      process.exitCode = 1
-    }))))
+  Effect.catchTag("ConfigError", fail(2)),
+  Effect.catchTag("StartError", fail(1))
 )
+
+const withErrorLog = (table: ServiceTable.Table) =>
+  serve.pipe(Effect.provide(ErrorLog.layer({
+    destination: table.errorLog?.path ?? "-",
+    format: table.errorLog?.format ?? "text",
+    ...(table.errorLog?.syslog !== undefined ? { syslog: { host: table.errorLog.syslog.host, ...(table.errorLog.syslog.port !== undefined ? { port: table.errorLog.syslog.port } : {}) } } : {})
+  })))
+
+const main = Effect.gen(function*() {
+  switch (args.command) {
+    case "help":
+      return yield* Console.log(Cli.usage)
+    case "version":
+      return yield* Console.log(`fiberd ${packageJson.version}`)
+    case "check": {
+      const table = yield* loadTable(args.config)
+      return yield* Console.log(`${args.config ?? "built-in defaults"}: ok, ${table.services.length} services`)
+    }
+    case "run": {
+      const table = yield* loadTable(args.config)
+      return yield* withErrorLog(table)
+    }
+  }
+}).pipe(Effect.catchTag("ConfigError", fail(2)))
+
+// A second SIGTERM/SIGINT while draining exits at once.
+let signals = 0
+const hardExit = () => {
+  if (++signals > 1) process.exit(130)
+}
+process.on("SIGTERM", hardExit)
+process.on("SIGINT", hardExit)
 
 NodeRuntime.runMain(main, {
   disableErrorReporting: false,
-  teardown: (exit, onExit) => onExit(process.exitCode === undefined || process.exitCode === 0 ? 0 : Number(process.exitCode))
+  teardown: (_exit, onExit) => onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
 })

@@ -1,0 +1,232 @@
+/**
+ * The chat service: line-based (UTF-8, LF or CRLF), with rooms.
+ *
+ * Commands: `/nick NAME`, `/join ROOM`, `/part`, `/who`, `/quit`; any other
+ * line is a message to the current room. Each room is an actor under the
+ * chat's supervisor; it owns its member list and broadcasts, so every member
+ * sees a room's events in one order. Each member has a bounded outbox drained
+ * by its own writer fiber: a member whose outbox overflows (a stalled reader)
+ * is disconnected with a reason line, and never slows the room.
+ */
+import { Cause, Effect, Fiber, Queue } from "effect"
+import { Scope } from "effect"
+import * as Actor from "../../actors/Actor.ts"
+import * as Supervisor from "../../actors/Supervisor.ts"
+import type { Connection, ConnectionError } from "../../io/Connection.ts"
+import * as Lines from "./Lines.ts"
+
+/** Chat options. */
+export interface ChatOptions {
+  /** Longest line accepted, in bytes. Default 1024. */
+  readonly maxLineLength?: number
+  /** Lines a member may have waiting before it is disconnected as too slow. Default 256. */
+  readonly outboxSize?: number
+}
+
+/** A connected client, as rooms see it. */
+export interface Member {
+  readonly id: number
+  nick: string
+  /** Queues a line for the client; false if its outbox is full. */
+  readonly send: (line: string) => boolean
+  /** Disconnects the client with a reason line. */
+  readonly kick: (reason: string) => void
+}
+
+/** What a member asks of its room; the room answers once the event is delivered, so a member's lines stay in order. */
+type RoomEvent =
+  | { readonly _tag: "Join"; readonly member: Member }
+  | { readonly _tag: "Part"; readonly member: Member; readonly quit: boolean }
+  | { readonly _tag: "Say"; readonly member: Member; readonly text: string }
+  | { readonly _tag: "Nick"; readonly member: Member; readonly old: string }
+  | { readonly _tag: "Who"; readonly member: Member }
+type RoomMsg = RoomEvent & { readonly reply: Actor.Reply<void> }
+
+/** A room's behaviour: members in join order; a member that cannot keep up is dropped. */
+const room = (name: string): Actor.Behavior<RoomMsg, Map<number, Member>> => {
+  const broadcast = (members: Map<number, Member>, line: string, except?: Member) => {
+    const slow: Array<Member> = []
+    for (const m of members.values()) {
+      if (m !== except && !m.send(line)) slow.push(m)
+    }
+    for (const m of slow) {
+      members.delete(m.id)
+      m.kick("you are not reading fast enough")
+      broadcast(members, `*** ${m.nick} was disconnected (too slow)`)
+    }
+  }
+  return {
+    initial: Effect.sync(() => new Map<number, Member>()),
+    receive: (members, msg) =>
+      Effect.sync(() => {
+        switch (msg._tag) {
+          case "Join":
+            members.set(msg.member.id, msg.member)
+            broadcast(members, `*** ${msg.member.nick} joined #${name}`)
+            break
+          case "Part":
+            if (!members.delete(msg.member.id)) break
+            if (!msg.quit) msg.member.send(`*** you left #${name}`)
+            broadcast(members, msg.quit ? `*** ${msg.member.nick} quit` : `*** ${msg.member.nick} left #${name}`)
+            break
+          case "Say":
+            if (members.has(msg.member.id)) broadcast(members, `<${msg.member.nick}> ${msg.text}`, msg.member)
+            break
+          case "Nick":
+            if (members.has(msg.member.id)) broadcast(members, `*** ${msg.old} is now known as ${msg.member.nick}`)
+            break
+          case "Who":
+            msg.member.send(`*** in #${name}: ${[...members.values()].map((m) => m.nick).join(" ")}`)
+            break
+        }
+        return members
+      }).pipe(Effect.tap(() => msg.reply.succeed(undefined)))
+  }
+}
+
+const validName = /^[A-Za-z0-9_-]{1,24}$/
+const encoder = (line: string) => Buffer.from(line + "\r\n", "utf8")
+
+/** A running chat service. */
+export interface ChatServer {
+  readonly handler: (conn: Connection) => Effect.Effect<void>
+  /** Room names. */
+  readonly rooms: () => ReadonlyArray<string>
+}
+
+/**
+ * Starts the chat service (its rooms live in the scope).
+ *
+ * @example
+ * const chat = yield* Chat.make({ outboxSize: 64 })
+ * yield* Listener.make({ name: "chat", port: 7070 }, chat.handler)
+ */
+export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const maxLine = options.maxLineLength ?? 1024
+    const outboxSize = options.outboxSize ?? 256
+    const supervisor = yield* Supervisor.make({ name: "chat-rooms", maxRestarts: 10, period: "10 seconds" }, [])
+    const rooms = new Map<string, Actor.ActorRef<RoomMsg>>()
+    const scope = yield* Effect.scope
+
+    const roomRef = (name: string) =>
+      Effect.gen(function*() {
+        const existing = rooms.get(name)
+        if (existing !== undefined) return existing
+        const mailbox = yield* Actor.make<RoomMsg>({ name: `room #${name}` }).pipe(Scope.provide(scope))
+        rooms.set(name, mailbox)
+        yield* supervisor.startChild({ id: name, restart: "permanent", start: Actor.runSupervised(mailbox, room(name)) }).pipe(
+          Effect.ignore
+        )
+        return mailbox
+      })
+
+    const handler = (conn: Connection): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const outbox = yield* Queue.bounded<string | { readonly kick: string | undefined }>(outboxSize + 1)
+        let kicked = false
+        const member: Member = {
+          id: conn.id,
+          nick: `guest${conn.id}`,
+          send: (line) => !kicked && Queue.sizeUnsafe(outbox) < outboxSize && Queue.offerUnsafe(outbox, line),
+          kick: (reason) => {
+            if (kicked) return
+            kicked = true
+            Queue.offerUnsafe(outbox, { kick: reason })
+          }
+        }
+        // the writer: drains the outbox into the connection; a kick ends the connection
+        const writer = yield* Effect.forkChild(
+          Effect.gen(function*() {
+            while (true) {
+              const item = yield* Queue.take(outbox)
+              if (typeof item === "string") {
+                yield* conn.write(encoder(item))
+              } else {
+                if (item.kick !== undefined) yield* conn.write(encoder(`*** disconnected: ${item.kick}`))
+                return yield* conn.close
+              }
+            }
+          }).pipe(Effect.ignore),
+          { startImmediately: true }
+        )
+        const say = (line: string) => Effect.sync(() => member.send(line))
+        let current: { name: string; ref: Actor.ActorRef<RoomMsg> } | undefined
+        const tell = (ref: Actor.ActorRef<RoomMsg>, event: RoomEvent) =>
+          ref.ask<void>((reply) => ({ ...event, reply }) as RoomMsg).pipe(Effect.ignore)
+        const leave = (quit: boolean) =>
+          current === undefined ? Effect.void : tell(current.ref, { _tag: "Part", member, quit }).pipe(Effect.andThen(Effect.sync(() => {
+            current = undefined
+          })))
+        yield* say(`*** welcome to fiberd chat, ${member.nick}. Commands: /nick NAME, /join ROOM, /part, /who, /quit`)
+        const next = Lines.reader(conn, maxLine)
+        const loop: Effect.Effect<void, ConnectionError> = Effect.gen(function*() {
+          while (!kicked) {
+            const event = yield* next
+            if (event._tag === "End") return yield* leave(true)
+            if (event._tag === "TooLong") {
+              yield* say(`*** error: line too long (max ${maxLine} bytes), ignored`)
+              continue
+            }
+            const line = event.text
+            if (!line.startsWith("/")) {
+              if (line.trim() === "") continue
+              if (current === undefined) yield* say("*** join a room first: /join ROOM")
+              else yield* tell(current.ref, { _tag: "Say", member, text: line })
+              continue
+            }
+            const [command, ...rest] = line.slice(1).split(" ")
+            const arg = rest.join(" ").trim()
+            switch (command) {
+              case "nick": {
+                if (!validName.test(arg)) {
+                  yield* say("*** error: a nick is 1 to 24 letters, digits, _ or -")
+                  break
+                }
+                const old = member.nick
+                member.nick = arg
+                if (current !== undefined) yield* tell(current.ref, { _tag: "Nick", member, old })
+                else yield* say(`*** you are now ${arg}`)
+                break
+              }
+              case "join": {
+                const name = arg.replace(/^#/, "")
+                if (!validName.test(name)) {
+                  yield* say("*** error: a room name is 1 to 24 letters, digits, _ or -")
+                  break
+                }
+                if (current?.name === name) break
+                yield* leave(false)
+                const ref = yield* roomRef(name)
+                current = { name, ref }
+                yield* tell(ref, { _tag: "Join", member })
+                break
+              }
+              case "part":
+                if (current === undefined) yield* say("*** you are not in a room")
+                else yield* leave(false)
+                break
+              case "who":
+                if (current === undefined) yield* say("*** you are not in a room")
+                else yield* tell(current.ref, { _tag: "Who", member })
+                break
+              case "quit":
+                yield* leave(true)
+                yield* say("*** bye")
+                return
+              default:
+                yield* say(`*** error: unknown command /${command}`)
+            }
+          }
+        })
+        yield* loop.pipe(Effect.catchCause((cause) => Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : leave(true)))
+        // let the writer send what is queued (bye, last messages), then close
+        if (!kicked) {
+          kicked = true
+          yield* Queue.offer(outbox, { kick: undefined }).pipe(Effect.ignore)
+        }
+        yield* Fiber.await(writer)
+      }).pipe(Effect.scoped) as Effect.Effect<void>
+
+    return { handler, rooms: () => [...rooms.keys()] }
+  })

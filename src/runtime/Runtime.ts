@@ -1,0 +1,200 @@
+/**
+ * The service-table runtime: turns a table into running services under one
+ * root supervisor, and applies a new table as a difference (SIGHUP).
+ *
+ * The access log starts before the supervisor and stops after it, so every
+ * service's last entries are written. Every service is a permanent child of
+ * the root supervisor, started in table order; a service that cannot bind at
+ * startup fails the start (the CLI exits 1 naming it).
+ */
+import { Data, Deferred, Duration, Effect, Exit } from "effect"
+import type { Scope } from "effect"
+import * as AccessLog from "../actors/AccessLog.ts"
+import type { LogWriter } from "../actors/LogWriter.ts"
+import * as Supervisor from "../actors/Supervisor.ts"
+import * as Listener from "../io/Listener.ts"
+import * as Udp from "../io/Udp.ts"
+import * as Chat from "../protocols/chat/Chat.ts"
+import * as Daytime from "../protocols/daytime.ts"
+import * as Echo from "../protocols/echo.ts"
+import * as Exec from "../protocols/exec.ts"
+import * as HttpServer from "../protocols/http/Server.ts"
+import * as StaticFiles from "../protocols/http/StaticFiles.ts"
+import * as ServiceTable from "./ServiceTable.ts"
+import * as Status from "./Status.ts"
+
+/** A service could not start (bind failed). */
+export class StartError extends Data.TaggedError("StartError")<{ readonly service: string; readonly reason: string }> {
+  override get message() {
+    return this.reason
+  }
+}
+
+type Duration = number | string
+const duration = (d: Duration | undefined): Duration.Input | undefined =>
+  d === undefined ? undefined : typeof d === "number" ? Duration.millis(d) : (d as Duration.Input)
+
+const defined = <T extends Record<string, unknown>>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never
+
+/** What the runtime shares with each service. */
+interface Deps {
+  readonly table: ServiceTable.Table
+  readonly accessLog: LogWriter<AccessLog.AccessEntry>
+  readonly status: Status.StatusSource
+}
+
+const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table, onDrain?: Effect.Effect<void>): Listener.ListenOptions => {
+  const transport = service.transport ?? "tcp"
+  const address = ServiceTable.parseListen(service.listen, transport) as ServiceTable.Address
+  return defined({
+    name: service.name,
+    ...(address._tag === "unix" ? { path: address.path } : { host: address.host, port: address.port }),
+    maxConnections: service.maxConnections ?? table.maxConnections,
+    idleTimeout: duration(service.idleTimeout),
+    drainTimeout: duration(table.drainTimeout),
+    onDrain
+  })
+}
+
+/** Starts one service in the current scope; returns what the status page shows. */
+export const startService = (service: ServiceTable.Service, deps: Deps): Effect.Effect<Status.ServiceEntry, StartError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const transport = service.transport ?? "tcp"
+    const base = { name: service.name, protocol: service.protocol, transport }
+    const listen = <E>(handler: (conn: import("../io/Connection.ts").Connection) => Effect.Effect<void, E>) =>
+      Listener.make(listenOptions(service, deps.table), handler).pipe(
+        Effect.map((l): Status.ServiceEntry => ({ ...base, address: Listener.formatAddress(l.address), stats: l.stats }))
+      )
+    switch (service.protocol) {
+      case "http": {
+        const site = yield* StaticFiles.make({ root: service.root ?? ServiceTable.bundledPublic })
+        const app = Status.withStatus(site, deps.status, service.status ?? "loopback")
+        const server = yield* HttpServer.listen(app, {
+          listen: listenOptions(service, deps.table),
+          http: defined({
+            accessLog: deps.accessLog,
+            headerTimeout: duration(service.headerTimeout),
+            requestTimeout: duration(service.requestTimeout),
+            keepAliveTimeout: duration(service.keepAliveTimeout),
+            maxBody: service.maxBody,
+            maxRequestsPerConnection: service.maxRequestsPerConnection
+          })
+        })
+        return { ...base, address: Listener.formatAddress(server.listener.address), stats: server.listener.stats, requests: server.requests }
+      }
+      case "echo":
+      case "daytime": {
+        if (transport === "udp") {
+          const address = ServiceTable.parseListen(service.listen, "udp") as Extract<ServiceTable.Address, { _tag: "inet" }>
+          const udp = yield* Udp.make(
+            { name: service.name, host: address.host, port: address.port },
+            service.protocol === "echo" ? Echo.datagram : Daytime.datagram
+          )
+          const host = udp.address.family === "IPv6" ? `[${udp.address.host}]` : udp.address.host
+          return { ...base, address: `${host}:${udp.address.port}`, udp: udp.stats }
+        }
+        return yield* listen(service.protocol === "echo" ? Echo.handler : Daytime.handler)
+      }
+      case "chat": {
+        const chat = yield* Chat.make(defined({ maxLineLength: service.maxLineLength, outboxSize: service.outboxSize }))
+        return yield* listen(chat.handler)
+      }
+      case "exec": {
+        const exec = Exec.make(defined({ name: service.name, command: service.command!, maxInstances: service.maxInstances }))
+        return yield* listen(exec.handler)
+      }
+    }
+  }).pipe(Effect.mapError((e) => new StartError({ service: service.name, reason: e.message })))
+
+/** A running server. */
+export interface Running {
+  /** Running services in table order. */
+  readonly services: () => ReadonlyArray<Status.ServiceEntry>
+  readonly supervisor: Supervisor.Supervisor
+  readonly accessLog: LogWriter<AccessLog.AccessEntry>
+  /** Applies a new table: new services start, removed ones drain and stop, changed ones restart. */
+  readonly reload: (table: ServiceTable.Table) => Effect.Effect<{ readonly started: ReadonlyArray<string>; readonly stopped: ReadonlyArray<string>; readonly failed: ReadonlyArray<string> }>
+}
+
+/**
+ * Starts every service of `table` under a root supervisor, in the current
+ * scope. `errorLogStats` feeds the status page.
+ */
+export const start = (
+  table: ServiceTable.Table,
+  options: { readonly errorLogStats?: () => import("../actors/LogWriter.ts").LogWriterStats } = {}
+): Effect.Effect<Running, StartError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const accessLog = yield* AccessLog.make(defined({ destination: table.accessLog?.path ?? "logs/access.log", format: table.accessLog?.format }))
+    const root = yield* Supervisor.make({ name: "root", strategy: "one-for-one", maxRestarts: 5, period: "10 seconds" }, [])
+    const running = new Map<string, { readonly config: ServiceTable.Service; readonly entry: Status.ServiceEntry }>()
+    let current = table
+    const order = () => current.services.map((s) => running.get(s.name)?.entry).filter((e) => e !== undefined)
+    const status: Status.StatusSource = {
+      startedAt: Date.now(),
+      services: order,
+      supervisor: () => root.children,
+      logs: () => ({
+        access: accessLog.stats,
+        error: options.errorLogStats?.() ?? { written: 0, dropped: 0, writeErrors: 0, batches: 0 }
+      })
+    }
+    const deps = (): Deps => ({ table: current, accessLog, status })
+    const shutdownOf = () => Duration.sum(Duration.fromInputUnsafe(duration(current.drainTimeout) ?? "10 seconds"), Duration.seconds(5))
+
+    const launch = (service: ServiceTable.Service) =>
+      Effect.gen(function*() {
+        const ready = yield* Deferred.make<void, StartError>()
+        yield* root.startChild({
+          id: service.name,
+          restart: "permanent",
+          shutdown: shutdownOf(),
+          start: Effect.gen(function*() {
+            const entry = yield* startService(service, deps()).pipe(Effect.tapError((e) => Deferred.fail(ready, e)))
+            running.set(service.name, { config: service, entry })
+            yield* Effect.addFinalizer(() => Effect.sync(() => running.delete(service.name)))
+            yield* Deferred.succeed(ready, undefined)
+            return yield* Effect.never
+          })
+        }).pipe(Effect.orDie)
+        const exit = yield* Effect.exit(Deferred.await(ready))
+        if (Exit.isFailure(exit)) {
+          yield* root.terminateChild(service.name)
+          return yield* Effect.failCause(exit.cause)
+        }
+      })
+
+    for (const service of table.services) yield* launch(service)
+
+    const reload = (next: ServiceTable.Table) =>
+      Effect.gen(function*() {
+        const before = new Map(current.services.map((s) => [s.name, s]))
+        const after = new Map(next.services.map((s) => [s.name, s]))
+        const started: Array<string> = []
+        const stopped: Array<string> = []
+        const failed: Array<string> = []
+        current = next
+        for (const [name, old] of before) {
+          const now = after.get(name)
+          if (now === undefined || JSON.stringify(now) !== JSON.stringify(old)) {
+            yield* root.terminateChild(name)
+            stopped.push(name)
+          }
+        }
+        for (const service of next.services) {
+          const old = before.get(service.name)
+          if (old !== undefined && JSON.stringify(old) === JSON.stringify(service)) continue
+          const exit = yield* Effect.exit(launch(service))
+          if (Exit.isSuccess(exit)) started.push(service.name)
+          else {
+            failed.push(service.name)
+            yield* Effect.logError(`reload: ${service.name} did not start`, exit.cause)
+          }
+        }
+        yield* accessLog.reopen
+        return { started, stopped, failed }
+      })
+
+    return { services: order, supervisor: root, accessLog, reload }
+  })

@@ -1,0 +1,163 @@
+/**
+ * The service table: fiberd's configuration, in the spirit of inetd.conf.
+ *
+ * A JSON file (`fiberd.json`, or `--config PATH`) is validated with Effect
+ * Schema; every problem is reported with the file, the JSON path of the bad
+ * key and what was expected. No file: the built-in defaults (web, echo,
+ * daytime, chat on loopback).
+ */
+import { Data, Effect, Result, Schema, SchemaIssue } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+
+const DurationText = Schema.String.check(
+  Schema.isPattern(/^\d+(\.\d+)? (millis|seconds|minutes|hours)$/, {
+    message: "a duration such as \"500 millis\", \"10 seconds\" or \"5 minutes\""
+  })
+)
+/** A duration: milliseconds as a number, or text such as "10 seconds". */
+const Duration = Schema.Union([Schema.Number.check(Schema.isGreaterThanOrEqualTo(0)), DurationText])
+const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
+
+/** One service. Protocol options sit beside the common ones. */
+export const Service = Schema.Struct({
+  name: Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]+$/, { message: "a name of letters, digits, _ . -" })),
+  protocol: Schema.Literals(["http", "echo", "daytime", "chat", "exec"]),
+  transport: Schema.optional(Schema.Literals(["tcp", "udp", "unix"])),
+  /** `host:port`, `[v6]:port`, or a socket path for `unix`. */
+  listen: Schema.String,
+  maxConnections: Schema.optional(PositiveInt),
+  idleTimeout: Schema.optional(Duration),
+  // http
+  root: Schema.optional(Schema.String),
+  headerTimeout: Schema.optional(Duration),
+  requestTimeout: Schema.optional(Duration),
+  keepAliveTimeout: Schema.optional(Duration),
+  maxBody: Schema.optional(PositiveInt),
+  maxRequestsPerConnection: Schema.optional(PositiveInt),
+  status: Schema.optional(Schema.Literals(["loopback", "any", "off"])),
+  // exec
+  command: Schema.optional(Schema.Array(Schema.String).check(Schema.isMinLength(1))),
+  maxInstances: Schema.optional(PositiveInt),
+  // chat
+  maxLineLength: Schema.optional(PositiveInt),
+  outboxSize: Schema.optional(PositiveInt)
+})
+export type Service = typeof Service.Type
+
+export const Table = Schema.Struct({
+  services: Schema.Array(Service),
+  accessLog: Schema.optional(Schema.Struct({
+    path: Schema.String,
+    format: Schema.optional(Schema.Literals(["common", "combined"]))
+  })),
+  errorLog: Schema.optional(Schema.Struct({
+    path: Schema.String,
+    format: Schema.optional(Schema.Literals(["text", "json"])),
+    syslog: Schema.optional(Schema.Struct({ host: Schema.String, port: Schema.optional(PositiveInt) }))
+  })),
+  drainTimeout: Schema.optional(Duration),
+  maxConnections: Schema.optional(PositiveInt)
+})
+export type Table = typeof Table.Type
+
+/** A problem in a configuration file. */
+export class ConfigError extends Data.TaggedError("ConfigError")<{
+  readonly file: string
+  readonly problems: ReadonlyArray<{ readonly path: string; readonly message: string }>
+}> {
+  override get message() {
+    return this.problems.map((p) => `${this.file}: ${p.path}: ${p.message}`).join("\n")
+  }
+}
+
+/** `$.services[2].listen` from a path array. */
+export const jsonPath = (path: ReadonlyArray<PropertyKey>): string =>
+  "$" + path.map((k) => (typeof k === "number" ? `[${k}]` : `.${String(k)}`)).join("")
+
+/** Where a service listens. */
+export type Address =
+  | { readonly _tag: "inet"; readonly host: string; readonly port: number }
+  | { readonly _tag: "unix"; readonly path: string }
+
+/** Parses `host:port`, `[v6]:port` or, for unix, a path. */
+export const parseListen = (listen: string, transport: "tcp" | "udp" | "unix"): Address | string => {
+  if (transport === "unix") return listen.length > 0 ? { _tag: "unix", path: listen } : "a socket path"
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(listen)
+  if (m === null) return "\"host:port\" or \"[v6-address]:port\""
+  const port = Number(m[3])
+  if (port > 65535) return "a port between 0 and 65535"
+  return { _tag: "inet", host: m[1] ?? m[2]!, port }
+}
+
+/** Checks what the schema cannot: unique names, protocol/transport pairs, exec's command, listen syntax. */
+const crossCheck = (table: Table): Array<{ path: string; message: string }> => {
+  const problems: Array<{ path: string; message: string }> = []
+  const seen = new Set<string>()
+  table.services.forEach((s, i) => {
+    const at = (key: string) => jsonPath(["services", i, key])
+    if (seen.has(s.name)) problems.push({ path: at("name"), message: `Expected a unique name, "${s.name}" is used twice` })
+    seen.add(s.name)
+    const transport = s.transport ?? "tcp"
+    if (transport === "udp" && s.protocol !== "echo" && s.protocol !== "daytime") {
+      problems.push({ path: at("transport"), message: `Expected "tcp" or "unix": ${s.protocol} does not run over UDP` })
+    }
+    const address = parseListen(s.listen, transport)
+    if (typeof address === "string") problems.push({ path: at("listen"), message: `Expected ${address}` })
+    if (s.protocol === "exec" && s.command === undefined) {
+      problems.push({ path: at("command"), message: "Expected an argv array such as [\"wc\", \"-c\"] (exec needs a command)" })
+    }
+  })
+  return problems
+}
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** Validates a parsed JSON value as a table; `file` names it in errors. */
+export const decode = (file: string, json: unknown): Effect.Effect<Table, ConfigError> => {
+  const result = Schema.decodeUnknownResult(Table, { onExcessProperty: "error", errors: "all" })(json)
+  if (Result.isFailure(result)) {
+    const issues = formatter(result.failure.issue).issues
+    return Effect.fail(new ConfigError({
+      file,
+      problems: issues.map((i) => ({ path: jsonPath((i.path ?? []).map((p) => (typeof p === "object" ? p.key : p))), message: i.message }))
+    }))
+  }
+  const problems = crossCheck(result.success)
+  return problems.length > 0 ? Effect.fail(new ConfigError({ file, problems })) : Effect.succeed(result.success)
+}
+
+/** Reads and validates a table file. */
+export const load = (file: string): Effect.Effect<Table, ConfigError> =>
+  Effect.suspend(() => {
+    let text: string
+    try {
+      text = Fs.readFileSync(file, "utf8")
+    } catch (error) {
+      return Effect.fail(new ConfigError({ file, problems: [{ path: "$", message: `cannot read the file (${(error as NodeJS.ErrnoException).code})` }] }))
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch (error) {
+      return Effect.fail(new ConfigError({ file, problems: [{ path: "$", message: `Expected valid JSON: ${(error as Error).message}` }] }))
+    }
+    return decode(file, json)
+  })
+
+/** The bundled site served by the default web service. */
+export const bundledPublic = Path.resolve(import.meta.dirname, "../../public")
+
+/** The built-in table: web, echo (tcp+udp), daytime (tcp+udp), chat; loopback only. */
+export const defaults: Table = {
+  services: [
+    { name: "web", protocol: "http", listen: "127.0.0.1:8080", root: bundledPublic },
+    { name: "echo", protocol: "echo", listen: "127.0.0.1:7007" },
+    { name: "echo-udp", protocol: "echo", transport: "udp", listen: "127.0.0.1:7007" },
+    { name: "daytime", protocol: "daytime", listen: "127.0.0.1:7013" },
+    { name: "daytime-udp", protocol: "daytime", transport: "udp", listen: "127.0.0.1:7013" },
+    { name: "chat", protocol: "chat", listen: "127.0.0.1:7070" }
+  ],
+  accessLog: { path: "logs/access.log", format: "combined" },
+  errorLog: { path: "-", format: "text" }
+}

@@ -1,0 +1,107 @@
+/**
+ * `GET /_status`: what the server is doing, as JSON (or a small HTML page
+ * for browsers): uptime, per-service connections, requests, bytes and
+ * handler failures, supervisor restarts and log drops. Loopback peers only,
+ * unless a service says otherwise.
+ */
+import { Effect } from "effect"
+import type * as Supervisor from "../actors/Supervisor.ts"
+import type { LogWriterStats } from "../actors/LogWriter.ts"
+import type { ListenerStats } from "../io/ListenerStats.ts"
+import type { Request } from "../protocols/http/Request.ts"
+import * as Res from "../protocols/http/Response.ts"
+
+/** One running service, as the status page sees it. */
+export interface ServiceEntry {
+  readonly name: string
+  readonly protocol: string
+  readonly transport: string
+  readonly address: string
+  readonly stats?: ListenerStats
+  readonly udp?: { readonly received: number; readonly sent: number; readonly failures: number }
+  readonly requests?: () => number
+}
+
+/** What the status page reads. */
+export interface StatusSource {
+  readonly startedAt: number
+  readonly services: () => ReadonlyArray<ServiceEntry>
+  readonly supervisor: () => Effect.Effect<ReadonlyArray<Supervisor.ChildInfo>>
+  readonly logs: () => { readonly access: LogWriterStats; readonly error: LogWriterStats }
+}
+
+/** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
+export const isLoopback = (address: string): boolean =>
+  address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.") || address === "localhost"
+
+/** The status document. */
+export const snapshot = (source: StatusSource) =>
+  Effect.gen(function*() {
+    const children = yield* source.supervisor()
+    const restarts = new Map(children.map((c) => [c.id, c.restarts]))
+    const logs = source.logs()
+    return {
+      uptimeSeconds: Math.round((Date.now() - source.startedAt) / 1000),
+      services: source.services().map((s) => ({
+        name: s.name,
+        protocol: s.protocol,
+        transport: s.transport,
+        address: s.address,
+        ...(s.stats !== undefined
+          ? {
+            activeConnections: s.stats.active,
+            totalConnections: s.stats.accepted,
+            bytesIn: s.stats.bytesIn,
+            bytesOut: s.stats.bytesOut,
+            handlerFailures: s.stats.handlerFailures,
+            refused: s.stats.refused
+          }
+          : {}),
+        ...(s.udp !== undefined ? { datagramsIn: s.udp.received, datagramsOut: s.udp.sent, failures: s.udp.failures } : {}),
+        ...(s.requests !== undefined ? { requests: s.requests() } : {}),
+        supervisorRestarts: restarts.get(s.name) ?? 0
+      })),
+      supervisor: children,
+      logs: {
+        access: { written: logs.access.written, dropped: logs.access.dropped, writeErrors: logs.access.writeErrors },
+        error: { written: logs.error.written, dropped: logs.error.dropped, writeErrors: logs.error.writeErrors }
+      }
+    }
+  })
+
+const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;" })[c]!)
+
+type StatusDoc = Effect.Success<ReturnType<typeof snapshot>>
+
+const html = (doc: StatusDoc) => {
+  const rows = doc.services.map((s) => {
+    const r = s as Record<string, unknown>
+    const cell = (k: string) => `<td>${escapeHtml(String(r[k] ?? "–"))}</td>`
+    return `<tr>${["name", "protocol", "transport", "address", "activeConnections", "totalConnections", "requests", "bytesIn", "bytesOut", "handlerFailures", "supervisorRestarts"].map(cell).join("")}</tr>`
+  }).join("\n")
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fiberd status</title>
+<style>body{font:15px system-ui,sans-serif;margin:2rem;color:#1d2330}table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}th{background:#e8f3ef}</style></head>
+<body><h1>fiberd status</h1><p>Up ${doc.uptimeSeconds} s. Access log: ${doc.logs.access.written} written, ${doc.logs.access.dropped} dropped. Error log: ${doc.logs.error.written} written, ${doc.logs.error.dropped} dropped.</p>
+<table><tr><th>service</th><th>protocol</th><th>transport</th><th>address</th><th>active</th><th>total</th><th>requests</th><th>bytes in</th><th>bytes out</th><th>handler failures</th><th>restarts</th></tr>
+${rows}</table><p><a href="/_status?format=json">JSON</a></p></body></html>`
+}
+
+/**
+ * Wraps an app: `/_status` is answered here (403 for non-loopback peers
+ * unless `allow` is "any"); everything else goes to `app`.
+ */
+export const withStatus = <E, R>(
+  app: (request: Request) => Effect.Effect<Res.Response, E, R>,
+  source: StatusSource,
+  allow: "loopback" | "any" | "off"
+) =>
+(request: Request): Effect.Effect<Res.Response, E, R> => {
+  if (allow === "off" || (request.path !== "/_status" && request.path !== "/_status/")) return app(request)
+  if (allow === "loopback" && !isLoopback(request.remote.address)) {
+    return Effect.succeed(Res.text("403 Forbidden: /_status is for loopback peers\n", { status: 403 }))
+  }
+  return snapshot(source).pipe(Effect.map((doc) => {
+    const wantsHtml = request.searchParams.get("format") !== "json" && (request.headers.get("accept") ?? "").includes("text/html")
+    return wantsHtml ? Res.html(html(doc), { headers: [["Cache-Control", "no-store"]] }) : Res.json(doc, { headers: [["Cache-Control", "no-store"]] })
+  }))
+}
