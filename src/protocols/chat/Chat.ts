@@ -84,8 +84,12 @@ const room = (name: string): Actor.Behavior<RoomMsg, Map<number, Member>> => {
   }
 }
 
+/** Waits for the next turn of the event loop, after its I/O phase (a scheduler yield stays before it). */
+const yieldToIo = Effect.callback<void>((resume) => {
+  setImmediate(() => resume(Effect.void))
+})
+
 const validName = /^[A-Za-z0-9_-]{1,24}$/
-const encoder = (line: string) => Buffer.from(line + "\r\n", "utf8")
 
 /** A running chat service. */
 export interface ChatServer {
@@ -135,17 +139,23 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
             Queue.offerUnsafe(outbox, { kick: reason })
           }
         }
-        // the writer: drains the outbox into the connection; a kick ends the connection
+        // the writer: drains the outbox into the connection, everything waiting in one write; a kick ends it
         const writer = yield* Effect.forkChild(
           Effect.gen(function*() {
             while (true) {
-              const item = yield* Queue.take(outbox)
-              if (typeof item === "string") {
-                yield* conn.write(encoder(item))
-              } else {
-                if (item.kick !== undefined) yield* conn.write(encoder(`*** disconnected: ${item.kick}`))
-                return yield* conn.close
+              const items = yield* Queue.takeAll(outbox)
+              let text = ""
+              let end: { readonly kick: string | undefined } | undefined
+              for (const item of items) {
+                if (typeof item === "string") text += item + "\r\n"
+                else {
+                  end = item
+                  break
+                }
               }
+              if (end?.kick !== undefined) text += `*** disconnected: ${end.kick}\r\n`
+              if (text !== "") yield* conn.write(Buffer.from(text, "utf8"))
+              if (end !== undefined) return yield* conn.close
             }
           }).pipe(Effect.ignore),
           { startImmediately: true }
@@ -160,8 +170,12 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
           })))
         yield* say(`*** welcome to fiberd chat, ${member.nick}. Commands: /nick NAME, /join ROOM, /part, /who, /quit`)
         const next = Lines.reader(conn, maxLine)
+        let burst = 0
         const loop: Effect.Effect<void, ConnectionError> = Effect.gen(function*() {
           while (!kicked) {
+            // fairness: a client that sent a flood is served 32 lines per turn of the event loop,
+            // so other members' sockets get written (and read) in between
+            if (++burst % 32 === 0) yield* yieldToIo
             const event = yield* next
             if (event._tag === "End") return yield* leave(true)
             if (event._tag === "TooLong") {
