@@ -120,7 +120,10 @@ export const decode = (file: string, json: unknown): Effect.Effect<Table, Config
     const issues = formatter(result.failure.issue).issues
     return Effect.fail(new ConfigError({
       file,
-      problems: issues.map((i) => ({ path: jsonPath((i.path ?? []).map((p) => (typeof p === "object" ? p.key : p))), message: i.message }))
+      problems: issues.map((i) => ({
+        path: jsonPath((i.path ?? []).map((p) => (typeof p === "object" ? p.key : p))),
+        message: i.message === "Missing key" ? "Expected a value: this key is required" : i.message
+      }))
     }))
   }
   const problems = crossCheck(result.success)

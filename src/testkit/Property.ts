@@ -79,14 +79,14 @@ export interface Command<Model extends object, Real, E = unknown, R = never> {
  * Runs a sequence of commands (from `fc.commands`) against a model and a real
  * system built by `setup`, inside one Scope (closed at the end of the run).
  */
-export const modelRun = <Model extends object, Real, E1, R1, E2, R2>(
-  setup: Effect.Effect<{ readonly model: Model; readonly real: Real }, E1, R1>,
-  commands: Iterable<Command<Model, Real, E2, R2>>
-): Effect.Effect<void, E1 | E2 | unknown, R1 | R2> =>
+export const modelRun = <Model extends object, Real, E, R>(
+  setup: Effect.Effect<{ readonly model: Model; readonly real: Real }, E, R>,
+  commands: Iterable<Command<Model, Real, unknown, never>> | Iterable<unknown>
+): Effect.Effect<void, unknown, R> =>
   Effect.gen(function*() {
     const built = yield* setup
-    const context = yield* Effect.context<R2>()
-    const adapted = [...commands].map((command): fc.AsyncCommand<Model, Real> => ({
+    const context = yield* Effect.context<never>()
+    const adapted = [...(commands as Iterable<Command<Model, Real, unknown, never>>)].map((command): fc.AsyncCommand<Model, Real> => ({
       check: (model) => command.check(model),
       run: (model, real) => Effect.runPromiseWith(context)(command.run(model, real)),
       toString: () => command.toString()

@@ -127,12 +127,21 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
 
     const handler = (conn: Connection): Effect.Effect<void> =>
       Effect.gen(function*() {
-        const outbox = yield* Queue.bounded<string | { readonly kick: string | undefined }>(outboxSize + 1)
+        const outbox = yield* Queue.unbounded<string | { readonly kick: string | undefined }>()
         let kicked = false
+        // true while the writer waits for the connection to drain: the client is not reading
+        let blocked = false
         const member: Member = {
           id: conn.id,
           nick: `guest${conn.id}`,
-          send: (line) => !kicked && Queue.sizeUnsafe(outbox) < outboxSize && Queue.offerUnsafe(outbox, line),
+          // a full outbox means "too slow" only when the client really is not reading; a writer that has
+          // merely not run yet (a burst) gets slack, up to a hard cap
+          send: (line) => {
+            if (kicked) return false
+            const size = Queue.sizeUnsafe(outbox)
+            if (size >= outboxSize && (blocked || size >= outboxSize * 16)) return false
+            return Queue.offerUnsafe(outbox, line)
+          },
           kick: (reason) => {
             if (kicked) return
             kicked = true
@@ -154,7 +163,11 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
                 }
               }
               if (end?.kick !== undefined) text += `*** disconnected: ${end.kick}\r\n`
-              if (text !== "") yield* conn.write(Buffer.from(text, "utf8"))
+              if (text !== "") {
+                blocked = true
+                yield* conn.write(Buffer.from(text, "utf8"))
+                blocked = false
+              }
               if (end !== undefined) return yield* conn.close
             }
           }).pipe(Effect.ignore),

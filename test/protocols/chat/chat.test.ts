@@ -1,0 +1,186 @@
+/**
+ * Chat through the testkit: a model-based property test (fc.commands) with
+ * several clients joining, parting, talking and quitting — every client sees
+ * exactly the lines the model says, in order — plus line limits and a stalled
+ * member being disconnected while the room goes on.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import * as fc from "fast-check"
+import * as Chat from "../../../src/protocols/chat/Chat.ts"
+import { MemoryServer, Property } from "../../../src/testkit/index.ts"
+import type { MemoryEnd } from "../../../src/testkit/MemoryConnection.ts"
+import { settle } from "../../../src/testkit/Script.ts"
+
+interface Model {
+  room: Array<string | undefined>
+  quit: Array<boolean>
+  expected: Array<Array<string>>
+}
+interface Real {
+  clients: Array<MemoryEnd>
+  received: Array<Array<string>>
+  progress: () => number
+}
+
+const nick = (i: number) => `c${i}`
+const others = (m: Model, room: string, except: number) =>
+  m.room.map((r, j) => (r === room && j !== except && !m.quit[j] ? j : -1)).filter((j) => j >= 0)
+
+/** Waits until the chat has handled everything (actors, writers, and its event-loop yields). */
+const quiesce = (progress: () => number) =>
+  Effect.gen(function*() {
+    for (let round = 0; round < 100; round++) {
+      const before = progress()
+      yield* settle(progress)
+      yield* Effect.promise(() => new Promise((r) => setImmediate(r)))
+      yield* settle(progress)
+      if (progress() === before) return
+    }
+  })
+
+const send = (real: Real, i: number, line: string) =>
+  real.clients[i]!.write(Buffer.from(line + "\n")).pipe(Effect.orDie, Effect.andThen(quiesce(real.progress)))
+
+const command = (
+  name: string,
+  check: (m: Readonly<Model>) => boolean,
+  apply: (m: Model) => void,
+  line: string,
+  i: number
+): Property.Command<Model, Real> => ({
+  check,
+  run: (m, real) => Effect.sync(() => apply(m)).pipe(Effect.andThen(send(real, i, line))),
+  toString: () => `${nick(i)}: ${name}`
+})
+
+const join = (i: number, room: string) =>
+  command(`/join ${room}`, (m) => !m.quit[i], (m) => {
+    const old = m.room[i]
+    if (old === room) return
+    if (old !== undefined) {
+      m.expected[i]!.push(`*** you left #${old}`)
+      for (const j of others(m, old, i)) m.expected[j]!.push(`*** ${nick(i)} left #${old}`)
+    }
+    m.room[i] = room
+    for (const j of [...others(m, room, i), i].sort((a, b) => a - b)) m.expected[j]!.push(`*** ${nick(i)} joined #${room}`)
+  }, `/join ${room}`, i)
+
+const say = (i: number, text: string) =>
+  command(`say ${text}`, (m) => !m.quit[i], (m) => {
+    const room = m.room[i]
+    if (room === undefined) m.expected[i]!.push("*** join a room first: /join ROOM")
+    else for (const j of others(m, room, i)) m.expected[j]!.push(`<${nick(i)}> ${text}`)
+  }, text, i)
+
+const part = (i: number) =>
+  command("/part", (m) => !m.quit[i], (m) => {
+    const room = m.room[i]
+    if (room === undefined) return void m.expected[i]!.push("*** you are not in a room")
+    m.expected[i]!.push(`*** you left #${room}`)
+    for (const j of others(m, room, i)) m.expected[j]!.push(`*** ${nick(i)} left #${room}`)
+    m.room[i] = undefined
+  }, "/part", i)
+
+const quit = (i: number) =>
+  command("/quit", (m) => !m.quit[i], (m) => {
+    const room = m.room[i]
+    if (room !== undefined) for (const j of others(m, room, i)) m.expected[j]!.push(`*** ${nick(i)} quit`)
+    m.expected[i]!.push("*** bye")
+    m.quit[i] = true
+    m.room[i] = undefined
+  }, "/quit", i)
+
+const CLIENTS = 3
+const client = fc.integer({ min: 0, max: CLIENTS - 1 })
+const commands = fc.commands([
+  fc.tuple(client, fc.constantFrom("red", "blue")).map(([i, r]) => join(i, r)),
+  fc.tuple(client, fc.constantFrom("hi", "hello there", "ünïcödé ✓")).map(([i, t]) => say(i, t)),
+  client.map(part),
+  client.map(quit)
+], { size: "+1" })
+
+const setup = Effect.gen(function*() {
+  const chat = yield* Chat.make()
+  const server = yield* MemoryServer.make(chat.handler)
+  const clients: Array<MemoryEnd> = []
+  const received: Array<Array<string>> = []
+  let bytes = 0
+  for (let i = 0; i < CLIENTS; i++) {
+    const c = yield* server.connect()
+    const lines: Array<string> = []
+    let pending = ""
+    const readAll: Effect.Effect<void> = c.read.pipe(
+      Effect.flatMap((chunk) => {
+        if (Option.isNone(chunk)) return Effect.void
+        bytes += chunk.value.byteLength
+        pending += Buffer.from(chunk.value).toString("utf8")
+        const parts = pending.split("\r\n")
+        pending = parts.pop()!
+        lines.push(...parts)
+        return readAll
+      }),
+      Effect.ignore
+    )
+    yield* Effect.forkScoped(readAll)
+    clients.push(c)
+    received.push(lines)
+  }
+  const real: Real = { clients, received, progress: () => bytes }
+  for (let i = 0; i < CLIENTS; i++) yield* send(real, i, `/nick ${nick(i)}`)
+  for (const lines of received) lines.length = 0 // drop the welcome and nick lines
+  const model: Model = { room: Array(CLIENTS).fill(undefined), quit: Array(CLIENTS).fill(false), expected: received.map(() => []) }
+  return { model, real }
+})
+
+describe("chat (model-based)", () => {
+  it.effect("random joins, parts, messages and quits: every client sees exactly what the model says, in order", () =>
+    Property.assert([commands], (cmds) =>
+      Effect.gen(function*() {
+        let final: { model: Model; real: Real } | undefined
+        const built = setup.pipe(Effect.tap((s) => Effect.sync(() => (final = s))))
+        yield* Property.modelRun(built, cmds)
+        for (let i = 0; i < CLIENTS; i++) {
+          assert.deepStrictEqual(final!.real.received[i], final!.model.expected[i], `client ${nick(i)} after ${cmds}`)
+        }
+      }), { numRuns: 60 }))
+})
+
+describe("chat limits", () => {
+  it.effect("a line over the limit is refused with an error line; the connection goes on", () =>
+    Effect.gen(function*() {
+      const chat = yield* Chat.make({ maxLineLength: 16 })
+      const server = yield* MemoryServer.make(chat.handler)
+      const c = yield* server.connect()
+      yield* c.write(Buffer.from("x".repeat(40) + "\n/join r\n"))
+      yield* quiesce(() => c.unread)
+      const text = Buffer.from(c.readAvailable()).toString()
+      assert.include(text, "*** error: line too long (max 16 bytes), ignored\r\n")
+      assert.include(text, "joined #r")
+    }).pipe(Effect.scoped))
+
+  it.effect("a member whose outbox overflows is disconnected with a reason; the room goes on", () =>
+    Effect.gen(function*() {
+      const chat = yield* Chat.make({ outboxSize: 4 })
+      const server = yield* MemoryServer.make(chat.handler)
+      const talker = yield* server.connect()
+      const stalled = yield* server.connect({ bufferSize: 64 }) // reads nothing, tiny buffer
+      const listener = yield* server.connect()
+      let heard = ""
+      yield* Effect.forkScoped(Effect.forever(listener.read.pipe(Effect.map((o) => {
+        if (Option.isSome(o)) heard += Buffer.from(o.value).toString()
+      }))).pipe(Effect.ignore))
+      const progress = () => heard.length
+      for (const [c, n] of [[talker, "t"], [stalled, "s"], [listener, "l"]] as const) {
+        yield* c.write(Buffer.from(`/nick ${n}\n/join r\n`))
+        yield* quiesce(progress)
+      }
+      for (let i = 0; i < 40; i++) yield* talker.write(Buffer.from(`message ${i}\n`))
+      yield* quiesce(progress)
+      assert.include(heard, "*** s was disconnected (too slow)")
+      assert.include(heard, "<t> message 39")
+      const rest = Buffer.from(stalled.readAvailable()).toString()
+      yield* quiesce(() => stalled.unread)
+      assert.include(rest + Buffer.from(stalled.readAvailable()).toString(), "*** disconnected: you are not reading fast enough")
+    }).pipe(Effect.scoped))
+})
