@@ -41,3 +41,41 @@ export * as AccessLog from "./actors/AccessLog.ts"
 
 /** The error log: an Effect Logger feeding a log actor (text / JSON, syslog severities, optional syslog UDP). */
 export * as ErrorLog from "./actors/ErrorLog.ts"
+
+/** UDP listeners: a fiber per datagram, and per-peer sessions that expire. */
+export * as Udp from "./io/Udp.ts"
+
+/** The shared idle-timeout manager (one sweep for many connections). */
+export * as Timeouts from "./io/Timeouts.ts"
+
+/** HTTP/1.1: the connection engine (`Serve`), the server on a listener (`HttpServer`, with Layers). */
+export * as Serve from "./protocols/http/Serve.ts"
+export * as HttpServer from "./protocols/http/Server.ts"
+
+/** HTTP requests as the app sees them. */
+export * as Request from "./protocols/http/Request.ts"
+
+/** HTTP responses and their helpers: text, html, json, bytes, stream, status, redirect. */
+export * as Response from "./protocols/http/Response.ts"
+
+/** A thin router: method + path pattern. */
+export * as Router from "./protocols/http/Router.ts"
+
+/** Static files confined to a root, with validators, ranges and a small-file cache. */
+export * as StaticFiles from "./protocols/http/StaticFiles.ts"
+
+/** The strict incremental HTTP/1.1 request parser (pure). */
+export * as HttpParser from "./protocols/http/Parser.ts"
+
+/** The chat service: rooms as actors. */
+export * as Chat from "./protocols/chat/Chat.ts"
+
+/** inetd-style exec services. */
+export * as Exec from "./protocols/exec.ts"
+
+/** The service table (schema, defaults, loading) and the runtime that runs one. */
+export * as ServiceTable from "./runtime/ServiceTable.ts"
+export * as Runtime from "./runtime/Runtime.ts"
+
+/** The /_status page. */
+export * as Status from "./runtime/Status.ts"

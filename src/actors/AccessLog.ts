@@ -112,3 +112,31 @@ export const make = (options: AccessLogOptions = {}): Effect.Effect<LogWriter.Lo
 
 /** The access log as a Layer: flushed and closed when the layer is released. */
 export const layer = (options: AccessLogOptions = {}): Layer.Layer<AccessLog> => Layer.effect(AccessLog, make(options))
+
+/**
+ * An in-memory access log for tests: every entry told is kept in `entries`
+ * (formatted lines in `lines`), nothing is written anywhere.
+ */
+export const layerTest = (format: Format = "combined"): Layer.Layer<AccessLog> =>
+  Layer.sync(AccessLog, () => {
+    const entries: Array<AccessEntry> = []
+    const lines: Array<string> = []
+    const line = formatEntry(format)
+    const stats = { written: 0, dropped: 0, writeErrors: 0, batches: 0 }
+    const tellUnsafe = (entry: AccessEntry) => {
+      entries.push(entry)
+      lines.push(line(entry))
+      stats.written++
+    }
+    return Object.assign(
+      {
+        tellUnsafe,
+        tell: (entry: AccessEntry) => Effect.sync(() => tellUnsafe(entry)),
+        reopen: Effect.void,
+        flush: Effect.void,
+        stats,
+        depth: () => 0
+      },
+      { entries, lines }
+    )
+  })

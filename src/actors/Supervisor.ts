@@ -13,7 +13,8 @@
  * it is itself a child (see `asChild`).
  */
 import { Cause, Clock, Data, Deferred, Duration, Effect, Exit, Fiber, Metric, Queue } from "effect"
-import type { Context, Scope } from "effect"
+import { Context, Layer } from "effect"
+import type { Scope } from "effect"
 
 /** When a child that exited is restarted. */
 export type RestartType = "permanent" | "transient" | "temporary"
@@ -318,3 +319,13 @@ export const asChild = <R>(
   shutdown: options.shutdown ?? "30 seconds",
   start: Effect.flatMap(make(options, specs), (supervisor) => supervisor.await)
 })
+
+/** The service a supervisor layer provides. */
+export class Root extends Context.Service<Root, Supervisor>()("fiberd/Supervisor") {}
+
+/**
+ * A supervisor as a Layer: its children start in order when the layer is
+ * built and stop in reverse order when it is released.
+ */
+export const layer = <R = never>(options: SupervisorOptions, specs: ReadonlyArray<ChildSpec<unknown, R>>): Layer.Layer<Root, never, R> =>
+  Layer.effect(Root, make(options, specs))

@@ -10,8 +10,8 @@
  * interrupt them and close their sockets). A failing handler is logged and
  * its socket destroyed; nothing else is touched.
  */
-import { Cause, Data, Duration, Effect, Exit, Fiber, FiberSet, Option } from "effect"
-import type { Context, Scope } from "effect"
+import { Cause, Config, Context, Data, Duration, Effect, Exit, Fiber, FiberSet, Layer, Option } from "effect"
+import type { Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { type Handler, isConnectionError } from "./Connection.ts"
@@ -390,3 +390,40 @@ export const make = <E, R>(
 
     return { name, address: boundAddress(server, options), stats }
   })
+
+/** The service a listener layer provides: the running listener (its bound address, its stats). */
+export class BoundListener extends Context.Service<BoundListener, Listener>()("fiberd/Listener") {}
+
+/**
+ * A listener as a Layer: binds when built, drains when released. Provide it
+ * under your own tag (`layerAs`) to run several in one application.
+ *
+ * @example
+ * const Echo = Listener.layer({ name: "echo", port: 7007 }, Echo.handler)
+ */
+export const layer = <E, R>(options: ListenOptions, handler: Handler<E, R>): Layer.Layer<BoundListener, ListenError, R> =>
+  Layer.effect(BoundListener, make(options, handler))
+
+/** `layer`, provided under a tag of your own (one per listener in an application with several). */
+export const layerAs = <I>(tag: Context.Key<I, Listener>) =>
+<E, R>(options: ListenOptions, handler: Handler<E, R>): Layer.Layer<I, ListenError, R> =>
+  Layer.effect(tag, make(options, handler))
+
+/**
+ * Host and port from Effect's Config: `HOST` (default 127.0.0.1) and `PORT`
+ * (default 0), under `prefix` when given (e.g. `ECHO_HOST`, `ECHO_PORT`).
+ */
+export const config = (prefix?: string): Config.Config<{ readonly host: string; readonly port: number }> => {
+  const c = Config.all({
+    host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
+    port: Config.Port("PORT").pipe(Config.withDefault(0))
+  })
+  return prefix === undefined ? c : Config.nested(c, prefix)
+}
+
+/** `layer` with host and port read from Config (see `config`). */
+export const layerConfig = <E, R>(
+  options: Omit<ListenOptions, "host" | "port"> & { readonly prefix?: string },
+  handler: Handler<E, R>
+): Layer.Layer<BoundListener, ListenError | Config.ConfigError, R> =>
+  Layer.effect(BoundListener, Effect.flatMap(config(options.prefix), (address) => make({ ...options, ...address }, handler)))

@@ -3,8 +3,8 @@
  * listener's limits, and wired so that shutdown closes idle keep-alive
  * connections at once and lets in-flight requests finish within the drain time.
  */
-import { Effect } from "effect"
-import type { Scope } from "effect"
+import { Context, Effect, Layer } from "effect"
+import type { Config, Scope } from "effect"
 import * as Listener from "../../io/Listener.ts"
 import * as Serve from "./Serve.ts"
 
@@ -30,3 +30,36 @@ export const listen = <E, R>(
     const listener = yield* Listener.make({ name: "http", ...options.listen, onDrain: http.drain }, http.handler)
     return { listener, requests: http.requests }
   })
+
+/** The service an HTTP layer provides: the running server. */
+export class Http extends Context.Service<Http, HttpServer>()("fiberd/HttpServer") {}
+
+/**
+ * An HTTP server as a Layer. Its type carries the app's requirements: a route
+ * that needs your `Database` makes the layer need it too, until provided.
+ *
+ * @example
+ * const Web = HttpServer.layer(app, { listen: { name: "web", port: 8080 }, http: { accessLog } })
+ */
+export const layer = <E, R>(
+  app: Serve.App<E, R>,
+  options: { readonly listen: Listener.ListenOptions; readonly http?: Serve.ServeOptions }
+): Layer.Layer<Http, Listener.ListenError, R> => Layer.effect(Http, listen(app, options))
+
+/** `layer` under a tag of your own, for several HTTP servers in one application. */
+export const layerAs = <I>(tag: Context.Key<I, HttpServer>) =>
+<E, R>(
+  app: Serve.App<E, R>,
+  options: { readonly listen: Listener.ListenOptions; readonly http?: Serve.ServeOptions }
+): Layer.Layer<I, Listener.ListenError, R> => Layer.effect(tag, listen(app, options))
+
+/** `layer` with host and port from Effect's Config (`HOST`, `PORT`, under `prefix`). */
+export const layerConfig = <E, R>(
+  app: Serve.App<E, R>,
+  options: { readonly listen?: Omit<Listener.ListenOptions, "host" | "port">; readonly http?: Serve.ServeOptions; readonly prefix?: string }
+): Layer.Layer<Http, Listener.ListenError | Config.ConfigError, R> =>
+  Layer.effect(
+    Http,
+    Effect.flatMap(Listener.config(options.prefix), (address) =>
+      listen(app, { listen: { ...options.listen, ...address }, ...(options.http !== undefined ? { http: options.http } : {}) }))
+  )
