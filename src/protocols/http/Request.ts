@@ -157,6 +157,16 @@ const collect = (reader: BodyReader): Effect.Effect<Uint8Array, BodyError> =>
 
 const utf8 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8")
 
+/** What a Request is built from. */
+export interface RequestInit {
+  readonly method: string
+  readonly target: string
+  readonly minor: 0 | 1
+  readonly headers: Headers
+  readonly remote: RemoteAddress
+  readonly reader: BodyReader
+}
+
 /** The Request implementation: cheap to build; body helpers are made when first used. */
 class HttpRequest implements Request {
   readonly method: string
@@ -171,14 +181,7 @@ class HttpRequest implements Request {
   private searchParamsCache: URLSearchParams | undefined
   private bytesCache: Effect.Effect<Uint8Array, BodyError> | undefined
 
-  constructor(options: {
-    readonly method: string
-    readonly target: string
-    readonly minor: 0 | 1
-    readonly headers: Headers
-    readonly remote: RemoteAddress
-    readonly reader: BodyReader
-  }) {
+  constructor(options: RequestInit) {
     const q = options.target.indexOf("?")
     this.method = options.method
     this.target = options.target
@@ -222,11 +225,4 @@ class HttpRequest implements Request {
 }
 
 /** Builds the app's Request. */
-export const make = (options: {
-  readonly method: string
-  readonly target: string
-  readonly minor: 0 | 1
-  readonly headers: Headers
-  readonly remote: RemoteAddress
-  readonly reader: BodyReader
-}): Request => new HttpRequest(options)
+export const make = (options: RequestInit): Request => new HttpRequest(options)

@@ -62,7 +62,7 @@ const EMPTY = Buffer.alloc(0)
 const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1")
 const CRLF = Buffer.from("\r\n", "latin1")
 const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1")
-const SMALL_BODY = 16 * 1024
+const SMALL_BODY = 1024
 const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
 
 const httpDate = (millis: number) => new Date(millis).toUTCString()

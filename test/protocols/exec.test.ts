@@ -1,0 +1,38 @@
+/**
+ * exec: stdin/stdout wired to the connection, maxInstances, killing the child
+ * when the connection goes away.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber } from "effect"
+import * as Exec from "../../src/protocols/exec.ts"
+import { Script } from "../../src/testkit/index.ts"
+
+describe("exec", () => {
+  it.effect("stdin and stdout are wired to the connection (wc -c counts what the client sent)", () =>
+    Effect.gen(function*() {
+      const wc = Exec.make({ name: "wc", command: ["wc", "-c"] })
+      const r = yield* Script.run(wc.handler, [Script.send("x".repeat(5000)), Script.endWrite], { realIo: true })
+      assert.strictEqual(r.text.trim(), "5000")
+      assert.strictEqual(wc.running(), 0)
+    }))
+
+  it.effect("maxInstances: a connection over the cap gets a busy line and is closed", () =>
+    Effect.gen(function*() {
+      const cat = Exec.make({ name: "cat", command: ["cat"], maxInstances: 1 })
+      const first = yield* Effect.forkChild(Script.run(cat.handler, [Script.send("hold")], { realIo: true }), { startImmediately: true })
+      while (cat.running() === 0) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
+      const second = yield* Script.run(cat.handler, [], { realIo: true })
+      assert.include(second.text, "*** busy: 1 instances of cat are running")
+      assert.isTrue(second.serverEnded)
+      yield* Fiber.join(first)
+      assert.strictEqual(cat.running(), 0, "the first child was killed when its connection ended")
+    }))
+
+  it.effect("a command that cannot be run is logged and the client told, not a crash", () =>
+    Effect.gen(function*() {
+      const nope = Exec.make({ name: "nope", command: ["/nonexistent/program"] })
+      const r = yield* Script.run(nope.handler, [], { realIo: true })
+      assert.include(r.text, "*** nope is unavailable")
+      assert.isTrue(r.exit !== undefined && Exit.isSuccess(r.exit))
+    }))
+})
