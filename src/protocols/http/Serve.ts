@@ -12,12 +12,12 @@
  */
 import { Cause, Clock, Duration, Effect, Exit, Fiber, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import * as Fs from "node:fs"
 import type { AccessEntry } from "../../actors/AccessLog.ts"
 import type { LogWriter } from "../../actors/LogWriter.ts"
 import { type Connection, type ConnectionError, isConnectionError } from "../../io/Connection.ts"
 import * as Timeouts from "../../io/Timeouts.ts"
 import { ChunkedDecoder, ContentLengthDecoder } from "./Body.ts"
+import * as BodyWriter from "./BodyWriter.ts"
 import { defaultHeadLimits, type HeadLimits, type HeadResult, parseHead, type RequestHead } from "./Parser.ts"
 import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
@@ -60,10 +60,15 @@ type Phase = "idle" | "head" | "body" | "busy"
 
 const EMPTY = Buffer.alloc(0)
 const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1")
-const CRLF = Buffer.from("\r\n", "latin1")
-const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1")
 const SMALL_BODY = 1024
+/** Coalesced output up to this size is copied into one buffer; beyond, it goes out as a writev. */
+const COALESCE_COPY = 32 * 1024
 const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
+
+/** What serializing a response needs to know about its request. */
+type Framing = Pick<RequestHead, "method" | "minor">
+/** Error responses are framed for an HTTP/1.1 GET (a body, Content-Length). */
+const ERROR_FRAMING: Framing = { method: "GET", minor: 1 }
 
 const httpDate = (millis: number) => new Date(millis).toUTCString()
 
@@ -159,9 +164,12 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
   flush(): Effect.Effect<void, ConnectionError> {
     const out = this.out
     if (out.length === 0) return Effect.void
+    const bytes = this.outBytes
     this.out = []
     this.outBytes = 0
-    return this.conn.write(out.length === 1 ? out[0]! : out)
+    // pipelined small responses: one contiguous buffer is cheaper for the kernel than many iovecs
+    if (out.length === 1) return this.conn.write(out[0]!)
+    return this.conn.write(bytes <= COALESCE_COPY ? Buffer.concat(out, bytes) : out)
   }
 }
 
@@ -226,7 +234,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
      * (coalesced with other pipelined responses); returns the body bytes, or
      * -1 when the body must be streamed (then nothing was queued).
      */
-    const queue = (s: ConnState, head: RequestHead, response: Res.Response, close: boolean): number => {
+    const queue = (s: ConnState, head: Framing, response: Res.Response, close: boolean): number => {
       const noBody = Res.bodyless(head.method, response.status)
       const body = response.body
       if (!noBody && body._tag !== "Empty" && body._tag !== "Bytes") return -1
@@ -248,7 +256,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     }
 
     /** Writes a response whose body is streamed (a Stream or a file); returns body bytes sent. */
-    const stream = (s: ConnState, head: RequestHead, response: Res.Response, close: boolean) =>
+    const stream = (s: ConnState, head: Framing, response: Res.Response, close: boolean) =>
       Effect.gen(function*() {
         const body = response.body as Extract<Res.Body, { _tag: "Stream" | "File" }>
         const length = body._tag === "File" ? body.end - body.start : body.length ?? -1
@@ -258,52 +266,15 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         s.sent = true
         s.out.push(Buffer.from(text, "latin1"))
         yield* s.flush()
-        return body._tag === "File" ? yield* sendFile(s, body) : yield* sendStream(s, body.stream, chunked)
+        return body._tag === "File" ? yield* BodyWriter.file(s.conn, body) : yield* BodyWriter.stream(s.conn, body.stream, chunked)
       })
 
     /** Writes any response; returns body bytes sent. */
-    const send = (s: ConnState, head: RequestHead, response: Res.Response, close: boolean) =>
+    const send = (s: ConnState, head: Framing, response: Res.Response, close: boolean) =>
       Effect.suspend(() => {
         const sent = queue(s, head, response, close)
         if (sent >= 0) return Effect.as(s.flush(), sent)
         return stream(s, head, response, close)
-      })
-
-    const sendFile = (s: ConnState, body: Extract<Res.Body, { _tag: "File" }>) =>
-      Effect.acquireUseRelease(
-        Effect.promise(() => Fs.promises.open(body.path, "r")),
-        (file) =>
-          Effect.gen(function*() {
-            let position = body.start
-            while (position < body.end) {
-              const want = Math.min(64 * 1024, body.end - position)
-              const { bytesRead, buffer } = yield* Effect.promise(() =>
-                file.read(Buffer.allocUnsafe(want), 0, want, position)
-              )
-              if (bytesRead === 0) return yield* Effect.die(new Error(`${body.path} shrank while it was being sent`))
-              yield* s.conn.write(bytesRead === want ? buffer : buffer.subarray(0, bytesRead))
-              position += bytesRead
-            }
-            return body.end - body.start
-          }),
-        (file) => Effect.promise(() => file.close())
-      )
-
-    const sendStream = (s: ConnState, body: Stream.Stream<Uint8Array, unknown>, chunked: boolean) =>
-      Effect.gen(function*() {
-        let sent = 0
-        yield* Stream.runForEach(body, (chunk) => {
-          if (chunk.byteLength === 0) return Effect.void
-          sent += chunk.byteLength
-          return chunked
-            ? s.conn.write([Buffer.from(chunk.byteLength.toString(16) + "\r\n", "latin1"), chunk, CRLF])
-            : s.conn.write(chunk)
-        }).pipe(
-          // the status line is out: a failing body can only end the connection (logged as a defect)
-          Effect.catch((e) => isConnectionError(e) ? Effect.fail(e) : Effect.die(e))
-        )
-        if (chunked) yield* s.conn.write(LAST_CHUNK)
-        return sent
       })
 
     /** Answers a framing error or timeout with `status` and closes. */
@@ -312,8 +283,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         const time = s.shared.now
         const started = performance.now()
         const response = errorResponse(status, reason)
-        const fake: RequestHead = { method: "GET", target: "*", minor: 1, headers: headers ?? (undefined as never), framing: { _tag: "None" }, keepAlive: false, expectContinue: false, requestLine }
-        const bytes = yield* send(s, fake, response, true).pipe(Effect.orElseSucceed(() => 0))
+        const bytes = yield* send(s, ERROR_FRAMING, response, true).pipe(Effect.orElseSucceed(() => 0))
         log(s, { requestLine, ...(headers !== undefined ? { headers } : {}) }, status, bytes, time, started)
         yield* s.conn.close
       })

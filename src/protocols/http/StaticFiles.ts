@@ -216,7 +216,13 @@ export const make = (options: StaticOptions): Effect.Effect<(request: Request) =
 
     const fromCache = (request: Request, key: string): Effect.Effect<Res.Response> | undefined => {
       const hit = cache.get(key)
-      if (hit === undefined || Date.now() - hit.checkedAt > revalidate) return undefined
+      if (hit === undefined) return undefined
+      const now = Date.now()
+      if (now - hit.checkedAt > revalidate) {
+        // this request revalidates (stat, reload if changed); requests meanwhile keep using the cached copy
+        hit.checkedAt = now
+        return undefined
+      }
       if (isPlain(request)) return hit.ok
       return Effect.succeed(respond(request, hit, (start, end) => ({ _tag: "Bytes", bytes: hit.bytes.subarray(start, end) })))
     }
@@ -229,6 +235,10 @@ export const make = (options: StaticOptions): Effect.Effect<(request: Request) =
       if (cached !== undefined) return cached
       return Effect.gen(function*() {
         const resolved = yield* resolve(root, request.path, index)
+        if (resolved._tag !== "File" && cache.has(request.path)) {
+          cachedBytes -= cache.get(request.path)!.size
+          cache.delete(request.path)
+        }
         if (resolved._tag === "Refused") return Res.text(`${resolved.status} ${Res.reasons[resolved.status]}\n`, { status: resolved.status })
         if (resolved._tag === "Redirect") {
           return Res.redirect(resolved.location + (request.query === "" ? "" : `?${request.query}`), 301)
