@@ -264,7 +264,6 @@ export const make = <E, R>(
     }
 
     const start = (socket: Net.Socket) => {
-      socket.setNoDelay(true)
       const conn = new NodeConnection({
         id: nextId++,
         socket,

@@ -61,8 +61,8 @@ type Phase = "idle" | "head" | "body" | "busy"
 const EMPTY = Buffer.alloc(0)
 const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1")
 const SMALL_BODY = 1024
-/** Coalesced output up to this size is copied into one buffer; beyond, it goes out as a writev. */
-const COALESCE_COPY = 32 * 1024
+/** Coalesced output up to this size is copied into one (pooled) buffer; beyond, it goes out as a writev. */
+const COALESCE_COPY = 4 * 1024
 const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
 
 /** What serializing a response needs to know about its request. */
