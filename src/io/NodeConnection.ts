@@ -134,10 +134,13 @@ export class NodeConnection implements Connection, Timed {
     if (this.lingering || this.socket.destroyed) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
     this.readWaiter = resume
     if (this.paused) this.flow()
-    return Effect.sync(() => {
+    return this.cancelRead ??= Effect.sync(() => {
       this.readWaiter = undefined
     })
   })
+
+  /** Built at the first suspended read, then reused: no allocation per read. */
+  private cancelRead: Effect.Effect<void> | undefined = undefined
 
   readonly write = (data: Uint8Array | ReadonlyArray<Uint8Array>): Effect.Effect<void, ConnectionError> => {
     if (this.failure !== undefined) return Effect.fail(this.failure)
