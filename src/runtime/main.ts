@@ -39,15 +39,16 @@ const fail = (code: number) => (error: { readonly message: string }) =>
 
 /** Runs until interrupted; SIGHUP reloads. */
 const serve = Effect.gen(function*() {
-  const table = yield* loadTable(args.config)
-  const errorLog = yield* ErrorLog.ErrorLog
-  const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats })
-  for (const s of running.services()) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
-  // SIGHUP: re-read the table and apply the difference; the signal handler only enqueues
+  // SIGHUP: re-read the table and apply the difference. The handler only enqueues, and it is installed
+  // before anything is printed, so a SIGHUP sent as soon as the services are up is never fatal.
   const hups = yield* Queue.unbounded<void>()
   const onHup = () => Queue.offerUnsafe(hups, undefined)
   process.on("SIGHUP", onHup)
   yield* Effect.addFinalizer(() => Effect.sync(() => process.off("SIGHUP", onHup)))
+  const table = yield* loadTable(args.config)
+  const errorLog = yield* ErrorLog.ErrorLog
+  const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats })
+  for (const s of running.services()) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
   yield* Effect.forever(Effect.gen(function*() {
     yield* Queue.take(hups)
     yield* errorLog.reopen

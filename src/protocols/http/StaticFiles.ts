@@ -218,7 +218,7 @@ export const make = (options: StaticOptions): Effect.Effect<(request: Request) =
       const hit = cache.get(key)
       if (hit === undefined) return undefined
       const now = Date.now()
-      if (now - hit.checkedAt > revalidate) {
+      if (now - hit.checkedAt >= revalidate) {
         // this request revalidates (stat, reload if changed); requests meanwhile keep using the cached copy
         hit.checkedAt = now
         return undefined
