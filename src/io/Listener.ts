@@ -186,7 +186,7 @@ const boundAddress = (server: Net.Server, options: ListenOptions): BoundAddress 
 export const make = <E, R>(
   options: ListenOptions,
   handler: Handler<E, R>
-): Effect.Effect<Listener, ListenError, R | Scope.Scope> =>
+): Effect.Effect<Listener, ListenError, Exclude<R, Scope.Scope> | Scope.Scope> =>
   Effect.gen(function*() {
     const name = options.name ?? "tcp"
     const maxConnections = options.maxConnections ?? 10_000
@@ -204,7 +204,7 @@ export const make = <E, R>(
     const timeouts = yield* Timeouts.make(
       Timeouts.resolutionFor(Duration.min(Duration.isFinite(idleTimeout) ? idleTimeout : Duration.seconds(1), lingerTimeout))
     )
-    const context = (yield* Effect.context<R>()) as Context.Context<R>
+    const context = (yield* Effect.context<Exclude<R, Scope.Scope>>()) as Context.Context<Exclude<R, Scope.Scope>>
     const runFork = Effect.runForkWith(context)
     let running = 0 // handler fibers still running
     const open = new Set<NodeConnection>()
@@ -224,8 +224,9 @@ export const make = <E, R>(
       runBackground(effect.pipe(Effect.annotateLogs({ service: name })))
     }
 
-    const connectionEffect = (conn: NodeConnection): Effect.Effect<void, never, R> =>
-      Effect.suspend(() => handler(conn)).pipe(
+    // each handler runs in a Scope of its own that closes with the connection (its finalizers run then)
+    const connectionEffect = (conn: NodeConnection): Effect.Effect<void, never, Exclude<R, Scope.Scope>> =>
+      Effect.scoped(Effect.suspend(() => handler(conn))).pipe(
         Effect.matchCauseEffect({
           onSuccess: () => Effect.sync(() => conn.closeGracefully()),
           onFailure: (cause) => {
@@ -400,12 +401,12 @@ export class BoundListener extends Context.Service<BoundListener, Listener>()("f
  * @example
  * const Echo = Listener.layer({ name: "echo", port: 7007 }, Echo.handler)
  */
-export const layer = <E, R>(options: ListenOptions, handler: Handler<E, R>): Layer.Layer<BoundListener, ListenError, R> =>
+export const layer = <E, R>(options: ListenOptions, handler: Handler<E, R>): Layer.Layer<BoundListener, ListenError, Exclude<R, Scope.Scope>> =>
   Layer.effect(BoundListener, make(options, handler))
 
 /** `layer`, provided under a tag of your own (one per listener in an application with several). */
 export const layerAs = <I>(tag: Context.Key<I, Listener>) =>
-<E, R>(options: ListenOptions, handler: Handler<E, R>): Layer.Layer<I, ListenError, R> =>
+<E, R>(options: ListenOptions, handler: Handler<E, R>): Layer.Layer<I, ListenError, Exclude<R, Scope.Scope>> =>
   Layer.effect(tag, make(options, handler))
 
 /**
@@ -424,5 +425,5 @@ export const config = (prefix?: string): Config.Config<{ readonly host: string; 
 export const layerConfig = <E, R>(
   options: Omit<ListenOptions, "host" | "port"> & { readonly prefix?: string },
   handler: Handler<E, R>
-): Layer.Layer<BoundListener, ListenError | Config.ConfigError, R> =>
+): Layer.Layer<BoundListener, ListenError | Config.ConfigError, Exclude<R, Scope.Scope>> =>
   Layer.effect(BoundListener, Effect.flatMap(config(options.prefix), (address) => make({ ...options, ...address }, handler)))

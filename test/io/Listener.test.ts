@@ -344,3 +344,19 @@ describe("Listener accept errors", () => {
     }).pipe(Effect.provide(captureLogs(logs)))
   })
 })
+
+describe("Listener scopes", () => {
+  it.live("each handler runs in a Scope of its own: its finalizers run when its connection ends", () => {
+    let finalized = 0
+    const handler: Handler<never, Scope.Scope> = (conn) =>
+      Effect.addFinalizer(() => Effect.sync(() => finalized++)).pipe(Effect.andThen(Effect.orDie(conn.read)), Effect.asVoid)
+    return Effect.scoped(Effect.gen(function*() {
+      const listener = yield* Listener.make({ name: "scoped" }, handler)
+      const socket = yield* Effect.promise(() => connect(listener.address))
+      socket.end("x")
+      yield* Effect.promise(() => closed(socket))
+      yield* Effect.promise(() => eventually(() => finalized === 1))
+      assert.strictEqual(finalized, 1, "before the listener closes")
+    }))
+  })
+})
