@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import * as Exec from "../../src/protocols/exec.ts"
 import { Script } from "../../src/testkit/index.ts"
+import { type CapturedLog, captureLogs } from "../support/logs.ts"
 
 describe("exec", () => {
   it.effect("stdin and stdout are wired to the connection (wc -c counts what the client sent)", () =>
@@ -27,6 +28,17 @@ describe("exec", () => {
       yield* Fiber.join(first)
       assert.strictEqual(cat.running(), 0, "the first child was killed when its connection ended")
     }))
+
+  it.effect("the child's stderr goes to the error log, a line at a time", () => {
+    const logs: Array<CapturedLog> = []
+    return Effect.gen(function*() {
+      const noisy = Exec.make({ name: "noisy", command: ["sh", "-c", "echo first >&2; echo second >&2; cat"] })
+      const r = yield* Script.run(noisy.handler, [Script.send("data"), Script.endWrite], { realIo: true })
+      assert.strictEqual(r.text, "data")
+      const lines = logs.map((l) => l.message).filter((m) => m.startsWith("noisy["))
+      assert.deepStrictEqual(lines.map((m) => m.replace(/^noisy\[\d+\]: /, "")), ["first", "second"])
+    }).pipe(Effect.provide(captureLogs(logs)))
+  })
 
   it.effect("a command that cannot be run is logged and the client told, not a crash", () =>
     Effect.gen(function*() {
