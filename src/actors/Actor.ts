@@ -258,9 +258,13 @@ export const run = <Msg, S, E, R>(
   return Effect.gen(function*() {
     let state = Effect.isEffect(behavior.initial) ? yield* behavior.initial : behavior.initial
     while (true) {
-      let batch: ReadonlyArray<Envelope<Msg>> | undefined = mailbox.backlog
-      mailbox.backlog = []
-      if (batch.length === 0) batch = yield* takeBatch
+      let batch: ReadonlyArray<Envelope<Msg>> | undefined
+      if (mailbox.backlog.length > 0) {
+        batch = mailbox.backlog
+        mailbox.backlog = []
+      } else {
+        batch = yield* takeBatch
+      }
       if (batch === undefined) return
       for (let i = 0; i < batch.length; i++) {
         const envelope = batch[i]!
