@@ -82,7 +82,7 @@ export const formatSyslog = (e: ErrorEntry, options: SyslogOptions, hostname = O
 
 /** Error-log options. */
 export interface ErrorLogOptions {
-  /** A file path (appended) or `-` for stderr-like stdout. Default `-`. */
+  /** A file path (appended), `-` for stdout, or `stderr`. Default `stderr`. */
   readonly destination?: LogWriter.Destination
   /** Default `text`. */
   readonly format?: "text" | "json"
@@ -127,7 +127,7 @@ export const make = (options: ErrorLogOptions = {}): Effect.Effect<LogWriter.Log
     }
     return yield* LogWriter.make<ErrorEntry>({
       name: "error-log",
-      destination: options.destination ?? "-",
+      destination: options.destination ?? "stderr",
       format: options.format === "json" ? formatJson : formatText,
       ...(alsoSend !== undefined ? { alsoSend } : {})
     })

@@ -15,7 +15,7 @@ import type { Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 
-/** Where a log goes: a file path (appended, created with its directory), or `-` for stdout. */
+/** Where a log goes: a file path (appended, created with its directory), `-` for stdout, `stderr` for stderr. */
 export type Destination = string
 
 /** Options of a log writer. */
@@ -87,6 +87,7 @@ class Sink {
 
   private open(): number {
     if (this.options.destination === "-") return 1
+    if (this.options.destination === "stderr") return 2
     if (this.fd === undefined) {
       Fs.mkdirSync(Path.dirname(this.options.destination), { recursive: true })
       this.fd = Fs.openSync(this.options.destination, "a")

@@ -162,5 +162,5 @@ export const defaults: Table = {
     { name: "chat", protocol: "chat", listen: "127.0.0.1:7070" }
   ],
   accessLog: { path: "logs/access.log", format: "combined" },
-  errorLog: { path: "-", format: "text" }
+  errorLog: { path: "stderr", format: "text" }
 }

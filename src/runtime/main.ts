@@ -69,7 +69,7 @@ const serve = Effect.gen(function*() {
 
 const withErrorLog = (table: ServiceTable.Table) =>
   serve.pipe(Effect.provide(ErrorLog.layer({
-    destination: table.errorLog?.path ?? "-",
+    destination: table.errorLog?.path ?? "stderr",
     format: table.errorLog?.format ?? "text",
     ...(table.errorLog?.syslog !== undefined ? { syslog: { host: table.errorLog.syslog.host, ...(table.errorLog.syslog.port !== undefined ? { port: table.errorLog.syslog.port } : {}) } } : {})
   })))
