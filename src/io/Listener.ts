@@ -416,7 +416,7 @@ export const layerAs = <I>(tag: Context.Key<I, Listener>) =>
 export const config = (prefix?: string): Config.Config<{ readonly host: string; readonly port: number }> => {
   const c = Config.all({
     host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
-    port: Config.Port("PORT").pipe(Config.withDefault(0))
+    port: Config.Int("PORT").pipe(Config.withDefault(0)) // Config.Port refuses 0, which means "any free port" here
   })
   return prefix === undefined ? c : Config.nested(c, prefix)
 }

@@ -194,6 +194,23 @@ describe("Supervisor", () => {
       assert.deepStrictEqual(yield* sup.children, [])
     }))
 
+  it.effect("brutal shutdown: the supervisor does not wait for the child's finalizers", () =>
+    Effect.gen(function*() {
+      let stopped = false
+      const slow: Supervisor.ChildSpec = {
+        id: "slow",
+        shutdown: "brutal",
+        start: Effect.addFinalizer(() => Effect.sleep("1 hour").pipe(Effect.andThen(Effect.sync(() => (stopped = true))))).pipe(
+          Effect.andThen(Effect.never)
+        )
+      }
+      const sup = yield* Supervisor.make({ name: "brutal" }, [slow])
+      yield* settle(() => 0)
+      yield* sup.terminateChild("slow") // returns at once, no TestClock needed
+      assert.deepStrictEqual(yield* sup.children, [])
+      assert.isFalse(stopped)
+    }))
+
   it.effect("back-off: restarts wait initial, then double", () =>
     Effect.gen(function*() {
       const startedAt: Array<number> = []

@@ -3,7 +3,7 @@
  * access logs: they share nothing (counts, logs, metrics, supervisors).
  */
 import { assert, it } from "@effect/vitest"
-import { Context, Effect, Layer, Metric } from "effect"
+import { ConfigProvider, Context, Effect, Layer, Metric } from "effect"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Os from "node:os"
@@ -69,3 +69,19 @@ it.effect("each instance has its own supervisor tree", () =>
     assert.deepStrictEqual((yield* one.children).map((c) => c.id), ["x"])
     assert.deepStrictEqual(yield* two.children, [])
   }))
+
+it.live("layerConfig reads host and port from Effect's Config (under a prefix)", () =>
+  Effect.gen(function*() {
+    const server = yield* HttpServer.Http
+    assert.strictEqual(server.listener.address._tag === "tcp" && server.listener.address.host, "127.0.0.1")
+    const port = (server.listener.address as { port: number }).port
+    assert.isAbove(port, 0)
+    assert.strictEqual(yield* Effect.promise(() => get(port)), "configured\n")
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(
+      HttpServer.layerConfig(() => Effect.succeed(Res.text("configured\n")), { prefix: "WEB" }).pipe(
+        Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ WEB_HOST: "127.0.0.1", WEB_PORT: "0" })))
+      )
+    )
+  ))

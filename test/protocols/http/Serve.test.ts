@@ -53,6 +53,15 @@ describe("RFC 9112 §9 connection management", () => {
       assert.isFalse(r.serverEnded)
     }))
 
+  it.effect("RFC 9110 §6.6.1: the Date header comes from a cache refreshed once a second (TestClock)", () =>
+    Effect.gen(function*() {
+      const r = yield* serve([Script.send(GET("/hello")), Script.wait("999 millis"), Script.send(GET("/hello")), Script.wait("2 seconds"), Script.send(GET("/hello"))])
+      const dates = responses(r.text).map((x) => /Date: (.+)\r\n/.exec(x)![1])
+      assert.strictEqual(dates[0], "Thu, 01 Jan 1970 00:00:00 GMT")
+      assert.strictEqual(dates[1], dates[0], "within the same second: the cached value")
+      assert.strictEqual(dates[2], "Thu, 01 Jan 1970 00:00:02 GMT", "refreshed by the once-a-second tick")
+    }))
+
   it.effect("RFC 9112 §9.6: Connection: close is honoured: the response says so and the server closes", () =>
     Effect.gen(function*() {
       const r = yield* serve([Script.send(GET("/hello", "Connection: close\r\n")), Script.send(GET("/hello"))])
