@@ -14,6 +14,7 @@
  */
 import { Cause, Data, Deferred, Duration, Effect, Exit, Metric, Queue } from "effect"
 import type { Scope } from "effect"
+import * as Timeouts from "../io/Timeouts.ts"
 
 /** How a mailbox treats a sender when it is full. */
 export type MailboxPolicy =
@@ -149,6 +150,7 @@ export const make = <Msg>(options: ActorOptions): Effect.Effect<Mailbox<Msg>, ne
     const deadLetters = Metric.withAttributes(deadLettersTotal, attributes)
     const context = yield* Effect.context<never>()
     const defaultAskTimeout = Duration.fromInputUnsafe(options.askTimeout ?? "5 seconds")
+    const askTimeouts = yield* Timeouts.make(Timeouts.resolutionFor(Duration.isFinite(defaultAskTimeout) ? defaultAskTimeout : Duration.seconds(4)))
     const capacity = policy._tag === "unbounded" ? Number.POSITIVE_INFINITY : policy.capacity
     let stopped = false
     let ended = false
@@ -223,16 +225,26 @@ export const make = <Msg>(options: ActorOptions): Effect.Effect<Mailbox<Msg>, ne
       },
       ask: <A>(make: (reply: Reply<A>) => Msg, askOptions?: { readonly timeout?: Duration.Input }) =>
         Effect.gen(function*() {
-          const deferred = yield* Deferred.make<A, ActorStopped>()
+          const deferred = yield* Deferred.make<A, ActorStopped | AskTimeout>()
           const reply: Reply<A> = { succeed: (value) => Deferred.succeed(deferred, value).pipe(Effect.asVoid) }
-          yield* offer({ message: make(reply), reply: deferred as Deferred.Deferred<unknown, ActorStopped> })
+          yield* offer({ message: make(reply), reply: deferred as unknown as Deferred.Deferred<unknown, ActorStopped> })
           const timeout = askOptions?.timeout === undefined ? defaultAskTimeout : Duration.fromInputUnsafe(askOptions.timeout)
-          return yield* Deferred.await(deferred).pipe(
-            Effect.timeoutOrElse({
-              duration: timeout,
-              orElse: () => Effect.fail(new AskTimeout({ actor: options.name, timeout }))
-            })
-          )
+          const millis = Duration.toMillis(timeout)
+          if (!Number.isFinite(millis)) return yield* Deferred.await(deferred)
+          if (millis < 4 * askTimeouts.resolutionMillis) {
+            // short timeouts need precision: a timer of their own
+            return yield* Deferred.await(deferred).pipe(
+              Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.fail(new AskTimeout({ actor: options.name, timeout })) })
+            )
+          }
+          // the rest share one sweep (fires at most 25 % late): no timer per ask
+          const entry: Timeouts.Timed = {
+            lastActive: 0,
+            timeoutTicks: askTimeouts.ticksFor(millis),
+            onTimeout: () => Deferred.doneUnsafe(deferred, Effect.fail(new AskTimeout({ actor: options.name, timeout })))
+          }
+          askTimeouts.add(entry)
+          return yield* Deferred.await(deferred).pipe(Effect.ensuring(Effect.sync(() => askTimeouts.remove(entry))))
         }),
       stop: endMailbox.pipe(Effect.andThen(Deferred.await(done))),
       pending: Queue.size(queue)

@@ -137,3 +137,16 @@ describe("Actor", () => {
       assert.strictEqual((yield* sup.children)[0]!.restarts, 1)
     }))
 })
+
+describe("Actor ask timeouts", () => {
+  it.effect("long ask timeouts share the actor's sweep and still fire (TestClock)", () =>
+    Effect.gen(function*() {
+      const ref = yield* Actor.spawn(Actor.stateless((_: { reply: Actor.Reply<number> }) => Effect.never), { name: "sleepy" })
+      const asking = yield* Effect.forkChild(Effect.flip(ref.ask<number>((reply) => ({ reply }), { timeout: "30 seconds" })))
+      yield* TestClock.adjust("29 seconds")
+      assert.isUndefined(asking.pollUnsafe(), "not before its time")
+      yield* TestClock.adjust("10 seconds")
+      const error = yield* Fiber.join(asking)
+      assert.strictEqual(error._tag, "AskTimeout")
+    }))
+})
