@@ -1,7 +1,7 @@
 /**
  * Captures Effect log output in memory, for tests that check what was logged.
  */
-import { Layer, Logger, References } from "effect"
+import { Logger, References } from "effect"
 import type { LogLevel } from "effect"
 
 export interface CapturedLog {
@@ -24,6 +24,3 @@ export const captureLogs = (into: Array<CapturedLog>) =>
       })
     })
   ])
-
-/** Lets Debug entries through too. */
-export const debugLevel = Layer.succeed(References.MinimumLogLevel, "Debug")
