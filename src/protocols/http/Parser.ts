@@ -270,7 +270,7 @@ const parseHeadText = (text: string, limits: HeadLimits, end: number): HeadResul
       for (const c of codings) if (!isToken(c.split(";")[0]!)) return error(400, "invalid transfer-coding")
       return chunkedAt === -1
         ? error(400, "request body length cannot be determined (final coding is not chunked)")
-        : error(501, `transfer-coding not implemented: ${codings.filter((c) => c !== "chunked").join(", ")}`)
+        : error(501, `unsupported transfer-coding: ${codings.filter((c) => c !== "chunked").join(", ")}`)
     }
     if (codings.length > 1) return error(400, "chunked applied more than once")
     framing = CHUNKED
