@@ -97,7 +97,7 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
   phase: Phase = "idle"
   timedOut: Phase | undefined = undefined
   registered = false
-  /** Bytes of the current response already handed to the connection. */
+  /** The current request's response has started (its head is queued or written); reset when it is done. */
   sent = false
   expectContinue = false
   continued = false
@@ -242,7 +242,6 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
       const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes
       const length = body._tag === "Bytes" ? body.bytes.byteLength : 0
       const text = Res.serializeHead(response, s.shared.date, length, close, !close && head.minor === 0, noBody)
-      s.sent = true
       if (bytes.byteLength <= SMALL_BODY) {
         const buf = Buffer.allocUnsafe(text.length + bytes.byteLength)
         buf.write(text, 0, "latin1")
@@ -309,10 +308,9 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         const reader = framing._tag === "None"
           ? Req.noBody
           : new Req.BodyReader(s, framing._tag === "ContentLength" ? new ContentLengthDecoder(framing.length) : new ChunkedDecoder({ maxBody }))
-        const request = Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader })
         s.setPhase(reader.done ? "busy" : "body")
         // an app that answers synchronously (Effect.succeed) returns an Exit: no need to run it
-        const result = known ?? app(request)
+        const result = known ?? app(Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader }))
         const exit: Exit.Exit<Res.Response, E> = Exit.isExit(result)
           ? (result as Exit.Exit<Res.Response, E>)
           : yield* Effect.exit(result)
@@ -343,6 +341,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         if (bytes < 0) bytes = yield* stream(s, head, response, close)
         else if (close || s.start >= s.end || s.outBytes >= maxPipelineOutput) yield* s.flush()
         s.pending = undefined
+        s.sent = false
         log(s, head, response.status, bytes, time, started)
         shared.requests++
         if (close) return false
@@ -380,6 +379,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         if (bytes < 0) return { _tag: "Head", head, end: parsed.end, result } as HeadResult
         s.start = parsed.end
         s.requests++
+        s.sent = false
         log(s, head, response.status, bytes, s.shared.now, started)
         shared.requests++
         if (close) return "close"
@@ -391,7 +391,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     const loop = (s: ConnState) =>
       Effect.gen(function*() {
         while (true) {
-          let next = advance(s)
+          const next = advance(s)
           if (next === "close") return yield* s.flush()
           if (next === "flush") {
             yield* s.flush()
@@ -417,7 +417,6 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
             yield* s.flush()
             return
           }
-          next = INCOMPLETE
         }
       })
 

@@ -184,6 +184,14 @@ describe("timeouts (TestClock)", () => {
       assert.include(r.text, "Connection: close")
       assert.isTrue(r.serverEnded)
     }))
+  it.effect("slowloris on a kept-alive connection: after a first answer, a stalled head still gets 408", () =>
+    Effect.gen(function*() {
+      const steps = [Script.send(GET("/hello")), Script.send("GET /hello HTTP/1.1\r\n"), Script.wait("11 seconds")]
+      const r = yield* serve(steps, { headerTimeout: "10 seconds" })
+      assert.deepStrictEqual(responses(r.text).map(statusOf), [200, 408])
+      assert.isTrue(r.serverEnded)
+    }))
+
   it.effect("an idle keep-alive connection is closed after keepAliveTimeout, silently", () =>
     Effect.gen(function*() {
       const r = yield* serve([Script.send(GET("/hello")), Script.wait("6 seconds")], { keepAliveTimeout: "5 seconds" })
