@@ -30,8 +30,9 @@ export class StartError extends Data.TaggedError("StartError")<{ readonly servic
   }
 }
 
-type Duration = number | string
-const duration = (d: Duration | undefined): Duration.Input | undefined =>
+/** A duration as the table writes it: milliseconds, or text such as "10 seconds". */
+type TableDuration = number | string
+const duration = (d: TableDuration | undefined): Duration.Input | undefined =>
   d === undefined ? undefined : typeof d === "number" ? Duration.millis(d) : (d as Duration.Input)
 
 const defined = <T extends Record<string, unknown>>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } =>
