@@ -113,30 +113,46 @@ export const make = (options: AccessLogOptions = {}): Effect.Effect<LogWriter.Lo
 /** The access log as a Layer: flushed and closed when the layer is released. */
 export const layer = (options: AccessLogOptions = {}): Layer.Layer<AccessLog> => Layer.effect(AccessLog, make(options))
 
+/** An in-memory access log: what was told, as entries and as formatted lines. */
+export interface TestAccessLog extends LogWriter.LogWriter<AccessEntry> {
+  /** Every entry told, in order. */
+  readonly entries: ReadonlyArray<AccessEntry>
+  /** The same entries formatted as they would be written. */
+  readonly lines: ReadonlyArray<string>
+}
+
+/** An in-memory access log for tests: keeps every entry told; writes nothing anywhere. */
+export const makeTest = (format: Format = "combined"): TestAccessLog => {
+  const entries: Array<AccessEntry> = []
+  const lines: Array<string> = []
+  const line = formatEntry(format)
+  const stats = { written: 0, dropped: 0, writeErrors: 0, batches: 0 }
+  const tellUnsafe = (entry: AccessEntry) => {
+    entries.push(entry)
+    lines.push(line(entry))
+    stats.written++
+  }
+  return {
+    tellUnsafe,
+    tell: (entry: AccessEntry) => Effect.sync(() => tellUnsafe(entry)),
+    reopen: Effect.void,
+    flush: Effect.void,
+    stats,
+    depth: () => 0,
+    entries,
+    lines
+  }
+}
+
+/** The in-memory access log of `layerTest`, to read what was logged. */
+export class AccessLogTest extends Context.Service<AccessLogTest, TestAccessLog>()("fiberd/AccessLogTest") {}
+
 /**
- * An in-memory access log for tests: every entry told is kept in `entries`
- * (formatted lines in `lines`), nothing is written anywhere.
+ * An in-memory access log for tests, provided both as the `AccessLog` and as
+ * `AccessLogTest` (read its `entries` and `lines`).
  */
-export const layerTest = (format: Format = "combined"): Layer.Layer<AccessLog> =>
-  Layer.sync(AccessLog, () => {
-    const entries: Array<AccessEntry> = []
-    const lines: Array<string> = []
-    const line = formatEntry(format)
-    const stats = { written: 0, dropped: 0, writeErrors: 0, batches: 0 }
-    const tellUnsafe = (entry: AccessEntry) => {
-      entries.push(entry)
-      lines.push(line(entry))
-      stats.written++
-    }
-    return Object.assign(
-      {
-        tellUnsafe,
-        tell: (entry: AccessEntry) => Effect.sync(() => tellUnsafe(entry)),
-        reopen: Effect.void,
-        flush: Effect.void,
-        stats,
-        depth: () => 0
-      },
-      { entries, lines }
-    )
-  })
+export const layerTest = (format: Format = "combined"): Layer.Layer<AccessLog | AccessLogTest> =>
+  Layer.effectContext(Effect.sync(() => {
+    const log = makeTest(format)
+    return Context.make(AccessLog, log).pipe(Context.add(AccessLogTest, log))
+  }))

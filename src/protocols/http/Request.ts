@@ -25,7 +25,7 @@ export interface Request {
   readonly method: string
   /** The request-target as received (`/path?query`). */
   readonly target: string
-  /** The path, not decoded. */
+  /** The path, not decoded (of an absolute-form target `http://host/p?q`: `/p`). */
   readonly path: string
   /** The query string without `?` (empty when none). */
   readonly query: string
@@ -167,6 +167,14 @@ export interface RequestInit {
   readonly reader: BodyReader
 }
 
+/** Where the path of an absolute-form target starts (its length when it has none); 0 for other forms. */
+const pathStart = (target: string): number => {
+  const scheme = target.indexOf("://")
+  if (scheme === -1) return 0
+  const authorityEnd = target.slice(scheme + 3).search(/[/?#]/)
+  return authorityEnd === -1 ? target.length : scheme + 3 + authorityEnd
+}
+
 /** The Request implementation: cheap to build; body helpers are made when first used. */
 class HttpRequest implements Request {
   readonly method: string
@@ -182,11 +190,15 @@ class HttpRequest implements Request {
   private bytesCache: Effect.Effect<Uint8Array, BodyError> | undefined
 
   constructor(options: RequestInit) {
-    const q = options.target.indexOf("?")
+    const target = options.target
+    const q = target.indexOf("?")
     this.method = options.method
-    this.target = options.target
-    this.path = q === -1 ? options.target : options.target.slice(0, q)
-    this.query = q === -1 ? "" : options.target.slice(q + 1)
+    this.target = target
+    // absolute-form (RFC 9112 §3.2.2, e.g. from a proxy): the path is what follows the authority
+    const from = target.charCodeAt(0) === 0x2f ? 0 : pathStart(target)
+    const pathEnd = q === -1 ? target.length : q
+    this.path = from === 0 ? (q === -1 ? target : target.slice(0, q)) : from < pathEnd ? target.slice(from, pathEnd) : "/"
+    this.query = q === -1 ? "" : target.slice(q + 1)
     this.headers = options.headers
     this.minor = options.minor
     this.remote = options.remote

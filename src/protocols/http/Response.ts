@@ -4,6 +4,7 @@
  * lines prebuilt, Date cached by the server, framing headers computed here).
  */
 import type { Stream } from "effect"
+import { STATUS_CODES } from "node:http"
 
 /** A response body. */
 export type Body =
@@ -86,24 +87,22 @@ export const redirect = (location: string, code: 301 | 302 | 303 | 307 | 308 = 3
   body: EMPTY
 })
 
-/** Reason phrases (RFC 9110 §15). */
-export const reasons: Readonly<Record<number, string>> = {
-  100: "Continue", 101: "Switching Protocols", 200: "OK", 201: "Created", 202: "Accepted", 204: "No Content",
-  206: "Partial Content", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
-  307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-  404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 411: "Length Required",
-  412: "Precondition Failed", 413: "Content Too Large", 414: "URI Too Long", 415: "Unsupported Media Type",
-  416: "Range Not Satisfiable", 417: "Expectation Failed", 422: "Unprocessable Content", 429: "Too Many Requests",
-  431: "Request Header Fields Too Large", 499: "Client Closed Request", 500: "Internal Server Error",
-  501: "Not Implemented", 502: "Bad Gateway", 503: "Service Unavailable", 505: "HTTP Version Not Supported"
-}
+/**
+ * The reason phrase for a status code, from `node:http`'s table (RFC 9110
+ * §15 and the IANA registry), plus 499 (nginx's "Client Closed Request",
+ * used in access logs). Unregistered codes get an empty phrase, which RFC
+ * 9112 §4 allows.
+ */
+export const reasonPhrase = (code: number): string => reasons[code] ?? ""
+
+const reasons: Readonly<Record<number, string>> = { ...STATUS_CODES, 499: "Client Closed Request" } as Record<number, string>
 
 const statusLines = new Map<number, string>()
 /** `HTTP/1.1 200 OK\r\n`, built once per status. */
 export const statusLine = (code: number): string => {
   let line = statusLines.get(code)
   if (line === undefined) {
-    line = `HTTP/1.1 ${code} ${reasons[code] ?? "Unknown"}\r\n`
+    line = `HTTP/1.1 ${code} ${reasonPhrase(code)}\r\n`
     if (code >= 100 && code <= 999) statusLines.set(code, line)
   }
   return line

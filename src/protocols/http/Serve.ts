@@ -10,7 +10,8 @@
  * timeout manager that interrupts the fiber; its finalizer answers 408 where
  * the protocol says so. Every response becomes an access-log entry.
  */
-import { Cause, Clock, Duration, Effect, Exit, Fiber, Option, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Option } from "effect"
+import type * as Fs from "node:fs"
 import type { Scope } from "effect"
 import type { AccessEntry } from "../../actors/AccessLog.ts"
 import type { LogWriter } from "../../actors/LogWriter.ts"
@@ -103,6 +104,8 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
   continued = false
   out: Array<Uint8Array> = []
   outBytes = 0
+  /** Body bytes of the current streamed response written so far. */
+  streamed = 0
   /** The entry to log if the request is cut short. */
   pending: { requestLine: string; time: number; started: number; head: RequestHead } | undefined = undefined
   readonly conn: Connection
@@ -134,8 +137,13 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
     this.fiber.interruptUnsafe()
   }
 
+  /**
+   * Reads more bytes into the buffer. Whatever is queued for output is written
+   * first: a connection never waits for input while answers sit in its buffer
+   * (the client may be waiting for them before it sends more).
+   */
   readonly fill: Effect.Effect<boolean, ConnectionError> = Effect.map(
-    Effect.suspend(() => this.conn.read),
+    Effect.suspend(() => this.out.length === 0 ? this.conn.read : Effect.andThen(this.flush(), this.conn.read)),
     (chunk) => {
       if (Option.isNone(chunk)) return false
       const data = chunk.value
@@ -173,9 +181,15 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
   }
 }
 
-/** A short plain-text error response that closes the connection. */
-const errorResponse = (status: number, reason: string): Res.Response =>
-  Res.text(`${status} ${Res.reasons[status] ?? ""}: ${reason}\n`, { status })
+/** A short plain-text error response. */
+const errorResponse = (status: number, reason: string, headers?: ReadonlyArray<readonly [string, string]>): Res.Response =>
+  Res.text(`${status} ${Res.reasonPhrase(status)}: ${reason}\n`, headers === undefined ? { status } : { status, headers })
+
+const RETRY_AFTER: ReadonlyArray<readonly [string, string]> = [["Retry-After", "1"]]
+
+/** The length of a body when it is known (-1 for a stream of unknown length). */
+const bodyLength = (body: Res.Body): number =>
+  body._tag === "Bytes" ? body.bytes.byteLength : body._tag === "File" ? body.end - body.start : body._tag === "Stream" ? body.length ?? -1 : 0
 
 /**
  * Builds the HTTP engine for `app` (scoped: its timeout sweep and Date cache
@@ -240,7 +254,8 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
       if (!noBody && body._tag !== "Empty" && body._tag !== "Bytes") return -1
       s.sent = true
       const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes
-      const length = body._tag === "Bytes" ? body.bytes.byteLength : 0
+      // HEAD announces the length GET would send (RFC 9110 §9.3.2), whatever the body's kind
+      const length = bodyLength(body)
       const text = Res.serializeHead(response, s.shared.date, length, close, !close && head.minor === 0, noBody)
       if (bytes.byteLength <= SMALL_BODY) {
         const buf = Buffer.allocUnsafe(text.length + bytes.byteLength)
@@ -254,26 +269,47 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
       return bytes.byteLength
     }
 
-    /** Writes a response whose body is streamed (a Stream or a file); returns body bytes sent. */
+    /**
+     * Writes a response whose body is streamed (a Stream or a file); returns
+     * the status sent (`s.streamed` counts the body bytes). A file is opened
+     * before the head goes out: if that fails, the client gets 503 (out of
+     * descriptors, with Retry-After), 404 or 500 instead of a 200 and a reset.
+     */
     const stream = (s: ConnState, head: Framing, response: Res.Response, close: boolean) =>
-      Effect.gen(function*() {
+      Effect.scoped(Effect.gen(function*() {
         const body = response.body as Extract<Res.Body, { _tag: "Stream" | "File" }>
-        const length = body._tag === "File" ? body.end - body.start : body.length ?? -1
+        s.streamed = 0
+        let handle: Fs.promises.FileHandle | undefined
+        if (body._tag === "File") {
+          const opened = yield* Effect.result(BodyWriter.openFile(body.path))
+          if (opened._tag === "Failure") {
+            const status = BodyWriter.statusForFileError(opened.failure)
+            yield* Effect.logWarning(`http: ${opened.failure.message}; answered ${status}`)
+            const answer = errorResponse(status, status === 503 ? "the server is busy, try again" : "the file cannot be read", status === 503 ? RETRY_AFTER : undefined)
+            s.streamed = queue(s, head, answer, close)
+            yield* s.flush()
+            return status
+          }
+          handle = opened.success
+        }
+        const length = bodyLength(body)
         const chunked = length < 0 && head.minor === 1
         const mustClose = close || (length < 0 && head.minor === 0)
         const text = Res.serializeHead(response, s.shared.date, length < 0 && !chunked ? -2 : length, mustClose, !mustClose && head.minor === 0, false)
         s.sent = true
         s.out.push(Buffer.from(text, "latin1"))
         yield* s.flush()
-        return body._tag === "File" ? yield* BodyWriter.file(s.conn, body) : yield* BodyWriter.stream(s.conn, body.stream, chunked)
-      })
+        if (handle !== undefined) yield* BodyWriter.file(s.conn, handle, body as Extract<Res.Body, { _tag: "File" }>, s)
+        else yield* BodyWriter.stream(s.conn, (body as Extract<Res.Body, { _tag: "Stream" }>).stream, chunked, s)
+        return response.status
+      }))
 
     /** Writes any response; returns body bytes sent. */
     const send = (s: ConnState, head: Framing, response: Res.Response, close: boolean) =>
       Effect.suspend(() => {
         const sent = queue(s, head, response, close)
         if (sent >= 0) return Effect.as(s.flush(), sent)
-        return stream(s, head, response, close)
+        return stream(s, head, response, close).pipe(Effect.map(() => s.streamed))
       })
 
     /** Answers a framing error or timeout with `status` and closes. */
@@ -311,9 +347,13 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         s.setPhase(reader.done ? "busy" : "body")
         // an app that answers synchronously (Effect.succeed) returns an Exit: no need to run it
         const result = known ?? app(Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader }))
-        const exit: Exit.Exit<Res.Response, E> = Exit.isExit(result)
-          ? (result as Exit.Exit<Res.Response, E>)
-          : yield* Effect.exit(result)
+        let exit: Exit.Exit<Res.Response, E>
+        if (Exit.isExit(result)) exit = result as Exit.Exit<Res.Response, E>
+        else {
+          // answers already queued go out before an asynchronous app runs (it may take its time)
+          if (s.out.length > 0) yield* s.flush()
+          exit = yield* Effect.exit(result)
+        }
         s.setPhase("busy")
         let response: Res.Response
         let close = !head.keepAlive || s.requests >= maxRequests || s.shared.draining
@@ -337,12 +377,25 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
           close = close || !reader.done
         }
         if (!reader.done && s.expectContinue && !s.continued) close = true // the client may never send that body
+        let status = response.status
         let bytes = queue(s, head, response, close)
-        if (bytes < 0) bytes = yield* stream(s, head, response, close)
-        else if (close || s.start >= s.end || s.outBytes >= maxPipelineOutput) yield* s.flush()
+        if (bytes < 0) {
+          const streamed = yield* Effect.result(stream(s, head, response, close))
+          if (streamed._tag === "Failure") {
+            const error = streamed.failure
+            if (isConnectionError(error)) return yield* error
+            // the head is out and the body cannot be finished: the client sees a short body and the close
+            yield* Effect.logError(`http: ${head.method} ${head.target}: ${error.message} after ${s.streamed} body bytes`)
+            s.pending = undefined
+            log(s, head, status, s.streamed, time, started)
+            return false
+          }
+          status = streamed.success
+          bytes = s.streamed
+        } else if (close || s.start >= s.end || s.outBytes >= maxPipelineOutput) yield* s.flush()
         s.pending = undefined
         s.sent = false
-        log(s, head, response.status, bytes, time, started)
+        log(s, head, status, bytes, time, started)
         shared.requests++
         if (close) return false
         if (!reader.done) {

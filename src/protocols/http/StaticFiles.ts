@@ -10,12 +10,18 @@
  * with 304, a single `Range` with 206 (unsatisfiable: 416), and HEAD. Files up
  * to `cacheMaxFile` are kept in memory (revalidated with stat at most once a
  * second, so a change is served within a second); bigger files stream from
- * disk with backpressure.
+ * disk with backpressure. Misses are cached for the same window (nginx's
+ * `open_file_cache_errors`), so a flood of 404s costs no more than hits.
+ * MIME types come from `mime-types` (the mime-db table), with
+ * `charset=utf-8` for text.
  */
-import { Effect } from "effect"
+import { Data, Effect } from "effect"
+import * as MimeTypes from "mime-types"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { FileError, statusForFileError } from "./BodyWriter.ts"
 import { Headers } from "./Headers.ts"
+import * as HttpDate from "./HttpDate.ts"
 import type { Request } from "./Request.ts"
 import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
@@ -34,20 +40,18 @@ export interface StaticOptions {
   readonly revalidateMillis?: number
 }
 
-/** MIME types by extension. */
-export const mimeTypes: Readonly<Record<string, string>> = {
-  ".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8", ".json": "application/json",
-  ".txt": "text/plain; charset=utf-8", ".md": "text/markdown; charset=utf-8", ".xml": "application/xml",
-  ".svg": "image/svg+xml", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-  ".webp": "image/webp", ".avif": "image/avif", ".ico": "image/x-icon", ".woff": "font/woff", ".woff2": "font/woff2",
-  ".ttf": "font/ttf", ".otf": "font/otf", ".pdf": "application/pdf", ".wasm": "application/wasm",
-  ".mp4": "video/mp4", ".webm": "video/webm", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".wav": "audio/wav",
-  ".zip": "application/zip", ".gz": "application/gzip", ".tar": "application/x-tar", ".csv": "text/csv; charset=utf-8"
+/** Content type for a file name (from mime-db; text types get `charset=utf-8`). */
+export const mimeType = (file: string): string => {
+  const ext = Path.extname(file)
+  return (ext === "" ? false : MimeTypes.contentType(ext)) || "application/octet-stream"
 }
 
-/** Content type for a file name. */
-export const mimeType = (file: string): string => mimeTypes[Path.extname(file).toLowerCase()] ?? "application/octet-stream"
+/** The served directory is missing, not a directory, or not readable. */
+export class RootError extends Data.TaggedError("RootError")<{ readonly root: string; readonly reason: string }> {
+  override get message() {
+    return `${this.reason} (${this.root})`
+  }
+}
 
 /** The outcome of resolving a URL path inside the root. */
 export type Resolved =
@@ -76,36 +80,44 @@ export const safeSegments = (rawPath: string): ReadonlyArray<string> | 400 | 403
   return segments
 }
 
-const realpath = (p: string) => Fs.promises.realpath(p)
-
 const inside = (root: string, file: string) => file === root || file.startsWith(root.endsWith(Path.sep) ? root : root + Path.sep)
 
+/** Errors that mean "no such file here" (404) or "not yours to read" (403); others are the server's problem. */
+const missingCodes = new Set(["ENOENT", "ENOTDIR", "ELOOP", "ENAMETOOLONG"])
+
+/** realpath/stat with the usual refusals as values and the server's own failures (EMFILE...) as FileError. */
+const lookup = <A>(operation: "stat" | "open", path: string, f: () => Promise<A>): Effect.Effect<A | 403 | 404, FileError> =>
+  Effect.tryPromise({ try: f, catch: (e) => e as NodeJS.ErrnoException }).pipe(
+    Effect.catch((e) =>
+      missingCodes.has(e.code ?? "")
+        ? Effect.succeed(404 as const)
+        : e.code === "EACCES" || e.code === "EPERM"
+        ? Effect.succeed(403 as const)
+        : Effect.fail(new FileError({ path, operation, code: e.code ?? String(e) }))
+    )
+  )
+
+/** A URL path with runs of slashes collapsed, so a redirect to it cannot read as `//authority`. */
+const collapseSlashes = (path: string): string => path.replace(/\/{2,}/g, "/")
+
 /** Resolves a request path inside `root` (which must be a realpath). */
-export const resolve = (root: string, rawPath: string, index: string): Effect.Effect<Resolved> =>
-  Effect.promise(async (): Promise<Resolved> => {
+export const resolve = (root: string, rawPath: string, index: string): Effect.Effect<Resolved, FileError> =>
+  Effect.gen(function*() {
     const segments = safeSegments(rawPath)
     if (typeof segments === "number") return { _tag: "Refused", status: segments }
-    let file = Path.join(root, ...segments)
-    try {
-      file = await realpath(file)
-    } catch {
-      return { _tag: "Refused", status: 404 }
-    }
+    const file = yield* lookup("stat", rawPath, () => Fs.promises.realpath(Path.join(root, ...segments)))
+    if (typeof file === "number") return { _tag: "Refused", status: file }
     if (!inside(root, file)) return { _tag: "Refused", status: 404 }
-    let stat = await Fs.promises.stat(file).catch(() => undefined)
-    if (stat === undefined) return { _tag: "Refused", status: 404 }
+    const stat = yield* lookup("stat", file, () => Fs.promises.stat(file))
+    if (typeof stat === "number") return { _tag: "Refused", status: stat }
     if (stat.isDirectory()) {
-      if (!rawPath.endsWith("/")) return { _tag: "Redirect", location: rawPath + "/" }
-      let indexFile = Path.join(file, index)
-      try {
-        indexFile = await realpath(indexFile)
-      } catch {
-        return { _tag: "Refused", status: 404 }
-      }
+      if (!rawPath.endsWith("/")) return { _tag: "Redirect", location: collapseSlashes(rawPath + "/") }
+      const indexFile = yield* lookup("stat", rawPath, () => Fs.promises.realpath(Path.join(file, index)))
+      if (typeof indexFile === "number") return { _tag: "Refused", status: indexFile === 403 ? 403 : 404 }
       if (!inside(root, indexFile)) return { _tag: "Refused", status: 404 }
-      stat = await Fs.promises.stat(indexFile).catch(() => undefined)
-      if (stat === undefined || !stat.isFile()) return { _tag: "Refused", status: 404 }
-      file = indexFile
+      const indexStat = yield* lookup("stat", indexFile, () => Fs.promises.stat(indexFile))
+      if (typeof indexStat === "number" || !indexStat.isFile()) return { _tag: "Refused", status: 404 }
+      return { _tag: "File", file: indexFile, stat: indexStat }
     }
     if (!stat.isFile()) return { _tag: "Refused", status: 404 }
     return { _tag: "File", file, stat }
@@ -148,6 +160,16 @@ interface Cached {
   checkedAt: number
 }
 
+/** A cached miss: the refusal answered for this path until it is revalidated. */
+interface Missing {
+  readonly _tag: "Missing"
+  readonly answer: Effect.Effect<Res.Response>
+  readonly checkedAt: number
+}
+
+/** Misses remembered at most (the oldest is forgotten first), so random paths cannot grow the cache without bound. */
+const MAX_MISSES = 10_000
+
 /** True when the request has a conditional or Range header (one pass over the names). */
 const isPlain = (request: Request): boolean => {
   for (const name of request.headers.names) {
@@ -164,9 +186,10 @@ const notModified = (request: Request, etag: string, mtimeMs: number): boolean =
     return inm.split(",").some((t) => weak(t) === weak(etag))
   }
   const ims = request.headers.get("if-modified-since")
-  if (ims !== undefined) {
-    const since = Date.parse(ims)
-    return !Number.isNaN(since) && Math.floor(mtimeMs / 1000) * 1000 <= since
+  if (ims !== undefined && (request.method === "GET" || request.method === "HEAD")) {
+    // RFC 9110 §13.1.3: an invalid date is ignored
+    const since = HttpDate.parse(ims)
+    return since !== undefined && Math.floor(mtimeMs / 1000) * 1000 <= since
   }
   return false
 }
@@ -178,14 +201,23 @@ const notModified = (request: Request, etag: string, mtimeMs: number): boolean =
  * const site = yield* StaticFiles.make({ root: "public" })
  * const http = yield* Serve.make(site)
  */
-export const make = (options: StaticOptions): Effect.Effect<(request: Request) => Effect.Effect<Res.Response>> =>
+export const make = (options: StaticOptions): Effect.Effect<(request: Request) => Effect.Effect<Res.Response>, RootError> =>
   Effect.gen(function*() {
-    const root = yield* Effect.promise(() => realpath(options.root))
+    const root = yield* Effect.tryPromise({
+      try: async () => {
+        const real = await Fs.promises.realpath(options.root)
+        if (!(await Fs.promises.stat(real)).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" })
+        await Fs.promises.access(real, Fs.constants.R_OK | Fs.constants.X_OK)
+        return real
+      },
+      catch: (e) => new RootError({ root: options.root, reason: `root directory is not readable: ${(e as NodeJS.ErrnoException).code ?? String(e)}` })
+    })
     const index = options.index ?? "index.html"
     const cacheMaxFile = options.cacheMaxFile ?? 1024 * 1024
     const cacheMaxBytes = options.cacheMaxBytes ?? 64 * 1024 * 1024
     const revalidate = options.revalidateMillis ?? 1000
     const cache = new Map<string, Cached>()
+    const misses = new Map<string, Missing>()
     let cachedBytes = 0
 
     const respond = (request: Request, meta: { etag: string; lastModified: string; mtimeMs: number; size: number; type: string }, body: (start: number, end: number) => Res.Body) => {
@@ -215,9 +247,15 @@ export const make = (options: StaticOptions): Effect.Effect<(request: Request) =
     }
 
     const fromCache = (request: Request, key: string): Effect.Effect<Res.Response> | undefined => {
+      const now = Date.now()
+      const miss = misses.get(key)
+      if (miss !== undefined) {
+        if (now - miss.checkedAt < revalidate) return miss.answer
+        misses.delete(key)
+        return undefined
+      }
       const hit = cache.get(key)
       if (hit === undefined) return undefined
-      const now = Date.now()
       if (now - hit.checkedAt >= revalidate) {
         // this request revalidates (stat, reload if changed); requests meanwhile keep using the cached copy
         hit.checkedAt = now
@@ -227,50 +265,77 @@ export const make = (options: StaticOptions): Effect.Effect<(request: Request) =
       return Effect.succeed(respond(request, hit, (start, end) => ({ _tag: "Bytes", bytes: hit.bytes.subarray(start, end) })))
     }
 
-    return (request: Request) => {
-      if (request.method !== "GET" && request.method !== "HEAD") {
-        return Effect.succeed(Res.status(405, { headers: [["Allow", "GET, HEAD"]] }))
+    const forget = (key: string) => {
+      const old = cache.get(key)
+      if (old === undefined) return
+      cachedBytes -= old.size
+      cache.delete(key)
+    }
+
+    const refuse = (key: string, status: 400 | 403 | 404): Res.Response => {
+      const response = Res.text(`${status} ${Res.reasonPhrase(status)}\n`, { status })
+      if (revalidate > 0) {
+        if (misses.size >= MAX_MISSES) misses.delete(misses.keys().next().value!)
+        misses.set(key, { _tag: "Missing", answer: Effect.succeed(response), checkedAt: Date.now() })
       }
-      const cached = fromCache(request, request.path)
-      if (cached !== undefined) return cached
-      return Effect.gen(function*() {
-        const resolved = yield* resolve(root, request.path, index)
-        if (resolved._tag !== "File" && cache.has(request.path)) {
-          cachedBytes -= cache.get(request.path)!.size
-          cache.delete(request.path)
-        }
-        if (resolved._tag === "Refused") return Res.text(`${resolved.status} ${Res.reasons[resolved.status]}\n`, { status: resolved.status })
+      return response
+    }
+
+    const serve = (request: Request) =>
+      Effect.gen(function*() {
+        const key = request.path
+        const resolved = yield* resolve(root, key, index)
+        if (resolved._tag !== "File") forget(key)
+        if (resolved._tag === "Refused") return refuse(key, resolved.status)
         if (resolved._tag === "Redirect") {
           return Res.redirect(resolved.location + (request.query === "" ? "" : `?${request.query}`), 301)
         }
         const { file, stat } = resolved
         const meta = {
           etag: etagOf(stat),
-          lastModified: new Date(Math.floor(stat.mtimeMs / 1000) * 1000).toUTCString(),
+          lastModified: HttpDate.format(Math.floor(stat.mtimeMs / 1000) * 1000),
           mtimeMs: stat.mtimeMs,
           size: stat.size,
           type: mimeType(file)
         }
         if (stat.size <= cacheMaxFile && cacheMaxFile > 0) {
-          const old = cache.get(request.path)
+          const old = cache.get(key)
           let bytes = old !== undefined && old.etag === meta.etag ? old.bytes : undefined
           if (bytes === undefined) {
-            bytes = yield* Effect.promise(() => Fs.promises.readFile(file))
-            if (bytes.byteLength !== stat.size) return Res.text("503 file changed while read\n", { status: 503 })
+            bytes = yield* Effect.tryPromise({
+              try: () => Fs.promises.readFile(file),
+              catch: (e) => new FileError({ path: file, operation: "read", code: (e as NodeJS.ErrnoException).code ?? String(e) })
+            })
+            if (bytes.byteLength !== stat.size) return Res.text("503 file changed while read\n", { status: 503, headers: [["Retry-After", "1"]] })
           }
-          if (old !== undefined) cachedBytes -= old.size
+          forget(key)
           if (cachedBytes + stat.size <= cacheMaxBytes) {
             const whole = bytes
-            const ok = Effect.succeed(respond(Req.make({ method: "GET", target: "/", minor: 1, headers: Headers.empty, remote: { address: "", port: 0, family: "memory" }, reader: Req.noBody }), meta, () => ({ _tag: "Bytes", bytes: whole })))
-            cache.set(request.path, { ...meta, bytes, ok, checkedAt: Date.now() })
+            const ok = Effect.succeed(respond(PLAIN_GET, meta, () => ({ _tag: "Bytes", bytes: whole })))
+            cache.set(key, { ...meta, bytes, ok, checkedAt: Date.now() })
             cachedBytes += stat.size
-          } else {
-            cache.delete(request.path)
           }
           const whole = bytes
           return respond(request, meta, (start, end) => ({ _tag: "Bytes", bytes: whole.subarray(start, end) }))
         }
         return respond(request, meta, (start, end) => ({ _tag: "File", path: file, start, end }))
-      })
+      }).pipe(
+        // the server's own trouble (out of descriptors, I/O error): an honest 503/500, and a log line
+        Effect.catchTag("FileError", (error) => {
+          const status = statusForFileError(error)
+          return Effect.logWarning(`static files: ${error.message}`).pipe(
+            Effect.as(Res.text(`${status} ${Res.reasonPhrase(status)}\n`, status === 503 ? { status, headers: [["Retry-After", "1"]] } : { status }))
+          )
+        })
+      )
+
+    return (request: Request) => {
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return Effect.succeed(Res.status(405, { headers: [["Allow", "GET, HEAD"]] }))
+      }
+      return fromCache(request, request.path) ?? serve(request)
     }
   })
+
+/** The request the cached unconditional answer is built for. */
+const PLAIN_GET = Req.make({ method: "GET", target: "/", minor: 1, headers: Headers.empty, remote: { address: "", port: 0, family: "memory" }, reader: Req.noBody })

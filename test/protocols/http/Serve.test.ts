@@ -6,17 +6,15 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Stream } from "effect"
 import * as fc from "fast-check"
-import type { AccessEntry } from "../../../src/actors/AccessLog.ts"
-import type { LogWriter } from "../../../src/actors/LogWriter.ts"
+import * as AccessLog from "../../../src/actors/AccessLog.ts"
 import * as Res from "../../../src/protocols/http/Response.ts"
 import * as Router from "../../../src/protocols/http/Router.ts"
 import * as Serve from "../../../src/protocols/http/Serve.ts"
 import { Arbitraries, Property, Script } from "../../../src/testkit/index.ts"
 
 const fakeLog = () => {
-  const entries: Array<AccessEntry> = []
-  const log = { tellUnsafe: (e: AccessEntry) => void entries.push(e) } as unknown as LogWriter<AccessEntry>
-  return { entries, log }
+  const log = AccessLog.makeTest()
+  return { entries: log.entries, log }
 }
 
 const app = Router.make([
