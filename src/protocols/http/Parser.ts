@@ -96,9 +96,12 @@ const trimOws = (s: string): string => {
   return a === 0 && b === s.length ? s : s.slice(a, b)
 }
 
-/** Finds `\r\n\r\n` in buffer[from, end); returns the index of its first byte or -1. */
-const findHeadEnd = (buffer: Uint8Array, from: number, end: number): number => {
-  let i = buffer.indexOf(0x0a, from)
+/**
+ * Finds `\r\n\r\n` in buffer[from, end), looking only at LFs from `searchFrom`
+ * on (what was scanned before had none); returns the index of its first byte or -1.
+ */
+const findHeadEnd = (buffer: Uint8Array, from: number, searchFrom: number, end: number): number => {
+  let i = buffer.indexOf(0x0a, searchFrom)
   while (i !== -1 && i < end) {
     // a head ends with CRLF CRLF; we reject bare LF later, so only look at LF positions
     if (i >= from + 3 && buffer[i - 1] === 0x0d && buffer[i - 2] === 0x0a && buffer[i - 3] === 0x0d) return i - 3
@@ -132,42 +135,85 @@ const hasToken = (value: string | undefined, token: string): boolean => {
 }
 
 /**
+ * How far an incomplete head was scanned, so that the next attempt (with more
+ * bytes) looks only at the new ones: a head costs linear time however it is
+ * split. Offsets count from the `start` passed to `parseHead`; a new request
+ * starts with a fresh state (`newScan()`).
+ */
+export interface ScanState {
+  /** Bytes from `start` already scanned without finding the head's end. */
+  scanned: number
+  /** Offset of the request line's LF from `start`, or -1 while none was seen. */
+  lineEnd: number
+}
+
+/** A fresh scan state for a new request. */
+export const newScan = (): ScanState => ({ scanned: 0, lineEnd: -1 })
+
+/**
  * Parses one request head from `buffer[start, end)`. Leading empty lines are
- * skipped (RFC 9112 §2.2).
+ * skipped (RFC 9112 §2.2). With `scan`, an incomplete result records how far
+ * it looked, and the next call resumes there. The verdict never depends on
+ * how the bytes were split: a limit is judged on what the complete head would
+ * be (a CR at the end of a read may be the start of the request line's CRLF).
  */
 export const parseHead = (
   buffer: Uint8Array,
   start: number,
   end: number,
-  limits: HeadLimits = defaultHeadLimits
+  limits: HeadLimits = defaultHeadLimits,
+  scan?: ScanState
 ): HeadResult => {
   // RFC 9112 §2.2: ignore at least one empty line before the request-line
   let from = start
   while (from + 1 < end && buffer[from] === 0x0d && buffer[from + 1] === 0x0a && from - start < 8) from += 2
   if (from >= end) return INCOMPLETE
-  const headEnd = findHeadEnd(buffer, from, end)
+  const resume = scan === undefined ? from : Math.max(from, start + scan.scanned)
+  const lineEnd = { at: scan === undefined || scan.lineEnd < 0 ? -1 : start + scan.lineEnd }
+  const headEnd = findHeadEnd(buffer, from, Math.max(from, resume - 3), end)
   if (headEnd === -1) {
-    const firstLf = buffer.indexOf(0x0a, from)
-    if ((firstLf === -1 || firstLf >= end) && end - from > limits.maxRequestLine) {
-      return error(414, "request line too long")
-    }
-    if (end - from > limits.maxHeadBytes) return error(431, "request header section too large")
-    // a bare LF or CR would make the head never complete: judge it now
-    for (let i = from; i < end; i++) {
-      const c = buffer[i]
-      if (c === 0x0a && (i === from || buffer[i - 1] !== 0x0d)) return error(400, "bare LF where CRLF is required")
-      if (c === 0x0d && i + 1 < end && buffer[i + 1] !== 0x0a) return error(400, "bare CR")
+    const problem = scanBytes(buffer, from, resume, end, limits, lineEnd)
+    if (problem !== undefined) return problem
+    if (scan !== undefined) {
+      scan.scanned = end - start
+      scan.lineEnd = lineEnd.at === -1 ? -1 : lineEnd.at - start
     }
     return INCOMPLETE
   }
-  if (headEnd + 4 - from > limits.maxHeadBytes) {
-    const firstLf = buffer.indexOf(0x0a, from)
-    return firstLf - from > limits.maxRequestLine
-      ? error(414, "request line too long")
-      : error(431, "request header section too large")
+  const result = headEnd + 4 - from > limits.maxHeadBytes
+    ? error(431, "request header section too large")
+    : parseHeadText(Buffer.from(buffer.buffer, buffer.byteOffset + from, headEnd - from).toString("latin1"), limits, headEnd + 4)
+  // a refused head is judged byte by byte, first problem first, as it would have been had it arrived in pieces
+  return result._tag === "Error" ? scanBytes(buffer, from, resume, headEnd + 4, limits, lineEnd) ?? result : result
+}
+
+/**
+ * Checks head bytes `[at, end)` (the head starts at `from`) in order and
+ * returns the first problem a byte reveals: a bare LF, a bare CR (seen at the
+ * byte after it), a request line over its limit (a CR is not counted: it may
+ * be the start of the line's CRLF), a head over its limit. `lineEnd.at` is the
+ * request line's LF once seen.
+ */
+const scanBytes = (
+  buffer: Uint8Array,
+  from: number,
+  at: number,
+  end: number,
+  limits: HeadLimits,
+  lineEnd: { at: number }
+): HeadResult | undefined => {
+  for (let i = at; i < end; i++) {
+    const c = buffer[i]
+    if (i > from && buffer[i - 1] === 0x0d && c !== 0x0a) return error(400, "bare CR")
+    if (c === 0x0a) {
+      if (i === from || buffer[i - 1] !== 0x0d) return error(400, "bare LF where CRLF is required")
+      if (lineEnd.at === -1) lineEnd.at = i
+    } else if (lineEnd.at === -1 && c !== 0x0d && i - from + 1 > limits.maxRequestLine) {
+      return error(414, "request line too long")
+    }
+    if (i - from + 1 > limits.maxHeadBytes) return error(431, "request header section too large")
   }
-  const text = Buffer.from(buffer.buffer, buffer.byteOffset + from, headEnd - from).toString("latin1")
-  return parseHeadText(text, limits, headEnd + 4)
+  return undefined
 }
 
 const parseHeadText = (text: string, limits: HeadLimits, end: number): HeadResult => {

@@ -19,7 +19,7 @@ import { type Connection, type ConnectionError, isConnectionError } from "../../
 import * as Timeouts from "../../io/Timeouts.ts"
 import { ChunkedDecoder, ContentLengthDecoder } from "./Body.ts"
 import * as BodyWriter from "./BodyWriter.ts"
-import { defaultHeadLimits, type HeadLimits, type HeadResult, parseHead, type RequestHead } from "./Parser.ts"
+import { defaultHeadLimits, type HeadLimits, type HeadResult, newScan, parseHead, type RequestHead, type ScanState } from "./Parser.ts"
 import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
 
@@ -92,6 +92,10 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
   buffer: Uint8Array = EMPTY
   start = 0
   end = 0
+  /** The buffer is ours (appending into its free tail is allowed), not a chunk from the connection. */
+  owned = false
+  /** How far the pending head was scanned (the parser resumes there). */
+  readonly scan: ScanState = newScan()
   requests = 0
   lastActive = 0
   timeoutTicks = 0
@@ -146,22 +150,47 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
     Effect.suspend(() => this.out.length === 0 ? this.conn.read : Effect.andThen(this.flush(), this.conn.read)),
     (chunk) => {
       if (Option.isNone(chunk)) return false
-      const data = chunk.value
-      if (this.start >= this.end) {
-        this.buffer = data
-        this.start = 0
-        this.end = data.byteLength
-      } else {
-        const merged = Buffer.allocUnsafe(this.end - this.start + data.byteLength)
-        merged.set(this.buffer.subarray(this.start, this.end), 0)
-        merged.set(data, this.end - this.start)
-        this.buffer = merged
-        this.start = 0
-        this.end = merged.byteLength
-      }
+      this.append(chunk.value)
       return true
     }
   )
+
+  /**
+   * Adds a chunk after the unconsumed bytes. With nothing pending the chunk
+   * itself becomes the buffer (no copy); otherwise bytes are appended to a
+   * buffer of our own that grows geometrically, so a head that arrives a byte
+   * at a time costs linear time, not quadratic.
+   */
+  append(data: Uint8Array): void {
+    const pending = this.end - this.start
+    if (pending <= 0) {
+      this.buffer = data
+      this.start = 0
+      this.end = data.byteLength
+      this.owned = false
+      return
+    }
+    if (this.owned && this.end + data.byteLength <= this.buffer.byteLength) {
+      this.buffer.set(data, this.end)
+      this.end += data.byteLength
+      return
+    }
+    const need = pending + data.byteLength
+    const grown = Buffer.allocUnsafe(Math.max(need * 2, 4096))
+    grown.set(this.buffer.subarray(this.start, this.end), 0)
+    grown.set(data, pending)
+    this.buffer = grown
+    this.start = 0
+    this.end = need
+    this.owned = true
+  }
+
+  /** The head at `start` was consumed: the next one is scanned from scratch. */
+  nextHead(end: number): void {
+    this.start = end
+    this.scan.scanned = 0
+    this.scan.lineEnd = -1
+  }
 
   readonly continue: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
     if (!this.expectContinue || this.continued || this.sent) return Effect.void
@@ -414,7 +443,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
      */
     const advance = (s: ConnState): HeadResult | "close" | "flush" => {
       while (s.start < s.end) {
-        const parsed = parseHead(s.buffer, s.start, s.end, limits)
+        const parsed = parseHead(s.buffer, s.start, s.end, limits, s.scan)
         if (parsed._tag !== "Head") return parsed
         const head = parsed.head
         if (head.framing._tag !== "None") return parsed
@@ -430,7 +459,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         const bytes = queue(s, head, response, close)
         // a streamed body: take the effectful path with the answer we already have
         if (bytes < 0) return { _tag: "Head", head, end: parsed.end, result } as HeadResult
-        s.start = parsed.end
+        s.nextHead(parsed.end)
         s.requests++
         s.sent = false
         log(s, head, response.status, bytes, s.shared.now, started)
@@ -463,7 +492,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
           if (next._tag === "Error") {
             return yield* failConnection(s, next.status, next.reason, "-")
           }
-          s.start = next.end
+          s.nextHead(next.end)
           s.requests++
           const known = (next as { result?: Effect.Effect<Res.Response, E, R> }).result
           if (!(yield* serveOne(s, next.head, known))) {
