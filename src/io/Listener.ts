@@ -88,7 +88,7 @@ export class ListenError extends Data.TaggedError("ListenError")<{
   readonly reason: string
 }> {
   override get message() {
-    return `${this.service}: cannot listen on ${this.address}: ${this.reason}`
+    return `${this.service}: cannot listen: ${this.reason} (${this.address})`
   }
 }
 
@@ -97,13 +97,13 @@ const acceptErrorCodes = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "ECON
 const describeListenError = (code: string | undefined, fallback: string): string => {
   switch (code) {
     case "EADDRINUSE":
-      return "address already in use (EADDRINUSE)"
+      return "address already in use, EADDRINUSE"
     case "EACCES":
-      return "permission denied (EACCES)"
+      return "permission denied, EACCES"
     case "EADDRNOTAVAIL":
-      return "address not available on this machine (EADDRNOTAVAIL)"
+      return "address not available on this machine, EADDRNOTAVAIL"
     default:
-      return code === undefined ? fallback : `${fallback} (${code})`
+      return code === undefined ? fallback : `${fallback}, ${code}`
   }
 }
 

@@ -41,7 +41,7 @@ export class UdpBindError extends Data.TaggedError("UdpBindError")<{
   readonly code: string
 }> {
   override get message() {
-    return `${this.service}: cannot listen on udp ${this.address}: ${this.code === "EADDRINUSE" ? "address already in use (EADDRINUSE)" : this.code}`
+    return `${this.service}: cannot listen: ${this.code === "EADDRINUSE" ? "address already in use, EADDRINUSE" : this.code} (udp ${this.address})`
   }
 }
 

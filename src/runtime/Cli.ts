@@ -1,16 +1,23 @@
 /**
- * Command-line arguments of the fiberd program.
+ * The fiberd command line, on `effect/cli` (help, version, `--flag=value`
+ * and `--flag value`, error messages and their shape all come from it):
  *
  *   fiberd [--config PATH] [--port N] [--root DIR] [--access-log PATH|-]
  *   fiberd check [--config PATH]
  *   fiberd --help | --version
+ *
+ * This module holds the flags, the description shown by `--help` (including
+ * exactly what the signals do) and how the flags change a table; `main.ts`
+ * wires them to the runtime.
  */
+import { Option } from "effect"
+import { Flag } from "effect/cli"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import type * as ServiceTable from "./ServiceTable.ts"
 
+/** What the command line asked for, with `--config` defaulted to ./fiberd.json when that exists. */
 export interface Args {
-  readonly command: "run" | "check" | "help" | "version"
   /** Explicit --config, or ./fiberd.json when it exists, else undefined (built-in defaults). */
   readonly config: string | undefined
   readonly port: number | undefined
@@ -18,75 +25,59 @@ export interface Args {
   readonly accessLog: string | undefined
 }
 
-export const usage = `Usage: fiberd [check] [options]
+/** `--config PATH`: the service table. */
+export const config = Flag.String("config").pipe(
+  Flag.withMetavar("PATH"),
+  Flag.withDescription("the service table (JSON); default ./fiberd.json when it exists, else the built-in defaults"),
+  Flag.optional
+)
 
-Serves the services of a service table (fiberd.json in the working directory,
-or --config PATH); without one, the built-in defaults on loopback:
-web (http) 127.0.0.1:8080, echo tcp+udp 127.0.0.1:7007, daytime tcp+udp 127.0.0.1:7013,
-chat 127.0.0.1:7070.
+/** The flags of the run command. */
+export const runFlags = {
+  config,
+  port: Flag.Int("port").pipe(
+    Flag.withMetavar("N"),
+    Flag.filter((port) => port >= 0 && port <= 65535, (port) => `expected a port number from 0 to 65535, got ${port}`),
+    Flag.withDescription("port of the first http service"),
+    Flag.optional
+  ),
+  root: Flag.String("root").pipe(Flag.withMetavar("DIR"), Flag.withDescription("root directory of every http service"), Flag.optional),
+  accessLog: Flag.String("access-log").pipe(Flag.withMetavar("PATH"), Flag.withDescription("access log file, or - for stdout"), Flag.optional)
+}
 
-Commands:
-  check               validate the table and exit (0 valid, 2 invalid)
+/** What `fiberd --help` says about the program, its defaults and its signals. */
+export const description = `Serves the services of a service table (fiberd.json in the working directory, or --config PATH); \
+without one, the built-in defaults on loopback: web (http) 127.0.0.1:8080, echo tcp+udp 127.0.0.1:7007, \
+daytime tcp+udp 127.0.0.1:7013, chat 127.0.0.1:7070.
 
-Options:
-  --config PATH       the service table (JSON)
-  --port N            port of the first http service
-  --root DIR          root directory of every http service
-  --access-log PATH   access log file, or - for stdout
-  --help              this text
-  --version           the version
+Signals:
+  SIGTERM, SIGINT  stop accepting, let connections finish (drainTimeout), flush the logs, exit 0;
+                   a second signal kills exec children and exits 130 at once.
+  SIGHUP           reopen the access and error logs (log rotation); with a table file, re-read it:
+                   new services start, removed ones drain and stop, changed ones restart (also when
+                   drainTimeout or maxConnections changed), unchanged ones keep their connections;
+                   a changed accessLog path or format switches the access log; a changed errorLog
+                   is reported in the error log as needing a restart. An invalid table is reported
+                   and the running one stays.
 
-Signals: SIGTERM/SIGINT drain and exit 0 (a second one exits at once);
-SIGHUP re-reads the table, applies the difference and reopens the logs.
-`
+Exit codes: 0 after a signal, 1 when a service cannot start (port in use, unreadable root),
+2 for a bad table or bad arguments.`
 
-/** Parses argv (without node and script); throws an Error with a message on bad usage. */
-export const parse = (argv: ReadonlyArray<string>, cwd = process.cwd()): Args => {
-  let command: Args["command"] = "run"
-  let config: string | undefined
-  let port: number | undefined
-  let root: string | undefined
-  let accessLog: string | undefined
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    const value = () => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${arg} needs a value`)
-      return v
-    }
-    switch (arg) {
-      case "check":
-        command = "check"
-        break
-      case "--help":
-      case "-h":
-        command = "help"
-        break
-      case "--version":
-      case "-v":
-        command = "version"
-        break
-      case "--config":
-        config = value()
-        break
-      case "--port": {
-        const v = value()
-        port = Number(v)
-        if (!/^\d+$/.test(v) || port > 65535) throw new Error(`--port: expected a port number, got ${v}`)
-        break
-      }
-      case "--root":
-        root = value()
-        break
-      case "--access-log":
-        accessLog = value()
-        break
-      default:
-        throw new Error(`unknown argument ${arg}`)
-    }
+/** Resolves the parsed flags (Options) into Args; `cwd` is where ./fiberd.json is looked for. */
+export const toArgs = (parsed: {
+  readonly config: Option.Option<string>
+  readonly port?: Option.Option<number>
+  readonly root?: Option.Option<string>
+  readonly accessLog?: Option.Option<string>
+}, cwd = process.cwd()): Args => {
+  const explicit = Option.getOrUndefined(parsed.config)
+  const local = Path.join(cwd, "fiberd.json")
+  return {
+    config: explicit ?? (Fs.existsSync(local) ? local : undefined),
+    port: parsed.port === undefined ? undefined : Option.getOrUndefined(parsed.port),
+    root: parsed.root === undefined ? undefined : Option.getOrUndefined(parsed.root),
+    accessLog: parsed.accessLog === undefined ? undefined : Option.getOrUndefined(parsed.accessLog)
   }
-  if (config === undefined && Fs.existsSync(Path.join(cwd, "fiberd.json"))) config = Path.join(cwd, "fiberd.json")
-  return { command, config, port, root, accessLog }
 }
 
 /** Applies --port, --root and --access-log to a table. */

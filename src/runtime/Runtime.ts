@@ -7,8 +7,7 @@
  * the root supervisor, started in table order; a service that cannot bind at
  * startup fails the start (the CLI exits 1 naming it).
  */
-import { Data, Deferred, Duration, Effect, Exit } from "effect"
-import type { Scope } from "effect"
+import { Data, Deferred, Duration, Effect, Exit, Scope } from "effect"
 import * as AccessLog from "../actors/AccessLog.ts"
 import type { LogWriter } from "../actors/LogWriter.ts"
 import * as Supervisor from "../actors/Supervisor.ts"
@@ -23,17 +22,17 @@ import * as StaticFiles from "../protocols/http/StaticFiles.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 import * as Status from "./Status.ts"
 
-/** A service could not start (bind failed). */
+/**
+ * A service could not start: its address cannot be bound, its root is not
+ * readable... The message is `<service>: <what> (<path or address>)`.
+ */
 export class StartError extends Data.TaggedError("StartError")<{ readonly service: string; readonly reason: string }> {
   override get message() {
-    return this.reason
+    return this.reason.startsWith(`${this.service}: `) ? this.reason : `${this.service}: ${this.reason}`
   }
 }
 
-/** A duration as the table writes it: milliseconds, or text such as "10 seconds". */
-type TableDuration = number | string
-const duration = (d: TableDuration | undefined): Duration.Input | undefined =>
-  d === undefined ? undefined : typeof d === "number" ? Duration.millis(d) : (d as Duration.Input)
+const duration = ServiceTable.toDuration
 
 const defined = <T extends Record<string, unknown>>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never
@@ -114,7 +113,13 @@ export interface Running {
   readonly services: () => ReadonlyArray<Status.ServiceEntry>
   readonly supervisor: Supervisor.Supervisor
   readonly accessLog: LogWriter<AccessLog.AccessEntry>
-  /** Applies a new table: new services start, removed ones drain and stop, changed ones restart. */
+  /** Reopens the access log's file (log rotation). */
+  readonly reopenLogs: Effect.Effect<void>
+  /**
+   * Applies a new table: new services start, removed ones drain and stop, changed ones restart (also
+   * when a table-wide key that shapes them changed: drainTimeout, maxConnections); a changed
+   * accessLog switches the access log.
+   */
   readonly reload: (table: ServiceTable.Table) => Effect.Effect<{ readonly started: ReadonlyArray<string>; readonly stopped: ReadonlyArray<string>; readonly failed: ReadonlyArray<string> }>
 }
 
@@ -127,7 +132,28 @@ export const start = (
   options: { readonly errorLogStats?: () => import("../actors/LogWriter.ts").LogWriterStats } = {}
 ): Effect.Effect<Running, StartError, Scope.Scope> =>
   Effect.gen(function*() {
-    const accessLog = yield* AccessLog.make(defined({ destination: table.accessLog?.path ?? "logs/access.log", format: table.accessLog?.format }))
+    // the access log can be switched by SIGHUP (path or format changed): services tell the current one
+    const openAccessLog = (t: ServiceTable.Table) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const writer = yield* AccessLog.make(defined({ destination: t.accessLog?.path ?? "logs/access.log", format: t.accessLog?.format })).pipe(
+          Scope.provide(scope)
+        )
+        return { writer, scope, key: JSON.stringify(t.accessLog ?? null) }
+      })
+    let access = yield* openAccessLog(table)
+    // registered before the supervisor: it closes after every service stopped, so their last entries are written
+    yield* Effect.addFinalizer(() => Scope.close(access.scope, Exit.void))
+    const accessLog: LogWriter<AccessLog.AccessEntry> = {
+      tellUnsafe: (entry) => access.writer.tellUnsafe(entry),
+      tell: (entry) => Effect.suspend(() => access.writer.tell(entry)),
+      reopen: Effect.suspend(() => access.writer.reopen),
+      flush: Effect.suspend(() => access.writer.flush),
+      get stats() {
+        return access.writer.stats
+      },
+      depth: () => access.writer.depth()
+    }
     const root = yield* Supervisor.make({ name: "root", strategy: "one-for-one", maxRestarts: 5, period: "10 seconds" }, [])
     const running = new Map<string, { readonly config: ServiceTable.Service; readonly entry: Status.ServiceEntry }>()
     let current = table
@@ -168,24 +194,40 @@ export const start = (
 
     for (const service of table.services) yield* launch(service)
 
+    /** A service with the table-wide keys that shape it, so a change of those restarts it too. */
+    const effective = (service: ServiceTable.Service, t: ServiceTable.Table) =>
+      JSON.stringify({ service, maxConnections: service.maxConnections ?? t.maxConnections, drainTimeout: t.drainTimeout })
+
     const reload = (next: ServiceTable.Table) =>
       Effect.gen(function*() {
-        const before = new Map(current.services.map((s) => [s.name, s]))
+        const previous = current
+        const before = new Map(previous.services.map((s) => [s.name, s]))
         const after = new Map(next.services.map((s) => [s.name, s]))
         const started: Array<string> = []
         const stopped: Array<string> = []
         const failed: Array<string> = []
+        // a new access log first, so that restarted services log to it; the old one is flushed and closed
+        const nextKey = JSON.stringify(next.accessLog ?? null)
+        if (nextKey !== access.key) {
+          const opened = yield* Effect.result(openAccessLog(next))
+          if (opened._tag === "Success") {
+            const old = access
+            access = opened.success
+            yield* Scope.close(old.scope, Exit.void)
+            yield* Effect.logInfo(`SIGHUP: access log switched to ${next.accessLog?.path ?? "logs/access.log"}`)
+          }
+        }
         current = next
         for (const [name, old] of before) {
           const now = after.get(name)
-          if (now === undefined || JSON.stringify(now) !== JSON.stringify(old)) {
+          if (now === undefined || effective(now, next) !== effective(old, previous)) {
             yield* root.terminateChild(name)
             stopped.push(name)
           }
         }
         for (const service of next.services) {
           const old = before.get(service.name)
-          if (old !== undefined && JSON.stringify(old) === JSON.stringify(service)) continue
+          if (old !== undefined && effective(old, previous) === effective(service, next)) continue
           const exit = yield* Effect.exit(launch(service))
           if (Exit.isSuccess(exit)) started.push(service.name)
           else {
@@ -193,9 +235,8 @@ export const start = (
             yield* Effect.logError(`reload: ${service.name} did not start`, exit.cause)
           }
         }
-        yield* accessLog.reopen
         return { started, stopped, failed }
       })
 
-    return { services: order, supervisor: root, accessLog, reload }
+    return { services: order, supervisor: root, accessLog, reload, reopenLogs: accessLog.reopen }
   })

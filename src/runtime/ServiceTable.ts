@@ -6,17 +6,25 @@
  * key and what was expected. No file: the built-in defaults (web, echo,
  * daytime, chat on loopback).
  */
-import { Data, Effect, Result, Schema, SchemaIssue } from "effect"
+import { Data, Duration as EffectDuration, Effect, Option, Result, Schema, SchemaIssue } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 
+/** Text that Effect's own Duration parser reads as a finite, non-negative duration ("500 millis", "1 second", "2 hours"...). */
 const DurationText = Schema.String.check(
-  Schema.isPattern(/^\d+(\.\d+)? (millis|seconds|minutes|hours)$/, {
-    message: "a duration such as \"500 millis\", \"10 seconds\" or \"5 minutes\""
+  Schema.makeFilter((text: string) => {
+    const parsed = EffectDuration.fromInput(text as EffectDuration.Input)
+    return Option.isSome(parsed) && EffectDuration.isFinite(parsed.value) && EffectDuration.toMillis(parsed.value) >= 0
+  }, {
+    message: "a duration such as \"500 millis\", \"1 second\", \"10 seconds\", \"5 minutes\" or \"2 hours\" (units: nanos, micros, millis, seconds, minutes, hours, days, weeks)"
   })
 )
 /** A duration: milliseconds as a number, or text such as "10 seconds". */
 const Duration = Schema.Union([Schema.Number.check(Schema.isGreaterThanOrEqualTo(0)), DurationText])
+
+/** A table duration as an Effect Duration input (numbers are milliseconds). */
+export const toDuration = (d: number | string | undefined): EffectDuration.Duration | undefined =>
+  d === undefined ? undefined : typeof d === "number" ? EffectDuration.millis(d) : EffectDuration.fromInputUnsafe(d as EffectDuration.Input)
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 
 /** One service. Protocol options sit beside the common ones. */

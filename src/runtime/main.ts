@@ -6,8 +6,9 @@
  * signal, 1 when a service cannot start (e.g. its port is in use), 2 for a
  * bad table or bad arguments.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Queue } from "effect"
+import { CliError, Command } from "effect/cli"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as ErrorLog from "../actors/ErrorLog.ts"
@@ -19,16 +20,8 @@ const packageJson = JSON.parse(Fs.readFileSync(Path.resolve(import.meta.dirname,
   version: string
 }
 
-let args: Cli.Args
-try {
-  args = Cli.parse(process.argv.slice(2))
-} catch (error) {
-  process.stderr.write(`fiberd: ${(error as Error).message}\n\n${Cli.usage}`)
-  process.exit(2)
-}
-
-const loadTable = (file: string | undefined) =>
-  (file === undefined ? Effect.succeed(ServiceTable.defaults) : ServiceTable.load(file)).pipe(
+const loadTable = (args: Cli.Args) =>
+  (args.config === undefined ? Effect.succeed(ServiceTable.defaults) : ServiceTable.load(args.config)).pipe(
     Effect.map((table) => Cli.override(table, args))
   )
 
@@ -37,59 +30,70 @@ const fail = (code: number) => (error: { readonly message: string }) =>
     process.exitCode = code
   })))
 
-/** Runs until interrupted; SIGHUP reloads. */
-const serve = Effect.gen(function*() {
-  // SIGHUP: re-read the table and apply the difference. The handler only enqueues, and it is installed
-  // before anything is printed, so a SIGHUP sent as soon as the services are up is never fatal.
-  const hups = yield* Queue.unbounded<void>()
-  const onHup = () => Queue.offerUnsafe(hups, undefined)
-  process.on("SIGHUP", onHup)
-  yield* Effect.addFinalizer(() => Effect.sync(() => process.off("SIGHUP", onHup)))
-  const table = yield* loadTable(args.config)
-  const errorLog = yield* ErrorLog.ErrorLog
-  const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats })
-  for (const s of running.services()) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
-  yield* Effect.forever(Effect.gen(function*() {
-    yield* Queue.take(hups)
-    yield* errorLog.reopen
-    if (args.config === undefined) return yield* Effect.logInfo("SIGHUP: logs reopened (built-in table, nothing to re-read)")
-    const next = yield* Effect.result(loadTable(args.config))
-    if (next._tag === "Failure") {
-      return yield* Effect.logError(`SIGHUP: the new table is invalid; the old one keeps running\n${next.failure.message}`)
-    }
-    const report = yield* running.reload(next.success)
-    yield* Effect.logInfo(`SIGHUP: table reloaded`, report)
-    for (const s of running.services()) if (report.started.includes(s.name)) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
-  }))
-}).pipe(
-  Effect.scoped,
-  Effect.catchTag("ConfigError", fail(2)),
-  Effect.catchTag("StartError", fail(1))
-)
+/** Runs until interrupted; SIGHUP reopens the logs and, with a table file, reloads it. */
+const serve = (args: Cli.Args) =>
+  Effect.gen(function*() {
+    // SIGHUP: the handler only enqueues, and it is installed before anything is printed,
+    // so a SIGHUP sent as soon as the services are up is never fatal.
+    const hups = yield* Queue.unbounded<void>()
+    const onHup = () => Queue.offerUnsafe(hups, undefined)
+    process.on("SIGHUP", onHup)
+    yield* Effect.addFinalizer(() => Effect.sync(() => process.off("SIGHUP", onHup)))
+    const table = yield* loadTable(args)
+    const errorLog = yield* ErrorLog.ErrorLog
+    const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats })
+    for (const s of running.services()) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
+    yield* Effect.forever(Effect.gen(function*() {
+      yield* Queue.take(hups)
+      yield* errorLog.reopen
+      yield* running.reopenLogs
+      if (args.config === undefined) return yield* Effect.logInfo("SIGHUP: logs reopened (built-in table, nothing to re-read)")
+      const next = yield* Effect.result(loadTable(args))
+      if (next._tag === "Failure") {
+        return yield* Effect.logError(`SIGHUP: the new table is invalid; the old one keeps running\n${next.failure.message}`)
+      }
+      if (JSON.stringify(next.success.errorLog) !== JSON.stringify(table.errorLog)) {
+        yield* Effect.logWarning("SIGHUP: errorLog changed; the error log keeps its old settings until fiberd is restarted")
+      }
+      const report = yield* running.reload(next.success)
+      yield* Effect.logInfo(`SIGHUP: table reloaded`, report)
+      for (const s of running.services()) if (report.started.includes(s.name)) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
+    }))
+  }).pipe(
+    Effect.scoped,
+    Effect.catchTag("ConfigError", fail(2)),
+    Effect.catchTag("StartError", fail(1))
+  )
 
-const withErrorLog = (table: ServiceTable.Table) =>
-  serve.pipe(Effect.provide(ErrorLog.layer({
+const withErrorLog = (args: Cli.Args, table: ServiceTable.Table) =>
+  serve(args).pipe(Effect.provide(ErrorLog.layer({
     destination: table.errorLog?.path ?? "stderr",
     format: table.errorLog?.format ?? "text",
     ...(table.errorLog?.syslog !== undefined ? { syslog: { host: table.errorLog.syslog.host, ...(table.errorLog.syslog.port !== undefined ? { port: table.errorLog.syslog.port } : {}) } } : {})
   })))
 
-const main = Effect.gen(function*() {
-  switch (args.command) {
-    case "help":
-      return yield* Console.log(Cli.usage)
-    case "version":
-      return yield* Console.log(`fiberd ${packageJson.version}`)
-    case "check": {
-      const table = yield* loadTable(args.config)
-      return yield* Console.log(`${args.config ?? "built-in defaults"}: ok, ${table.services.length} services`)
-    }
-    case "run": {
-      const table = yield* loadTable(args.config)
-      return yield* withErrorLog(table)
-    }
-  }
-}).pipe(Effect.catchTag("ConfigError", fail(2)))
+const check = Command.make("check", { config: Cli.config }, (flags) =>
+  Effect.gen(function*() {
+    const args = Cli.toArgs(flags)
+    const table = yield* loadTable(args)
+    yield* Console.log(`${args.config ?? "built-in defaults"}: ok, ${table.services.length} services`)
+  })).pipe(Command.withDescription("validate the service table and exit (0 valid, 2 invalid)"))
+
+const fiberd = Command.make("fiberd", Cli.runFlags, (flags) =>
+  Effect.gen(function*() {
+    const args = Cli.toArgs(flags)
+    const table = yield* loadTable(args)
+    yield* withErrorLog(args, table)
+  })).pipe(Command.withDescription(Cli.description), Command.withSubcommands([check]))
+
+const main = Command.run(fiberd, { version: packageJson.version }).pipe(
+  Effect.catchTag("ConfigError", fail(2)),
+  // effect/cli has printed the problem and the usage: bad arguments exit 2
+  Effect.catchIf(CliError.isCliError, () => Effect.sync(() => {
+    process.exitCode = 2
+  })),
+  Effect.provide(NodeServices.layer)
+)
 
 // A second SIGTERM/SIGINT while draining exits at once.
 let signals = 0

@@ -315,7 +315,7 @@ describe("Listener", () => {
       const error = yield* Effect.flip(Listener.make({ name: "second", port }, Echo.handler))
       assert.strictEqual(error._tag, "ListenError")
       assert.strictEqual(error.code, "EADDRINUSE")
-      assert.include(error.message, `second: cannot listen on 127.0.0.1:${port}`)
+      assert.include(error.message, `second: cannot listen: address already in use, EADDRINUSE (127.0.0.1:${port})`)
     })))
 })
 

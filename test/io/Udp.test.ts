@@ -41,7 +41,7 @@ describe("UDP", () => {
     Effect.scoped(Effect.gen(function*() {
       const first = yield* Udp.make({ name: "one" }, Echo.datagram)
       const error = yield* Effect.flip(Udp.make({ name: "two", port: first.address.port }, Echo.datagram))
-      assert.include(error.message, "two: cannot listen on udp 127.0.0.1:")
+      assert.include(error.message, "two: cannot listen: address already in use, EADDRINUSE (udp 127.0.0.1:")
     })))
 
   it.effect("sessions: one per peer, fed in order, ended after idle time", () =>

@@ -4,14 +4,22 @@
  * check, --help, --version; CLI overrides.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Cli from "../../src/runtime/Cli.ts"
 import * as ServiceTable from "../../src/runtime/ServiceTable.ts"
-import { runOnce } from "../support/serverProcess.ts"
+import { runOnce, start } from "../support/serverProcess.ts"
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+      const port = (probe.address() as Net.AddressInfo).port
+      probe.close(() => resolve(port))
+    })
+  })
 
 const write = (table: unknown) => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-cli-"))
@@ -57,14 +65,61 @@ describe("service table validation", () => {
 })
 
 describe("CLI", () => {
-  it("parses options and applies --port, --root, --access-log", () => {
-    const args = Cli.parse(["--port", "9000", "--root", "site", "--access-log", "-"], "/nonexistent")
+  it("applies --port, --root and --access-log to a table", () => {
+    const args = Cli.toArgs({ config: Option.none(), port: Option.some(9000), root: Option.some("site"), accessLog: Option.some("-") }, "/nonexistent")
     const table = Cli.override(ServiceTable.defaults, args)
     assert.strictEqual(table.services[0]!.listen, "127.0.0.1:9000")
     assert.strictEqual(table.services[0]!.root, Path.resolve("site"))
     assert.strictEqual(table.accessLog?.path, "-")
-    assert.throws(() => Cli.parse(["--port", "x"]), /--port/)
-    assert.throws(() => Cli.parse(["--bogus"]), /unknown argument/)
+    assert.isUndefined(args.config, "no ./fiberd.json there: the built-in defaults")
+  })
+
+  for (const form of ["--port=N", "--port N"]) {
+    it.live(`${form} works (effect/cli)`, () =>
+      Effect.promise(async () => {
+        const port = await freePort()
+        const args = form === "--port=N" ? [`--port=${port}`] : ["--port", String(port)]
+        const server = await start({ services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0" }] }, args)
+        try {
+          assert.strictEqual(server.port("web"), port)
+        } finally {
+          await server.stop()
+        }
+      }))
+  }
+
+  it.live("bad arguments get effect/cli's message and usage: exit 2", () =>
+    Effect.promise(async () => {
+      const bogus = await runOnce(["--bogus"])
+      assert.strictEqual(bogus.code, 2)
+      assert.include(bogus.stdout + bogus.stderr, "Unrecognized flag: --bogus")
+      const port = await runOnce(["--port", "x"])
+      assert.strictEqual(port.code, 2)
+      assert.include(port.stdout + port.stderr, "--port")
+      const range = await runOnce(["--port", "70000"])
+      assert.strictEqual(range.code, 2)
+      assert.include(range.stdout + range.stderr, "expected a port number from 0 to 65535")
+    }))
+
+  it.live("a root that does not exist exits 1 at once, naming the service, the problem and the path", () =>
+    Effect.promise(async () => {
+      const missing = Path.join(Os.tmpdir(), "fiberd-no-such-root")
+      const run = await runOnce(["--config", write({ services: [{ name: "site", protocol: "http", listen: "127.0.0.1:0", root: missing }] })])
+      assert.strictEqual(run.code, 1)
+      assert.include(run.stderr, `fiberd: site: root directory is not readable: ENOENT (${missing})`)
+      const file = write({ services: [] })
+      const notDir = await runOnce(["--config", write({ services: [{ name: "site", protocol: "http", listen: "127.0.0.1:0", root: file }] })])
+      assert.strictEqual(notDir.code, 1)
+      assert.include(notDir.stderr, `fiberd: site: root directory is not readable: ENOTDIR (${file})`)
+    }))
+
+  it("durations go through Effect's parser: every unit users write", () => {
+    for (const d of ["1 second", "2 hours", "500 millis", "1.5 minutes", "3 days", "250 micros"]) {
+      assert.strictEqual(problems({ services: [], drainTimeout: d }), "ok", d)
+    }
+    for (const d of ["soon", "1second", "-1 seconds", "Infinity", "1 sec"]) {
+      assert.include(problems({ services: [], drainTimeout: d }), "$.drainTimeout", d)
+    }
   })
 
   it.live("a bad table is rejected before anything listens: exit 2, file, key and expectation named", () =>
@@ -96,15 +151,18 @@ describe("CLI", () => {
       const run = await runOnce(["--config", write({ services: [{ name: "web", protocol: "http", listen: `127.0.0.1:${port}` }] })])
       blocker.close()
       assert.strictEqual(run.code, 1)
-      assert.include(run.stderr, `web: cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`)
+      assert.include(run.stderr, `fiberd: web: cannot listen: address already in use, EADDRINUSE (127.0.0.1:${port})`)
     }))
 
   it.live("--help and --version", () =>
     Effect.promise(async () => {
       const help = await runOnce(["--help"])
       assert.strictEqual(help.code, 0)
-      assert.include(help.stdout, "Usage: fiberd")
+      assert.include(help.stdout, "USAGE")
+      assert.include(help.stdout, "--port N")
+      assert.include(help.stdout, "SIGHUP")
+      assert.include(help.stdout, "check")
       const version = await runOnce(["--version"])
-      assert.match(version.stdout, /^fiberd \d+\.\d+\.\d+/)
+      assert.match(version.stdout, /^fiberd v\d+\.\d+\.\d+/)
     }))
 })
