@@ -7,7 +7,7 @@
  * Unix sockets) and the testkit's in-memory pair both implement it, so a
  * handler cannot tell one from the other.
  */
-import { Data } from "effect"
+import { Data, Effect as EffectModule } from "effect"
 import type { Effect, Option } from "effect"
 
 /** Where the peer of a connection is. `port` is 0 for Unix domain sockets. */
@@ -92,6 +92,48 @@ export interface Connection {
    * peer receives everything that was written (no RST over unread data).
    */
   readonly close: Effect.Effect<void>
+  /**
+   * Completes when the server begins to shut down (drain). A protocol that
+   * wants to say goodbye waits on it (e.g. forks a fiber that tells the
+   * client); it never completes on a server that keeps running.
+   */
+  readonly draining: Effect.Effect<void>
+  /** True once the server is draining. */
+  readonly isDraining: () => boolean
+  /**
+   * `read` at a message boundary, where the connection is idle: the same,
+   * except that it returns `None` (as at EOF) when the server is draining,
+   * at once if nothing is buffered or as soon as a drain begins while it
+   * waits. A protocol that reads with it between messages lets shutdown
+   * close idle clients at once instead of waiting for `drainTimeout`.
+   */
+  readonly readIdle: Effect.Effect<Option.Option<Uint8Array>, ConnectionError>
+}
+
+/**
+ * The drain signal a listener shares with its connections: `start` once,
+ * when shutdown begins; connections waiting in `readIdle` are woken by the
+ * listener, and `draining` completes for everyone.
+ */
+export class DrainSignal {
+  started = false
+  private readonly waiters: Array<() => void> = []
+  /** Completes when the drain starts. */
+  readonly draining: Effect.Effect<void> = EffectModule.callback<void>((resume) => {
+    if (this.started) return resume(EffectModule.void)
+    const wake = () => resume(EffectModule.void)
+    this.waiters.push(wake)
+    return EffectModule.sync(() => {
+      const i = this.waiters.indexOf(wake)
+      if (i >= 0) this.waiters.splice(i, 1)
+    })
+  })
+  /** Starts the drain (idempotent). */
+  start(): void {
+    if (this.started) return
+    this.started = true
+    for (const wake of this.waiters.splice(0)) wake()
+  }
 }
 
 const connectionErrorTags = new Set(["ConnectionReset", "ConnectionTimeout", "ConnectionClosed", "ConnectionFailed"])

@@ -14,7 +14,7 @@ import { Cause, Config, Context, Data, Duration, Effect, Exit, Fiber, FiberSet, 
 import type { Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
-import { type Handler, isConnectionError } from "./Connection.ts"
+import { DrainSignal, type Handler, isConnectionError } from "./Connection.ts"
 import { ListenerStats, registerMetrics } from "./ListenerStats.ts"
 import { type ConnectionOwner, NodeConnection, remoteOf } from "./NodeConnection.ts"
 import * as Timeouts from "./Timeouts.ts"
@@ -201,6 +201,7 @@ export const make = <E, R>(
     const display = options.path ?? `${options.host ?? "127.0.0.1"}:${options.port ?? 0}`
 
     const stats = new ListenerStats()
+    const drain = new DrainSignal()
     const timeouts = yield* Timeouts.make(
       Timeouts.resolutionFor(Duration.min(Duration.isFinite(idleTimeout) ? idleTimeout : Duration.seconds(1), lingerTimeout))
     )
@@ -273,7 +274,8 @@ export const make = <E, R>(
         timeouts,
         owner,
         idleTimeoutMillis: idleMillis,
-        lingerMillis
+        lingerMillis,
+        drain
       })
       stats.active++
       open.add(conn)
@@ -371,6 +373,9 @@ export const make = <E, R>(
         stats.pending--
         socket.destroy()
       }
+      // tell the protocols: idle readers (readIdle) end now, `draining` completes
+      drain.start()
+      for (const conn of open) conn.onDrainStart()
       if (options.onDrain !== undefined) yield* options.onDrain
       if (running > 0) {
         yield* Effect.callback<void>((resume) => {

@@ -16,6 +16,7 @@ import type { Fiber } from "effect"
 import type * as Net from "node:net"
 import {
   ConnectionClosed,
+  type DrainSignal,
   type ConnectionError,
   ConnectionFailed,
   ConnectionReset,
@@ -96,6 +97,9 @@ export class NodeConnection implements Connection, Timed {
   private lingering = false
   private readonly lingerTicks: number
   private drainEffect: Effect.Effect<void, ConnectionError> | undefined = undefined
+  /** The waiting read is a `readIdle`: a drain ends it. */
+  private idleRead = false
+  private readonly drainSignal: DrainSignal
 
   constructor(options: {
     readonly id: number
@@ -106,7 +110,9 @@ export class NodeConnection implements Connection, Timed {
     readonly owner: ConnectionOwner
     readonly idleTimeoutMillis: number
     readonly lingerMillis: number
+    readonly drain: DrainSignal
   }) {
+    this.drainSignal = options.drain
     this.id = options.id
     this.socket = options.socket
     this.remote = options.remote
@@ -127,17 +133,36 @@ export class NodeConnection implements Connection, Timed {
 
   // ---- Connection -------------------------------------------------------
 
-  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => {
-    if (this.queue !== undefined && this.queue.length > 0) return resume(Effect.succeed(Option.some(this.dequeue())))
-    if (this.failure !== undefined) return resume(Effect.fail(this.failure))
-    if (this.eof) return resume(EOF)
-    if (this.lingering || this.socket.destroyed) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => this.startRead(resume, false))
+
+  readonly readIdle: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => this.startRead(resume, true))
+
+  get draining(): Effect.Effect<void> {
+    return this.drainSignal.draining
+  }
+
+  readonly isDraining = (): boolean => this.drainSignal.started
+
+  private startRead(resume: Resume<Option.Option<Uint8Array>>, idle: boolean): Effect.Effect<void> | undefined {
+    if (this.queue !== undefined && this.queue.length > 0) return void resume(Effect.succeed(Option.some(this.dequeue())))
+    if (this.failure !== undefined) return void resume(Effect.fail(this.failure))
+    if (this.eof || (idle && this.drainSignal.started)) return void resume(EOF)
+    if (this.lingering || this.socket.destroyed) return void resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
     this.readWaiter = resume
+    this.idleRead = idle
     if (this.paused) this.flow()
     return this.cancelRead ??= Effect.sync(() => {
       this.readWaiter = undefined
     })
-  })
+  }
+
+  /** The server started to drain: a `readIdle` waiting now ends as at EOF. */
+  onDrainStart(): void {
+    const waiter = this.readWaiter
+    if (waiter === undefined || !this.idleRead) return
+    this.readWaiter = undefined
+    waiter(EOF)
+  }
 
   /** Built at the first suspended read, then reused: no allocation per read. */
   private cancelRead: Effect.Effect<void> | undefined = undefined

@@ -15,6 +15,7 @@ import {
   ConnectionReset,
   ConnectionTimeout,
   type Connection,
+  DrainSignal,
   type RemoteAddress
 } from "../io/Connection.ts"
 
@@ -122,17 +123,44 @@ export class MemoryEnd implements Connection {
     this.outbound = outbound
   }
 
-  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => {
+  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => this.startRead(resume, false))
+
+  readonly readIdle: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => this.startRead(resume, true))
+
+  /** The drain signal of this end (a test starts it with `drain()`, as a listener does at shutdown). */
+  readonly drainSignal = new DrainSignal()
+
+  get draining(): Effect.Effect<void> {
+    return this.drainSignal.draining
+  }
+
+  readonly isDraining = (): boolean => this.drainSignal.started
+
+  /** Starts the server's drain for this connection: `draining` completes and an idle read ends. */
+  drain(): void {
+    this.drainSignal.start()
     const pipe = this.inbound
-    if (pipe.failure !== undefined) return resume(Effect.fail(pipe.failure))
-    if (this.closedLocally) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
-    if (pipe.chunks.length > 0) return resume(Effect.succeed(Option.some(pipe.shift())))
-    if (pipe.ended) return resume(EOF)
+    if (pipe.reader !== undefined && this.idleRead) {
+      const reader = pipe.reader
+      pipe.reader = undefined
+      reader(EOF)
+    }
+  }
+
+  private idleRead = false
+
+  private startRead(resume: Resume<Option.Option<Uint8Array>>, idle: boolean): Effect.Effect<void> | undefined {
+    const pipe = this.inbound
+    if (pipe.failure !== undefined) return void resume(Effect.fail(pipe.failure))
+    if (this.closedLocally) return void resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+    if (pipe.chunks.length > 0) return void resume(Effect.succeed(Option.some(pipe.shift())))
+    if (pipe.ended || (idle && this.drainSignal.started)) return void resume(EOF)
     pipe.reader = resume
+    this.idleRead = idle
     return Effect.sync(() => {
       pipe.reader = undefined
     })
-  })
+  }
 
   readonly write = (data: Uint8Array | ReadonlyArray<Uint8Array>): Effect.Effect<void, ConnectionError> =>
     Effect.callback<void, ConnectionError>((resume) => {

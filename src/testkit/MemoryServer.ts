@@ -14,6 +14,8 @@ export interface MemoryServer {
   readonly connect: (options?: PairOptions) => Effect.Effect<MemoryEnd>
   /** Handler fibers still running. */
   readonly running: Effect.Effect<number>
+  /** Starts a drain on every connection, as a listener does at shutdown (see `Connection.draining`). */
+  readonly drain: Effect.Effect<void>
 }
 
 /**
@@ -29,14 +31,19 @@ export const make = <E, R>(handler: Handler<E, R>): Effect.Effect<MemoryServer, 
     const fibers = yield* FiberSet.make<void, E>()
     const run = yield* FiberSet.runtime(fibers)<R>()
     let nextId = 1
+    const ends: Array<MemoryEnd> = []
     return {
       connect: (options) =>
         Effect.sync(() => {
           const id = nextId++
           const { client, server } = makePair({ id, remote: { address: "127.0.0.1", port: 40000 + id, family: "memory" }, ...options })
+          ends.push(server)
           run(Effect.suspend(() => handler(server)))
           return client
         }),
-      running: FiberSet.size(fibers)
+      running: FiberSet.size(fibers),
+      drain: Effect.sync(() => {
+        for (const end of ends) end.drain()
+      })
     }
   })

@@ -23,6 +23,7 @@ export type Step =
   | { readonly _tag: "Reset" }
   | { readonly _tag: "Read"; readonly bytes: number }
   | { readonly _tag: "ReadRest" }
+  | { readonly _tag: "Drain" }
 
 /** Send bytes (a string is sent as UTF-8). */
 export const send = (data: string | Uint8Array): Step => ({
@@ -47,6 +48,9 @@ export const read = (bytes: number): Step => ({ _tag: "Read", bytes })
 
 /** With `reader: "manual"`: catch up, reading until the handler writes nothing more. */
 export const readRest: Step = { _tag: "ReadRest" }
+
+/** The server starts to shut down, as a listener does: `draining` completes and an idle `readIdle` ends. */
+export const drain: Step = { _tag: "Drain" }
 
 /** How to run. */
 export interface RunOptions {
@@ -201,6 +205,9 @@ export const run = <E, R>(
           break
         case "Read":
           output.push(client.readAvailable(step.bytes))
+          break
+        case "Drain":
+          server.drain()
           break
         case "ReadRest":
           while (true) {

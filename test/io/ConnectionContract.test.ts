@@ -4,7 +4,7 @@
  */
 import { describe } from "@effect/vitest"
 import { Deferred, Effect } from "effect"
-import type { Connection } from "../../src/io/Connection.ts"
+import { type Connection, DrainSignal } from "../../src/io/Connection.ts"
 import * as Listener from "../../src/io/Listener.ts"
 import { NodeConnection, remoteOf } from "../../src/io/NodeConnection.ts"
 import { TimeoutManager } from "../../src/io/Timeouts.ts"
@@ -27,7 +27,8 @@ const nodePair = Effect.gen(function*() {
     timeouts: new TimeoutManager(1000),
     owner: { onIdle: () => {}, onClosed: () => {} },
     idleTimeoutMillis: Number.POSITIVE_INFINITY,
-    lingerMillis: 1000
+    lingerMillis: 1000,
+    drain: new DrainSignal()
   })
   yield* Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))
   const server = yield* Deferred.await(accepted)

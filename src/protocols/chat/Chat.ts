@@ -8,7 +8,7 @@
  * by its own writer fiber: a member whose outbox overflows (a stalled reader)
  * is disconnected with a reason line, and never slows the room.
  */
-import { Cause, Effect, Fiber, Queue } from "effect"
+import { Cause, Effect, Exit, Fiber, Queue } from "effect"
 import { Scope } from "effect"
 import * as Actor from "../../actors/Actor.ts"
 import * as Supervisor from "../../actors/Supervisor.ts"
@@ -21,6 +21,8 @@ export interface ChatOptions {
   readonly maxLineLength?: number
   /** Lines a member may have waiting before it is disconnected as too slow. Default 256. */
   readonly outboxSize?: number
+  /** Rooms at once; a join that would create one more is refused with an error line. Default 10,000. */
+  readonly maxRooms?: number
 }
 
 /** A connected client, as rooms see it. */
@@ -33,17 +35,28 @@ export interface Member {
   readonly kick: (reason: string) => void
 }
 
-/** What a member asks of its room; the room answers once the event is delivered, so a member's lines stay in order. */
+/**
+ * What a member asks of its room; the room answers once the event is
+ * delivered, so a member's lines stay in order. The answer is false for a
+ * Join to a room that has closed (it was empty), and true for the Part that
+ * left it empty and closed it.
+ */
 type RoomEvent =
   | { readonly _tag: "Join"; readonly member: Member }
   | { readonly _tag: "Part"; readonly member: Member; readonly quit: boolean }
   | { readonly _tag: "Say"; readonly member: Member; readonly text: string }
   | { readonly _tag: "Nick"; readonly member: Member; readonly old: string }
   | { readonly _tag: "Who"; readonly member: Member }
-type RoomMsg = RoomEvent & { readonly reply: Actor.Reply<void> }
+type RoomMsg = RoomEvent & { readonly reply: Actor.Reply<boolean> }
+
+/** A room's state: members in join order; closed once the last one left (it is then removed). */
+interface RoomState {
+  readonly members: Map<number, Member>
+  closed: boolean
+}
 
 /** A room's behaviour: members in join order; a member that cannot keep up is dropped. */
-const room = (name: string): Actor.Behavior<RoomMsg, Map<number, Member>> => {
+const room = (name: string): Actor.Behavior<RoomMsg, RoomState> => {
   const broadcast = (members: Map<number, Member>, line: string, except?: Member) => {
     const slow: Array<Member> = []
     for (const m of members.values()) {
@@ -56,18 +69,27 @@ const room = (name: string): Actor.Behavior<RoomMsg, Map<number, Member>> => {
     }
   }
   return {
-    initial: Effect.sync(() => new Map<number, Member>()),
-    receive: (members, msg) =>
-      Effect.sync(() => {
+    initial: Effect.sync((): RoomState => ({ members: new Map<number, Member>(), closed: false })),
+    receive: (state, msg) =>
+      Effect.suspend(() => {
+        const members = state.members
+        let answer = true
         switch (msg._tag) {
           case "Join":
+            if (state.closed) {
+              answer = false
+              break
+            }
             members.set(msg.member.id, msg.member)
             broadcast(members, `*** ${msg.member.nick} joined #${name}`)
             break
           case "Part":
+            answer = false
             if (!members.delete(msg.member.id)) break
             if (!msg.quit) msg.member.send(`*** you left #${name}`)
             broadcast(members, msg.quit ? `*** ${msg.member.nick} quit` : `*** ${msg.member.nick} left #${name}`)
+            // the last one out closes the room; its member fiber then removes it
+            if (members.size === 0) state.closed = answer = true
             break
           case "Say":
             if (members.has(msg.member.id)) broadcast(members, `<${msg.member.nick}> ${msg.text}`, msg.member)
@@ -79,8 +101,8 @@ const room = (name: string): Actor.Behavior<RoomMsg, Map<number, Member>> => {
             msg.member.send(`*** in #${name}: ${[...members.values()].map((m) => m.nick).join(" ")}`)
             break
         }
-        return members
-      }).pipe(Effect.tap(() => msg.reply.succeed(undefined)))
+        return msg.reply.succeed(answer).pipe(Effect.as(state))
+      })
   }
 }
 
@@ -90,6 +112,14 @@ const yieldToIo = Effect.callback<void>((resume) => {
 })
 
 const validName = /^[A-Za-z0-9_-]{1,24}$/
+
+/** A running room: its actor's ref, its supervisor child id, the scope its mailbox lives in. */
+interface Room {
+  readonly name: string
+  readonly id: string
+  readonly ref: Actor.ActorRef<RoomMsg>
+  readonly scope: Scope.Closeable
+}
 
 /** A running chat service. */
 export interface ChatServer {
@@ -109,20 +139,39 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
   Effect.gen(function*() {
     const maxLine = options.maxLineLength ?? 1024
     const outboxSize = options.outboxSize ?? 256
+    const maxRooms = options.maxRooms ?? 10_000
     const supervisor = yield* Supervisor.make({ name: "chat-rooms", maxRestarts: 10, period: "10 seconds" }, [])
-    const rooms = new Map<string, Actor.ActorRef<RoomMsg>>()
+    const rooms = new Map<string, Room>()
     const scope = yield* Effect.scope
+    let nextRoom = 0
 
+    /**
+     * The room called `name`, started when missing (undefined when `maxRooms`
+     * are open). A room is a transient child: it is restarted after a crash,
+     * not when its mailbox is stopped (removal, or shutdown: its scope, forked
+     * after the supervisor's, closes first).
+     */
     const roomRef = (name: string) =>
       Effect.gen(function*() {
         const existing = rooms.get(name)
         if (existing !== undefined) return existing
-        const mailbox = yield* Actor.make<RoomMsg>({ name: `room #${name}` }).pipe(Scope.provide(scope))
-        rooms.set(name, mailbox)
-        yield* supervisor.startChild({ id: name, restart: "permanent", start: Actor.runSupervised(mailbox, room(name)) }).pipe(
+        if (rooms.size >= maxRooms) return undefined
+        const roomScope = yield* Scope.fork(scope)
+        const ref = yield* Actor.make<RoomMsg>({ name: `room #${name}` }).pipe(Scope.provide(roomScope))
+        const created: Room = { name, id: `${name}/${++nextRoom}`, ref, scope: roomScope }
+        rooms.set(name, created)
+        yield* supervisor.startChild({ id: created.id, restart: "transient", start: Actor.runSupervised(ref, room(name)) }).pipe(
           Effect.ignore
         )
-        return mailbox
+        return created
+      })
+
+    /** Stops and forgets a room its last member left (the room closed itself, so no join can slip in). */
+    const removeRoom = (closed: Room) =>
+      Effect.gen(function*() {
+        if (rooms.get(closed.name) === closed) rooms.delete(closed.name)
+        yield* supervisor.terminateChild(closed.id)
+        yield* Scope.close(closed.scope, Exit.void)
       })
 
     const handler = (conn: Connection): Effect.Effect<void> =>
@@ -174,13 +223,36 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
           { startImmediately: true }
         )
         const say = (line: string) => Effect.sync(() => member.send(line))
-        let current: { name: string; ref: Actor.ActorRef<RoomMsg> } | undefined
-        const tell = (ref: Actor.ActorRef<RoomMsg>, event: RoomEvent) =>
-          ref.ask<void>((reply) => ({ ...event, reply }) as RoomMsg).pipe(Effect.ignore)
+        let current: Room | undefined
+        /** Asks the room; false when it is closed or stopped. */
+        const ask = (target: Room, event: RoomEvent) =>
+          target.ref.ask<boolean>((reply) => ({ ...event, reply }) as RoomMsg).pipe(Effect.orElseSucceed(() => false))
+        const tell = (target: Room, event: RoomEvent) => Effect.asVoid(ask(target, event))
         const leave = (quit: boolean) =>
-          current === undefined ? Effect.void : tell(current.ref, { _tag: "Part", member, quit }).pipe(Effect.andThen(Effect.sync(() => {
+          Effect.suspend(() => {
+            const left = current
+            if (left === undefined) return Effect.void
             current = undefined
-          })))
+            return ask(left, { _tag: "Part", member, quit }).pipe(
+              Effect.flatMap((closed) => (closed ? removeRoom(left) : Effect.void))
+            )
+          })
+        /** Joins `name`; a room that closed meanwhile is replaced by a fresh one. False when no room may be opened. */
+        const join = (name: string): Effect.Effect<boolean> =>
+          Effect.gen(function*() {
+            for (let attempt = 0; attempt < 3; attempt++) {
+              const target = yield* roomRef(name)
+              if (target === undefined) return false
+              const answer = yield* target.ref.ask<boolean>((reply) => ({ _tag: "Join", member, reply }) as RoomMsg).pipe(Effect.result)
+              if (answer._tag === "Success" && answer.success) {
+                current = target
+                return true
+              }
+              // closed by its last member meanwhile (or stopped): forget it, a fresh room takes its place
+              if (rooms.get(name) === target) rooms.delete(name)
+            }
+            return false
+          })
         yield* say(`*** welcome to fiberd chat, ${member.nick}. Commands: /nick NAME, /join ROOM, /part, /who, /quit`)
         const next = Lines.reader(conn, maxLine)
         let burst = 0
@@ -190,7 +262,11 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
             // so other members' sockets get written (and read) in between
             if (++burst % 32 === 0) yield* yieldToIo
             const event = yield* next
-            if (event._tag === "End") return yield* leave(true)
+            if (event._tag === "End") {
+              yield* leave(true)
+              if (conn.isDraining()) yield* say("*** server shutting down")
+              return
+            }
             if (event._tag === "TooLong") {
               yield* say(`*** error: line too long (max ${maxLine} bytes), ignored`)
               continue
@@ -199,7 +275,7 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
             if (!line.startsWith("/")) {
               if (line.trim() === "") continue
               if (current === undefined) yield* say("*** join a room first: /join ROOM")
-              else yield* tell(current.ref, { _tag: "Say", member, text: line })
+              else yield* tell(current, { _tag: "Say", member, text: line })
               continue
             }
             const [command, ...rest] = line.slice(1).split(" ")
@@ -212,7 +288,7 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
                 }
                 const old = member.nick
                 member.nick = arg
-                if (current !== undefined) yield* tell(current.ref, { _tag: "Nick", member, old })
+                if (current !== undefined) yield* tell(current, { _tag: "Nick", member, old })
                 else yield* say(`*** you are now ${arg}`)
                 break
               }
@@ -224,9 +300,7 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
                 }
                 if (current?.name === name) break
                 yield* leave(false)
-                const ref = yield* roomRef(name)
-                current = { name, ref }
-                yield* tell(ref, { _tag: "Join", member })
+                if (!(yield* join(name))) yield* say(`*** error: too many rooms (at most ${maxRooms}); join an existing one`)
                 break
               }
               case "part":
@@ -235,7 +309,7 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
                 break
               case "who":
                 if (current === undefined) yield* say("*** you are not in a room")
-                else yield* tell(current.ref, { _tag: "Who", member })
+                else yield* tell(current, { _tag: "Who", member })
                 break
               case "quit":
                 yield* leave(true)

@@ -1,6 +1,7 @@
 /**
  * Lines from a Connection: LF or CRLF terminated, UTF-8, bounded in length.
  * A line longer than the limit is reported once and its rest discarded.
+ * Between lines the reader is idle: a drain ends it as at EOF.
  */
 import { Effect, Option } from "effect"
 import type { Connection, ConnectionError } from "../../io/Connection.ts"
@@ -42,7 +43,8 @@ export const reader = (conn: Connection, maxLength: number) => {
   const next: Effect.Effect<LineEvent, ConnectionError> = Effect.gen(function*() {
     while (ready.length === 0) {
       if (ended) return { _tag: "End" } as const
-      const chunk = yield* conn.read
+      // between lines the connection is idle: a drain ends it (a half line waits for its end)
+      const chunk = yield* (pending.length === 0 && !discarding ? conn.readIdle : conn.read)
       if (Option.isNone(chunk)) {
         ended = true
         if (pending.length > 0 && !discarding) {
