@@ -10,7 +10,10 @@
  * one-for-all, rest-for-one), and the intensity decides when to give up: more
  * than `maxRestarts` restarts within `period` makes the supervisor stop every
  * child and fail with `SupervisorGaveUp`, which escalates to its parent when
- * it is itself a child (see `asChild`).
+ * it is itself a child (see `asChild`). Restarts are stamped with Effect's
+ * monotonic clock, so a wall-clock step (NTP) changes nothing; the window is
+ * exact to the millisecond (OTP truncates it to whole seconds, so fiberd is
+ * never stricter than OTP).
  */
 import { Cause, Clock, Data, Deferred, Duration, Effect, Exit, Fiber, Metric, Queue } from "effect"
 import { Context, Layer } from "effect"
@@ -99,6 +102,8 @@ const giveUpsTotal = Metric.counter("fiberd_supervisor_giveups_total", {
 
 interface Child {
   readonly spec: ChildSpec<unknown, unknown>
+  /** Runs the child with the supervisor's services, plus the caller's for a child added by `startChild`. */
+  readonly run: (effect: Effect.Effect<unknown, unknown>) => Fiber.Fiber<unknown, unknown>
   readonly restart: RestartType
   fiber: Fiber.Fiber<unknown, unknown> | undefined
   generation: number
@@ -108,7 +113,12 @@ interface Child {
 
 type Event =
   | { readonly _tag: "Exited"; readonly child: Child; readonly generation: number; readonly exit: Exit.Exit<unknown, unknown> }
-  | { readonly _tag: "Start"; readonly spec: ChildSpec<unknown, unknown>; readonly done: Deferred.Deferred<void, DuplicateChild> }
+  | {
+    readonly _tag: "Start"
+    readonly spec: ChildSpec<unknown, unknown>
+    readonly context: Context.Context<never>
+    readonly done: Deferred.Deferred<void, DuplicateChild>
+  }
   | { readonly _tag: "Terminate"; readonly id: string; readonly done: Deferred.Deferred<void> }
 
 /**
@@ -142,8 +152,9 @@ export const make = <R = never>(
     const intensity: Array<number> = []
     const log = (effect: Effect.Effect<void>) => effect.pipe(Effect.annotateLogs({ supervisor: name }))
 
-    const record = (spec: ChildSpec<unknown, unknown>): Child => ({
+    const record = (spec: ChildSpec<unknown, unknown>, extra?: Context.Context<never>): Child => ({
       spec,
+      run: extra === undefined ? runFork : Effect.runForkWith(Context.merge(context, extra)),
       restart: spec.restart ?? "permanent",
       fiber: undefined,
       generation: 0,
@@ -154,7 +165,7 @@ export const make = <R = never>(
     const startChild = (child: Child) =>
       Effect.sync(() => {
         const generation = ++child.generation
-        const fiber = runFork(Effect.scoped(child.spec.start as Effect.Effect<unknown, unknown, Scope.Scope>))
+        const fiber = child.run(Effect.scoped(child.spec.start as Effect.Effect<unknown, unknown, Scope.Scope>))
         child.fiber = fiber
         fiber.addObserver((exit) => Queue.offerUnsafe(events, { _tag: "Exited", child, generation, exit }))
       })
@@ -221,7 +232,8 @@ export const make = <R = never>(
           if (child.restart === "temporary") remove(child)
           return
         }
-        const now = yield* Clock.currentTimeMillis
+        // monotonic: a wall-clock step (NTP) neither forgets restarts nor invents them
+        const now = Number((yield* Clock.monotonicTimeNanos) / 1_000n) / 1000
         intensity.push(now)
         while (intensity.length > 0 && now - intensity[0]! > periodMillis) intensity.shift()
         if (intensity.length > maxRestarts) {
@@ -252,7 +264,7 @@ export const make = <R = never>(
             return Deferred.fail(event.done, new DuplicateChild({ id: event.spec.id })).pipe(Effect.asVoid)
           }
           return Effect.suspend(() => {
-            const child = record(event.spec)
+            const child = record(event.spec, event.context)
             children.push(child)
             return startChild(child)
           }).pipe(Effect.andThen(Deferred.succeed(event.done, undefined)), Effect.asVoid)
@@ -292,10 +304,17 @@ export const make = <R = never>(
       ),
       startChild: <E, R2>(spec: ChildSpec<E, R2>) =>
         Effect.gen(function*() {
+          // the child runs with the caller's services (what its type asks for), over the supervisor's own
+          const callerContext = yield* Effect.context<Exclude<R2, Scope.Scope>>()
           const done = yield* Deferred.make<void, DuplicateChild>()
-          yield* Queue.offer(events, { _tag: "Start", spec: spec as ChildSpec<unknown, unknown>, done })
+          yield* Queue.offer(events, {
+            _tag: "Start",
+            spec: spec as ChildSpec<unknown, unknown>,
+            context: callerContext as Context.Context<never>,
+            done
+          })
           return yield* Deferred.await(done)
-        }) as Effect.Effect<void, DuplicateChild, Exclude<R2, Scope.Scope>>,
+        }),
       terminateChild: (id) =>
         Effect.gen(function*() {
           const done = yield* Deferred.make<void>()

@@ -4,7 +4,7 @@
  * time; restarts, stop order and the give-up decision must match the model.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Metric } from "effect"
+import { Context, Deferred, Effect, Fiber, Metric, Option, Queue } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import * as Supervisor from "../../src/actors/Supervisor.ts"
@@ -177,6 +177,36 @@ describe("Supervisor", () => {
       assert.deepStrictEqual((yield* sup.children).map((c) => `${c.id}:${c.status}`), ["w1:running", "w2:running"])
       yield* sup.terminateChild("w1")
       assert.deepStrictEqual((yield* sup.children).map((c) => c.id), ["w2"])
+    }))
+
+  it.effect("startChild runs the child with the caller's services, as its type says", () =>
+    Effect.gen(function*() {
+      class Greeting extends Context.Service<Greeting, { readonly text: string }>()("test/Greeting") {}
+      const sup = yield* Supervisor.make({ name: "ctx" }, [])
+      const seen = yield* Deferred.make<string>()
+      // the type asks the caller for Greeting; the supervisor was made without it
+      const start = sup.startChild({ id: "greeter", restart: "temporary", start: Greeting.use((g) => Deferred.succeed(seen, g.text)) })
+      yield* start.pipe(Effect.provideService(Greeting, Greeting.of({ text: "hello" })))
+      assert.strictEqual(yield* Deferred.await(seen), "hello")
+    }))
+
+  it.effect("restart intensity runs on the monotonic clock: a wall-clock step back does not make it give up", () =>
+    Effect.gen(function*() {
+      const crash = yield* Queue.unbounded<void>()
+      const sup = yield* Supervisor.make({ name: "ntp", maxRestarts: 1, period: "1 second" }, [
+        { id: "flaky", start: Queue.take(crash).pipe(Effect.andThen(Effect.fail("crash"))) }
+      ])
+      yield* TestClock.setTime(10_000)
+      yield* Queue.offer(crash, undefined)
+      yield* settle(() => 0)
+      yield* TestClock.adjust("2 seconds") // 2 s pass (monotonic and wall clock)...
+      yield* TestClock.setTime(10_500) // ...then NTP steps the wall clock back 1.5 s
+      yield* Queue.offer(crash, undefined)
+      yield* settle(() => 0)
+      const gaveUp = yield* Effect.flip(sup.await).pipe(Effect.timeoutOption("1 millis"), Effect.forkChild)
+      yield* TestClock.adjust("1 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.join(gaveUp)), "two restarts 2 s apart are within the intensity of 1 per second")
+      assert.deepStrictEqual((yield* sup.children).map((c) => `${c.id}:${c.status}:${c.restarts}`), ["flaky:running:2"])
     }))
 
   it.effect("shutdown: a child whose stop takes longer than its shutdown timeout does not hold the supervisor", () =>
