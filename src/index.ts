@@ -11,6 +11,7 @@ export {
   ConnectionReset,
   ConnectionTimeout,
   type Handler,
+  DrainSignal,
   isConnectionError,
   type RemoteAddress
 } from "./io/Connection.ts"
@@ -18,8 +19,8 @@ export {
 /** TCP / Unix-socket listener: accept loop, limits, idle timeout, drain. */
 export * as Listener from "./io/Listener.ts"
 
-/** Per-listener counters (also published as Effect metrics). */
-export { ListenerStats, type ListenerStatsSnapshot } from "./io/ListenerStats.ts"
+/** Per-listener counters, live and read-only (also published as Effect metrics). */
+export type { ListenerCounters } from "./io/ListenerStats.ts"
 
 /** The echo protocol (RFC 862). */
 export * as Echo from "./protocols/echo.ts"
@@ -45,8 +46,8 @@ export * as ErrorLog from "./actors/ErrorLog.ts"
 /** UDP listeners: a fiber per datagram, and per-peer sessions that expire. */
 export * as Udp from "./io/Udp.ts"
 
-/** The shared idle-timeout manager (one sweep for many connections). */
-export * as Timeouts from "./io/Timeouts.ts"
+/** The HTTP types an application names: `Http.App<E, R>`, `Http.Request`, `Http.Response`, `Http.Headers`. */
+export * as Http from "./protocols/http/Http.ts"
 
 /** HTTP/1.1: the connection engine (`Serve`), the server on a listener (`HttpServer`, with Layers). */
 export * as Serve from "./protocols/http/Serve.ts"

@@ -14,7 +14,7 @@
  */
 import { Cause, Data, Deferred, Duration, Effect, Exit, Metric, Queue } from "effect"
 import type { Scope } from "effect"
-import * as Timeouts from "../io/Timeouts.ts"
+import * as Timeouts from "../core/Timeouts.ts"
 
 /** How a mailbox treats a sender when it is full. */
 export type MailboxPolicy =
@@ -311,8 +311,13 @@ export const run = <Msg, S, E, R>(
  * with ActorStopped and the failure is logged.
  *
  * @example
- * const counter = yield* Actor.spawn({ initial: 0, receive: (n, msg: Msg) => ... }, { name: "counter" })
- * const n = yield* counter.ask((reply) => ({ _tag: "Get", reply }))
+ * type Msg = { readonly _tag: "Add"; readonly n: number } | { readonly _tag: "Get"; readonly reply: Actor.Reply<number> }
+ * const counter = yield* Actor.spawn<Msg, number, never, never>({
+ *   initial: 0,
+ *   receive: (total, msg) => msg._tag === "Add" ? Effect.succeed(total + msg.n) : Effect.as(msg.reply.succeed(total), total)
+ * }, { name: "counter" })
+ * yield* counter.tell({ _tag: "Add", n: 2 })
+ * const n = yield* counter.ask<number>((reply) => ({ _tag: "Get", reply }))
  */
 export const spawn = <Msg, S, E, R>(
   behavior: Behavior<Msg, S, E, R>,

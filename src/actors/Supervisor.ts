@@ -76,7 +76,11 @@ export class SupervisorGaveUp extends Data.TaggedError("SupervisorGaveUp")<{
 }
 
 /** A child with this id already exists. */
-export class DuplicateChild extends Data.TaggedError("DuplicateChild")<{ readonly id: string }> {}
+export class DuplicateChild extends Data.TaggedError("DuplicateChild")<{ readonly id: string }> {
+  override get message() {
+    return `a child with id ${this.id} already exists`
+  }
+}
 
 /** A running supervisor. */
 export interface Supervisor {
@@ -127,8 +131,8 @@ type Event =
  *
  * @example
  * const sup = yield* Supervisor.make({ name: "root", strategy: "one-for-one", maxRestarts: 3, period: "5 seconds" }, [
- *   { id: "access-log", start: accessLogActor },
- *   { id: "web", start: Effect.andThen(Listener.make(options, handler), Effect.never) }
+ *   { id: "echo", start: Effect.andThen(Listener.make({ name: "echo", port: 7007 }, Echo.handler), Effect.never) },
+ *   { id: "daytime", start: Effect.andThen(Listener.make({ name: "daytime", port: 7013 }, Daytime.handler), Effect.never) }
  * ])
  */
 export const make = <R = never>(

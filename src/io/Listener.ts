@@ -15,9 +15,9 @@ import type { Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { DrainSignal, type Handler, isConnectionError } from "./Connection.ts"
-import { ListenerStats, registerMetrics } from "./ListenerStats.ts"
+import { type ListenerCounters, ListenerStats, registerMetrics } from "./ListenerStats.ts"
 import { type ConnectionOwner, NodeConnection, remoteOf } from "./NodeConnection.ts"
-import * as Timeouts from "./Timeouts.ts"
+import * as Timeouts from "../core/Timeouts.ts"
 
 /** Where and how to listen. Every field has a default. */
 export interface ListenOptions {
@@ -76,8 +76,8 @@ export interface Listener {
   readonly name: string
   /** The bound address (with the real port when 0 was asked for). */
   readonly address: BoundAddress
-  /** Live counters (also published as metrics). */
-  readonly stats: ListenerStats
+  /** Live counters, read-only (also published as metrics). */
+  readonly stats: ListenerCounters
 }
 
 /** The listener could not bind (address in use, permission denied, bad address...). */
@@ -404,7 +404,7 @@ export class BoundListener extends Context.Service<BoundListener, Listener>()("f
  * under your own tag (`layerAs`) to run several in one application.
  *
  * @example
- * const Echo = Listener.layer({ name: "echo", port: 7007 }, Echo.handler)
+ * const EchoLive = Listener.layer({ name: "echo", port: 7007 }, Echo.handler)
  */
 export const layer = <E, R>(options: ListenOptions, handler: Handler<E, R>): Layer.Layer<BoundListener, ListenError, Exclude<R, Scope.Scope>> =>
   Layer.effect(BoundListener, make(options, handler))

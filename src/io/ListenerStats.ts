@@ -10,7 +10,7 @@
 import { Effect, Metric } from "effect"
 import type { Context, Scope } from "effect"
 
-/** Live counters of one listener. */
+/** Live counters of one listener (mutable: the listener's own; others see `ListenerCounters`). */
 export class ListenerStats {
   /** Connections whose socket is open (running, or lingering after the handler ended). */
   active = 0
@@ -33,25 +33,10 @@ export class ListenerStats {
   /** Errors from accept(2), such as EMFILE. */
   acceptErrors = 0
 
-  /** A plain copy, for status pages and tests. */
-  snapshot(): ListenerStatsSnapshot {
-    return {
-      active: this.active,
-      accepted: this.accepted,
-      refused: this.refused,
-      limited: this.limited,
-      pending: this.pending,
-      bytesIn: this.bytesIn,
-      bytesOut: this.bytesOut,
-      handlerFailures: this.handlerFailures,
-      idleTimeouts: this.idleTimeouts,
-      acceptErrors: this.acceptErrors
-    }
-  }
 }
 
-/** The counters of a listener at one moment. */
-export type ListenerStatsSnapshot = { readonly [K in keyof ListenerStats as ListenerStats[K] extends number ? K : never]: number }
+/** A listener's counters as its users see them: live, read-only (only the listener counts). */
+export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted" | "refused" | "limited" | "pending" | "bytesIn" | "bytesOut" | "handlerFailures" | "idleTimeouts" | "acceptErrors">>
 
 const counterOf = (get: () => number) => ({
   get: () => ({ count: get(), incremental: true }),

@@ -24,7 +24,7 @@ import {
   type Connection,
   type RemoteAddress
 } from "./Connection.ts"
-import type { Timed, TimeoutManager } from "./Timeouts.ts"
+import type { Timed, TimeoutManager } from "../core/Timeouts.ts"
 
 /** Byte counters a connection adds to as data moves (shared per listener). */
 export interface ByteCounters {

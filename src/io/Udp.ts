@@ -111,7 +111,7 @@ export type SessionHandler<E = never, R = never> = (session: {
  * without datagrams.
  *
  * @example
- * yield* Udp.sessions({ port: 7100, idleTimeout: "30 seconds" }, ({ inbox, reply }) =>
+ * yield* Udp.sessions({ name: "sessions", port: 7100, idleTimeout: "30 seconds" }, ({ inbox, reply }) =>
  *   Effect.forever(Queue.take(inbox).pipe(Effect.flatMap(reply))))
  */
 export const sessions = <E, R>(

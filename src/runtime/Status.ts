@@ -7,7 +7,7 @@
 import { Effect } from "effect"
 import type * as Supervisor from "../actors/Supervisor.ts"
 import type { LogWriterStats } from "../actors/LogWriter.ts"
-import type { ListenerStats } from "../io/ListenerStats.ts"
+import type { ListenerCounters } from "../io/ListenerStats.ts"
 import type { Request } from "../protocols/http/Request.ts"
 import * as Res from "../protocols/http/Response.ts"
 
@@ -17,7 +17,7 @@ export interface ServiceEntry {
   readonly protocol: string
   readonly transport: string
   readonly address: string
-  readonly stats?: ListenerStats
+  readonly stats?: ListenerCounters
   readonly udp?: { readonly received: number; readonly sent: number; readonly failures: number }
   readonly requests?: () => number
 }

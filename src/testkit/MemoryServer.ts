@@ -23,8 +23,10 @@ export interface MemoryServer {
  * interrupted when the scope closes.
  *
  * @example
- * const server = yield* MemoryServer.make(Chat.handler(rooms))
+ * const chat = yield* Chat.make()
+ * const server = yield* MemoryServer.make(chat.handler)
  * const alice = yield* server.connect()
+ * yield* alice.write(Buffer.from("/join lobby\n"))
  */
 export const make = <E, R>(handler: Handler<E, R>): Effect.Effect<MemoryServer, never, R | Scope.Scope> =>
   Effect.gen(function*() {

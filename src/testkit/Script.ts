@@ -11,7 +11,7 @@
 import { Duration, Effect, Exit, Fiber, Option, Queue } from "effect"
 import { TestClock } from "effect/testing"
 import type { Handler, RemoteAddress } from "../io/Connection.ts"
-import * as Timeouts from "../io/Timeouts.ts"
+import * as Timeouts from "../core/Timeouts.ts"
 import { makePair } from "./MemoryConnection.ts"
 import * as Show from "./Show.ts"
 

@@ -43,15 +43,6 @@ export class Headers {
     for (let i = 0; i < this.names.length; i++) yield [this.names[i]!, this.values[i]!]
   }
 
-  /** A plain object (repeated fields joined with ", "). */
-  toRecord(): Record<string, string> {
-    const out: Record<string, string> = {}
-    for (let i = 0; i < this.names.length; i++) {
-      const name = this.names[i]!
-      out[name] = out[name] === undefined ? this.values[i]! : `${out[name]}, ${this.values[i]}`
-    }
-    return out
-  }
 
   static readonly empty = new Headers([], [])
 }

@@ -64,12 +64,13 @@ const compile = <E, R>(r: Route<E, R>): Compiled<E, R> => {
  * Builds an app from routes.
  *
  * @example
+ * const site = yield* StaticFiles.make({ root: "public" })
  * const app = Router.make([
  *   Router.get("/hello/:name", (req) => Effect.succeed(Response.text(`hello ${req.params.name}`))),
  *   Router.any("/*", site)
  * ])
  */
-export const make = <Routes extends ReadonlyArray<Route<any, any>>, E2 = never, R2 = never>(
+export const make = <Routes extends ReadonlyArray<Route<unknown, unknown>>, E2 = never, R2 = never>(
   routes: Routes,
   fallback?: App<E2, R2>
 ): App<RouteError<Routes[number]> | E2, RouteContext<Routes[number]> | R2> => {
@@ -94,6 +95,6 @@ export const make = <Routes extends ReadonlyArray<Route<any, any>>, E2 = never, 
 }
 
 /** The error type of a route. */
-export type RouteError<T> = T extends Route<infer E, any> ? E : never
+export type RouteError<T> = T extends Route<infer E, unknown> ? E : never
 /** The context a route needs. */
-export type RouteContext<T> = T extends Route<any, infer R> ? R : never
+export type RouteContext<T> = T extends Route<unknown, infer R> ? R : never

@@ -19,7 +19,9 @@ export interface HttpServer {
  * Serves `app` on a new listener until the scope closes.
  *
  * @example
- * const server = yield* Server.listen(app, { listen: { port: 8080 }, http: { accessLog } })
+ * const accessLog = yield* AccessLog.make({ destination: "logs/access.log" })
+ * const app = Router.make([Router.get("/", () => Effect.succeed(Response.text("hi\n")))])
+ * const server = yield* HttpServer.listen(app, { listen: { port: 8080 }, http: { accessLog } })
  */
 export const listen = <E, R>(
   app: Serve.App<E, R>,
@@ -39,7 +41,9 @@ export class Http extends Context.Service<Http, HttpServer>()("fiberd/HttpServer
  * that needs your `Database` makes the layer need it too, until provided.
  *
  * @example
- * const Web = HttpServer.layer(app, { listen: { name: "web", port: 8080 }, http: { accessLog } })
+ * class Database extends Context.Service<Database, { readonly count: Effect.Effect<number> }>()("app/Database") {}
+ * const app = Router.make([Router.get("/count", () => Database.use((db) => db.count).pipe(Effect.map((n) => Response.json({ n }))))])
+ * const Web = HttpServer.layer(app, { listen: { name: "web", port: 8080 } }) // Layer<Http, ListenError, Database>
  */
 export const layer = <E, R>(
   app: Serve.App<E, R>,

@@ -48,11 +48,6 @@ export class TimeoutManager {
     this.entries.delete(entry)
   }
 
-  /** Number of watched entries. */
-  get size(): number {
-    return this.entries.size
-  }
-
   /** Advances the epoch and fires every entry idle for more than its ticks. */
   sweep(): void {
     const epoch = ++this.epoch
