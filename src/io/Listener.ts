@@ -378,6 +378,9 @@ export const make = <E, R>(
       for (const conn of open) conn.onDrainStart()
       if (options.onDrain !== undefined) yield* options.onDrain
       if (running > 0) {
+        yield* Effect.logInfo(`stopped accepting; draining ${running} connection(s) for up to ${Duration.format(drainTimeout)}`).pipe(
+          Effect.annotateLogs({ service: name })
+        )
         yield* Effect.callback<void>((resume) => {
           onHandlersDone = () => resume(Effect.void)
         }).pipe(Effect.timeoutOption(drainTimeout))

@@ -26,6 +26,8 @@ export class ListenerStats {
   bytesIn = 0
   /** Bytes written to peers. */
   bytesOut = 0
+  /** Times a connection's socket was paused because its handler did not keep up reading (backpressure). */
+  readPauses = 0
   /** Handlers that failed or died (interruptions are not failures). */
   handlerFailures = 0
   /** Connections closed by the idle timeout. */
@@ -36,7 +38,7 @@ export class ListenerStats {
 }
 
 /** A listener's counters as its users see them: live, read-only (only the listener counts). */
-export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted" | "refused" | "limited" | "pending" | "bytesIn" | "bytesOut" | "handlerFailures" | "idleTimeouts" | "acceptErrors">>
+export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted" | "refused" | "limited" | "pending" | "bytesIn" | "bytesOut" | "readPauses" | "handlerFailures" | "idleTimeouts" | "acceptErrors">>
 
 const counterOf = (get: () => number) => ({
   get: () => ({ count: get(), incremental: true }),
@@ -50,7 +52,7 @@ const gaugeOf = (get: () => number) => ({ get: () => ({ value: get() }), update:
  * scope closes: `fiberd_connections_active` (gauge),
  * `fiberd_connections_accepted_total`, `fiberd_connections_refused_total`,
  * `fiberd_connections_limited_total`, `fiberd_bytes_in_total`,
- * `fiberd_bytes_out_total`, `fiberd_handler_failures_total`,
+ * `fiberd_bytes_out_total`, `fiberd_read_pauses_total`, `fiberd_handler_failures_total`,
  * `fiberd_idle_timeouts_total`, `fiberd_accept_errors_total`.
  */
 export const registerMetrics = (service: string, stats: ListenerStats): Effect.Effect<void, never, Scope.Scope> =>
@@ -70,6 +72,7 @@ export const registerMetrics = (service: string, stats: ListenerStats): Effect.E
       counter("fiberd_connections_limited_total", "connections that waited for a slot", () => stats.limited),
       counter("fiberd_bytes_in_total", "bytes read", () => stats.bytesIn),
       counter("fiberd_bytes_out_total", "bytes written", () => stats.bytesOut),
+      counter("fiberd_read_pauses_total", "sockets paused because their handler fell behind reading", () => stats.readPauses),
       counter("fiberd_handler_failures_total", "handlers that failed or died", () => stats.handlerFailures),
       counter("fiberd_idle_timeouts_total", "connections closed idle", () => stats.idleTimeouts),
       counter("fiberd_accept_errors_total", "accept errors", () => stats.acceptErrors)

@@ -26,10 +26,12 @@ import {
 } from "./Connection.ts"
 import type { Timed, TimeoutManager } from "../core/Timeouts.ts"
 
-/** Byte counters a connection adds to as data moves (shared per listener). */
+/** Counters a connection adds to as data moves (shared per listener). */
 export interface ByteCounters {
   bytesIn: number
   bytesOut: number
+  /** Times a socket was paused because its reader fell `maxBuffered` bytes behind (backpressure). */
+  readPauses: number
 }
 
 type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
@@ -285,6 +287,7 @@ export class NodeConnection implements Connection, Timed {
     if (this.queued >= MAX_BUFFERED && !this.paused) {
       this.paused = true
       this.socket.pause()
+      this.counters.readPauses++
     }
   }
 

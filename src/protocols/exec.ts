@@ -55,18 +55,28 @@ export const make = (options: ExecOptions): ExecServer => {
       spawned++
       const [program, ...args] = options.command
       const child = ChildProcess.spawn(program!, args, { stdio: ["pipe", "pipe", "pipe"] })
-      const exited = new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve()
-        child.once("exit", () => resolve())
-        child.once("error", () => resolve())
+      let spawnError: Error | undefined
+      child.once("error", (error) => {
+        spawnError = error
       })
-      const spawnError = new Promise<Error>((resolve) => child.once("error", resolve))
+      /** Completes when the child has exited (or could not be spawned). */
+      const exited = Effect.callback<void>((resume) => {
+        const done = () => resume(Effect.void)
+        if (child.exitCode !== null || child.signalCode !== null || spawnError !== undefined) return done()
+        child.once("exit", done)
+        child.once("error", done)
+        return Effect.sync(() => {
+          child.off("exit", done)
+          child.off("error", done)
+        })
+      })
+      // the child is killed (SIGTERM, then SIGKILL after the grace time) and always reaped
       yield* Effect.addFinalizer(() =>
-        Effect.promise(async () => {
-          if (child.exitCode === null && child.signalCode === null) {
+        Effect.gen(function*() {
+          if (child.exitCode === null && child.signalCode === null && spawnError === undefined) {
             child.kill("SIGTERM")
             const timer = setTimeout(() => child.kill("SIGKILL"), grace)
-            await exited
+            yield* exited
             clearTimeout(timer)
           }
           running--
@@ -119,9 +129,9 @@ export const make = (options: ExecOptions): ExecServer => {
         }).pipe(Effect.ignore),
         { startImmediately: true }
       )
-      const failed = yield* Effect.promise(() => Promise.race([spawnError, exited.then(() => undefined)]))
-      if (failed instanceof Error) {
-        yield* Effect.logError(`${options.name}: cannot run ${options.command.join(" ")}: ${failed.message}`)
+      yield* exited
+      if (spawnError !== undefined) {
+        yield* Effect.logError(`${options.name}: cannot run ${options.command.join(" ")}: ${spawnError.message}`)
         yield* conn.write(Buffer.from(`*** ${options.name} is unavailable\r\n`)).pipe(Effect.ignore)
         return
       }

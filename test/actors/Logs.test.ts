@@ -135,15 +135,14 @@ describe("ErrorLog", () => {
     Effect.gen(function*() {
       const server = Dgram.createSocket("udp4")
       const received: Array<string> = []
+      const first = new Promise<void>((resolve) => server.once("message", () => resolve()))
       server.on("message", (m) => received.push(m.toString()))
       yield* Effect.promise(() => new Promise<void>((r) => server.bind(0, "127.0.0.1", () => r())))
       const port = server.address().port
       yield* Effect.logError("disk on fire").pipe(
         Effect.provide(ErrorLog.layer({ destination: Path.join(tmp(), "e.log"), syslog: { host: "127.0.0.1", port } }))
       )
-      yield* Effect.promise(async () => {
-        for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
-      })
+      yield* Effect.promise(() => first)
       server.close()
       assert.strictEqual(received.length, 1)
       // facility daemon (3) * 8 + err (3) = 27

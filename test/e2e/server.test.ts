@@ -3,15 +3,14 @@
  * with real clients (node:net, node:dgram, node:http, curl where installed).
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import * as Dgram from "node:dgram"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { type ServerProcess, start } from "../support/serverProcess.ts"
-import { sleep } from "../support/netClient.ts"
+import { mainScript, type ServerProcess, start } from "../support/serverProcess.ts"
 
 const site = () => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-site-"))
@@ -59,10 +58,11 @@ const httpGet = (port: number, path: string, headers: Record<string, string> = {
     req.end()
   })
 
-/** A line-oriented chat client. */
+/** A line-oriented chat client; `waitFor` resolves on the data event that brings a matching line. */
 const chatClient = async (port: number) => {
   const socket = await tcp(port)
   const lines: Array<string> = []
+  const waiters = new Set<() => void>()
   let pending = ""
   socket.setEncoding("utf8")
   socket.on("data", (d: string) => {
@@ -70,19 +70,81 @@ const chatClient = async (port: number) => {
     const parts = pending.split("\r\n")
     pending = parts.pop()!
     lines.push(...parts)
+    for (const w of [...waiters]) w()
   })
   return {
     socket,
     lines,
     send: (line: string) => socket.write(line + "\n"),
-    waitFor: async (pred: (l: string) => boolean, ms = 5000) => {
-      const until = Date.now() + ms
-      while (!lines.some(pred)) {
-        if (Date.now() > until) throw new Error(`no such line; got ${JSON.stringify(lines.slice(-5))}`)
-        await sleep(10)
+    waitFor: (pred: (l: string) => boolean, ms = 5000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check)
+          reject(new Error(`no such line; got ${JSON.stringify(lines.slice(-5))}`))
+        }, ms)
+        const check = () => {
+          if (!lines.some(pred)) return
+          clearTimeout(timer)
+          waiters.delete(check)
+          resolve()
+        }
+        waiters.add(check)
+        check()
+      })
+  }
+}
+
+/** Resolves when `file` exists and matches `pattern` (woken by fs.watch on its directory), or rejects after `ms`. */
+const fileMatches = (file: string, pattern: RegExp, ms = 5000) =>
+  new Promise<string>((resolve, reject) => {
+    const read = () => {
+      try {
+        return Fs.readFileSync(file, "utf8")
+      } catch {
+        return ""
       }
     }
+    // watch the nearest directory that exists (the log's own may be created later)
+    let dir = Path.dirname(file)
+    while (!Fs.existsSync(dir)) dir = Path.dirname(dir)
+    const watcher = Fs.watch(dir, { recursive: true }, () => check())
+    const timer = setTimeout(() => {
+      watcher.close()
+      reject(new Error(`${file} never matched ${pattern}: ${read()}`))
+    }, ms)
+    const check = () => {
+      const text = read()
+      if (!pattern.test(text)) return
+      clearTimeout(timer)
+      watcher.close()
+      resolve(text)
+    }
+    check()
+  })
+
+/** Resolves once the data the socket receives (from now on) contains `text`. */
+const receives = (socket: Net.Socket, text: string) =>
+  new Promise<void>((resolve) => {
+    let got = ""
+    const onData = (d: Buffer) => {
+      got += d.toString("latin1")
+      if (!got.includes(text)) return
+      socket.off("data", onData)
+      resolve()
+    }
+    socket.on("data", onData)
+  })
+
+/** The child processes of `pid` (ps), polled once per event-loop turn until none is left, for at most `ms`. */
+const noChildren = async (pid: number, ms = 5000) => {
+  const list = () => execFileSync("sh", ["-c", `ps -o stat=,comm= --ppid ${pid} || true`]).toString().trim()
+  const until = Date.now() + ms
+  let children = list()
+  while (children !== "" && Date.now() < until) {
+    await new Promise((r) => setImmediate(r))
+    children = list()
   }
+  return children
 }
 
 const hasCurl = (() => {
@@ -145,8 +207,7 @@ describe("fiberd end to end", () => {
     assert.strictEqual(range.body, "345")
     const notModified = await httpGet(port, "/data.txt", { "If-None-Match": String(b.headers.etag) })
     assert.strictEqual(notModified.status, 304)
-    await sleep(100)
-    const log = Fs.readFileSync(Path.join(server.dir, "access.log"), "utf8")
+    const log = await fileMatches(Path.join(server.dir, "access.log"), /"GET \/data.txt HTTP\/1\.1" 304/)
     assert.match(log, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/ HTTP\/1\.1" 200 12 "-" "-"$/m)
     assert.match(log, /"GET \/data.txt HTTP\/1\.1" 304 - /)
   })
@@ -213,11 +274,11 @@ describe("fiberd end to end", () => {
     assert.strictEqual((await exchange(server.port("wc"), Buffer.alloc(12345, 0x61))).trim(), "12345")
     // a client that goes away while its child still runs: the child is killed and reaped
     const s = await tcp(server.port("cat"))
+    const echoed = receives(s, "half")
     s.write("half")
-    await sleep(100)
+    await echoed // cat runs: it echoed our bytes
     s.destroy()
-    await sleep(500)
-    const children = execFileSync("sh", ["-c", `ps -o stat=,comm= --ppid ${server.child.pid} || true`]).toString().trim()
+    const children = await noChildren(server.child.pid!)
     assert.strictEqual(children, "", `children of the server: ${children}`)
   })
 
@@ -259,14 +320,14 @@ describe("fiberd life-cycle", () => {
       assert.strictEqual(await exchange(server.port("echo2"), "new"), "new")
       const refused = await tcp(daytimePort).then((s) => (s.destroy(), false), () => true)
       assert.isTrue(refused, "the removed service no longer listens")
+      const after = receives(kept, "after")
       kept.write("after")
-      await sleep(200)
+      await after
       assert.strictEqual(got, "before after", "the unchanged service kept its connection")
       // an invalid table is reported and the old one keeps running
       Fs.writeFileSync(server.configPath, "{ not json")
       server.child.kill("SIGHUP")
-      await sleep(500)
-      assert.match(server.stdout() + server.stderr(), /new table is invalid/)
+      await server.waitFor(/new table is invalid/)
       assert.strictEqual(await exchange(server.port("echo2"), "ok"), "ok")
       kept.destroy()
     } finally {
@@ -284,11 +345,12 @@ describe("fiberd life-cycle", () => {
     socket.on("data", (d: Buffer) => {
       received += d.length
     })
-    socket.pause()
+    const started = receives(socket, "HTTP/1.1 200 OK")
     socket.write("GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
-    await sleep(300)
+    await started // the download is in flight
+    socket.pause()
     server.child.kill("SIGTERM")
-    await sleep(300)
+    await server.waitFor(/stopped accepting; draining 1 connection/)
     const refused = await tcp(port).then((s) => (s.destroy(), false), () => true)
     assert.isTrue(refused, "no new connections while draining")
     const closed = new Promise<void>((r) => socket.once("close", () => r()))
@@ -297,4 +359,102 @@ describe("fiberd life-cycle", () => {
     assert.isAbove(received, 20 * 1024 * 1024, "the whole file (and its head) arrived")
     assert.strictEqual(await server.exited, 0)
   }, 60_000)
+})
+
+describe("fiberd life-cycle: shutdown and reload are orderly", () => {
+  const chatLine = (socket: Net.Socket, line: string) => socket.write(line + "\n")
+
+  it("SIGINT with members idle in chat rooms and an idle echo client: everyone is told or closed at once, nothing restarts, exit 0", async () => {
+    const server = await start({
+      services: [
+        { name: "chat", protocol: "chat", listen: "127.0.0.1:0" },
+        { name: "echo", protocol: "echo", listen: "127.0.0.1:0" }
+      ],
+      drainTimeout: "60 seconds"
+    })
+    const member = await tcp(server.port("chat"))
+    const joined = receives(member, "joined #lobby")
+    chatLine(member, "/join lobby")
+    await joined
+    const idleEcho = await tcp(server.port("echo"))
+    const told = receives(member, "*** server shutting down")
+    const echoClosed = new Promise<void>((r) => idleEcho.once("end", () => r()))
+    server.child.kill("SIGINT")
+    await told
+    await echoClosed
+    // well before the 60 s drain timeout
+    assert.strictEqual(await server.exited, 0)
+    assert.notMatch(server.stderr(), /restarting child|gave up|crashed/)
+    member.destroy()
+    idleEcho.destroy()
+  }, 30_000)
+
+  it("SIGHUP switches a changed access log, restarts a service whose drainTimeout changed, reports a changed errorLog", async () => {
+    const table = (extra: object) => ({ services: [{ name: "echo", protocol: "echo", listen: "127.0.0.1:0" }, { name: "web", protocol: "http", listen: "127.0.0.1:0", root: site() }], accessLog: { path: "a.log" }, ...extra })
+    const server = await start(table({}))
+    try {
+      await httpGet(server.port("web"), "/")
+      await fileMatches(Path.join(server.dir, "a.log"), /"GET \/ HTTP\/1\.1" 200/)
+      const echoPort = server.port("echo")
+      Fs.writeFileSync(server.configPath, JSON.stringify(table({ accessLog: { path: "b.log" }, drainTimeout: "3 seconds", errorLog: { path: "stderr", format: "json" } })))
+      server.child.kill("SIGHUP")
+      await server.waitFor(/SIGHUP: table reloaded/)
+      assert.match(server.stderr(), /access log switched to b\.log/)
+      assert.match(server.stderr(), /errorLog changed/)
+      assert.notStrictEqual(server.port("echo"), echoPort, "echo restarted (port 0 picked anew) for its new drainTimeout")
+      await httpGet(server.port("web"), "/data.txt")
+      await fileMatches(Path.join(server.dir, "b.log"), /"GET \/data.txt HTTP\/1\.1" 200/)
+      assert.notMatch(Fs.readFileSync(Path.join(server.dir, "a.log"), "utf8"), /data\.txt/)
+    } finally {
+      assert.strictEqual(await server.stop(), 0)
+    }
+  }, 30_000)
+
+  it("SIGHUP reopens the access log with the built-in table too (log rotation): a rotated file is recreated", async () => {
+    // the built-in table: no fiberd.json in the working directory; web on a free port (--port 0), the
+    // classic services on their default loopback ports
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-builtin-"))
+    const child = spawn(process.execPath, [mainScript, "--port", "0"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    let err = ""
+    const changed = new Set<() => void>()
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d
+      for (const f of [...changed]) f()
+    })
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d
+      for (const f of [...changed]) f()
+    })
+    const until = (pattern: RegExp) =>
+      new Promise<RegExpExecArray>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no ${pattern} in\n${out}\n${err}`)), 15_000)
+        const check = () => {
+          const m = pattern.exec(out + err)
+          if (m === null) return
+          clearTimeout(timer)
+          changed.delete(check)
+          resolve(m)
+        }
+        changed.add(check)
+        check()
+      })
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
+    try {
+      const port = Number((await until(/^web\thttp\/tcp\t127\.0\.0\.1:(\d+)$/m))[1])
+      await until(/^chat\t/m)
+      await httpGet(port, "/")
+      const log = Path.join(dir, "logs", "access.log")
+      await fileMatches(log, /"GET \/ HTTP\/1\.1" 200/)
+      Fs.renameSync(log, log + ".1")
+      child.kill("SIGHUP")
+      await until(/logs reopened/)
+      await httpGet(port, "/style.css")
+      const fresh = await fileMatches(log, /"GET \/style\.css HTTP\/1\.1" 200/)
+      assert.notMatch(fresh, /"GET \/ HTTP/, "the new file holds only what came after the rotation")
+    } finally {
+      child.kill("SIGTERM")
+      assert.strictEqual(await exited, 0, err)
+    }
+  }, 30_000)
 })

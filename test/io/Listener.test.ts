@@ -13,7 +13,7 @@ import type { Connection, Handler } from "../../src/io/Connection.ts"
 import * as Listener from "../../src/io/Listener.ts"
 import * as Echo from "../../src/protocols/echo.ts"
 import { type CapturedLog, captureLogs } from "../support/logs.ts"
-import { closed, connect, prng, readAll, readBytes, sleep, writeChunks } from "../support/netClient.ts"
+import { closed, connect, prng, readAll, readBytes, writeChunks } from "../support/netClient.ts"
 
 const withListener = <A, E>(
   options: Listener.ListenOptions,
@@ -25,14 +25,13 @@ const withListener = <A, E>(
     return yield* Effect.promise(() => body(listener))
   }))
 
-/** Waits (real time) until `check` holds, up to `ms`. */
-const eventually = async (check: () => boolean, ms = 5000) => {
-  const until = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > until) throw new Error("condition not reached in time")
-    await sleep(5)
-  }
-}
+/** Waits until `check` holds, checking once per event-loop turn (after I/O), for at most `ms`. */
+const eventually = (check: () => boolean, ms = 5000) =>
+  new Promise<void>((resolve, reject) => {
+    const until = Date.now() + ms
+    const poll = () => (check() ? resolve() : Date.now() > until ? reject(new Error("condition not reached in time")) : setImmediate(poll))
+    poll()
+  })
 
 describe("Listener", () => {
   it.live("1,000 concurrent echo clients each get exactly their random bytes back, in random chunkings", () =>
@@ -84,12 +83,9 @@ describe("Listener", () => {
         writing = false
       })()
       const rssBefore = process.memoryUsage().rss
-      // wait until the server stops making progress
-      let last = -1
-      while (listener.stats.bytesIn !== last) {
-        last = listener.stats.bytesIn
-        await sleep(300)
-      }
+      // the event: echo is blocked writing to a client that reads nothing, so its socket queue fills and
+      // the server pauses reading (backpressure); from then on it reads no more
+      await eventually(() => listener.stats.readPauses > 0, 30_000)
       const stalledAt = listener.stats.bytesIn
       if (process.env.FIBERD_TEST_VERBOSE) console.log({ stalledAt, written })
       const rssGrowth = process.memoryUsage().rss - rssBefore
@@ -139,7 +135,7 @@ describe("Listener", () => {
       c.write("third")
       a.write("first")
       assert.strictEqual((await readBytes(a, 5)).toString(), "first")
-      await sleep(100)
+      // parked: accepted but held unread in the waiting list (its bytes stay in the kernel)
       assert.strictEqual(cGot, "", "the third connection must not be served yet")
       assert.strictEqual(listener.stats.limited, 1)
       assert.strictEqual(listener.stats.pending, 1)
@@ -198,8 +194,8 @@ describe("Listener", () => {
       const reply = readAll(client)
       client.write("go")
       yield* Effect.promise(() => eventually(() => listener.stats.bytesIn === 2))
+      // the shutdown closes the listening socket synchronously, before its first suspension
       const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void), { startImmediately: true })
-      yield* Effect.promise(() => sleep(50))
       const refused = yield* Effect.promise(() =>
         connect(listener.address).then(() => false, (e: NodeJS.ErrnoException) => e.code === "ECONNREFUSED")
       )

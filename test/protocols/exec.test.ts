@@ -3,9 +3,9 @@
  * when the connection goes away.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber } from "effect"
+import { Effect, Exit, Fiber, Option } from "effect"
 import * as Exec from "../../src/protocols/exec.ts"
-import { Script } from "../../src/testkit/index.ts"
+import { MemoryConnection, Script } from "../../src/testkit/index.ts"
 import { type CapturedLog, captureLogs } from "../support/logs.ts"
 
 describe("exec", () => {
@@ -20,12 +20,17 @@ describe("exec", () => {
   it.effect("maxInstances: a connection over the cap gets a busy line and is closed", () =>
     Effect.gen(function*() {
       const cat = Exec.make({ name: "cat", command: ["cat"], maxInstances: 1 })
-      const first = yield* Effect.forkChild(Script.run(cat.handler, [Script.send("hold")], { realIo: true }), { startImmediately: true })
-      while (cat.running() === 0) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
+      const { client, server } = MemoryConnection.makePair()
+      const first = yield* Effect.forkChild(cat.handler(server), { startImmediately: true })
+      yield* client.write(Buffer.from("hold"))
+      // the event: cat echoed our bytes, so its child is running
+      const echoed = yield* client.read
+      assert.strictEqual(Option.isSome(echoed) && Buffer.from(echoed.value).toString(), "hold")
+      assert.strictEqual(cat.running(), 1)
       const second = yield* Script.run(cat.handler, [], { realIo: true })
       assert.include(second.text, "*** busy: 1 instances of cat are running")
       assert.isTrue(second.serverEnded)
-      yield* Fiber.join(first)
+      yield* Fiber.interrupt(first) // the first connection goes away: its child is killed and reaped
       assert.strictEqual(cat.running(), 0, "the first child was killed when its connection ended")
     }))
 

@@ -34,8 +34,23 @@ const readExactly = (conn: Connection, n: number) =>
     return Buffer.concat(parts).toString()
   })
 
-/** Real sockets need real time for bytes to move; memory pairs settle at once. */
-const waitABit = (live: boolean) => (live ? Effect.promise(() => new Promise((r) => setTimeout(r, 50))) : Effect.void)
+/** One turn of the event loop (its I/O phase included), so real sockets can move bytes. */
+const turn = Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
+
+/**
+ * Waits until the writer fiber is suspended and `progress` stopped moving across event-loop turns: it
+ * waits for 'drain' (its only suspension), which cannot come while nobody reads.
+ */
+const stalled = (writer: Fiber.Fiber<unknown, unknown>, progress: () => number) =>
+  Effect.gen(function*() {
+    let quiet = 0
+    for (let turns = 0; quiet < 3 && turns < 100_000; turns++) {
+      const before = progress()
+      yield* settle(progress)
+      yield* turn
+      quiet = writer.pollUnsafe() === undefined && progress() === before ? quiet + 1 : 0
+    }
+  })
 
 export const connectionContract = (
   name: string,
@@ -83,9 +98,7 @@ export const connectionContract = (
           }),
           { startImmediately: true }
         )
-        yield* waitABit(live)
-        yield* settle(() => written)
-        yield* waitABit(live)
+        yield* stalled(writer, () => written)
         assert.isUndefined(writer.pollUnsafe(), "the writer must be suspended")
         assert.isBelow(written, 32 * 1024 * 1024)
         const stalledAt = written
@@ -115,8 +128,8 @@ export const connectionContract = (
   test(`${name}: a reset peer makes a pending read fail with ConnectionReset`, () =>
     scoped(({ server, resetClient }) =>
       Effect.gen(function*() {
+        // started immediately: the read is pending before the reset
         const reader = yield* Effect.forkChild(Effect.flip(server.read), { startImmediately: true })
-        yield* waitABit(live)
         yield* resetClient
         const error = yield* Fiber.join(reader)
         assert.strictEqual(error._tag, "ConnectionReset")

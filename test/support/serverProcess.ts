@@ -20,7 +20,7 @@ export interface ServerProcess {
   readonly stdout: () => string
   readonly stderr: () => string
   readonly port: (name: string) => number
-  /** Resolves when `text` has appeared on stdout (or rejects after `ms`). */
+  /** Resolves when `text` has appeared on stdout or stderr (or rejects after `ms`). */
   readonly waitFor: (text: string | RegExp, ms?: number) => Promise<void>
   readonly exited: Promise<number | null>
   readonly stop: () => Promise<number | null>
@@ -49,13 +49,15 @@ export const start = async (table: unknown, extraArgs: ReadonlyArray<string> = [
   })
   child.stderr!.on("data", (d: Buffer) => {
     err += d.toString()
+    waiters.splice(0).forEach((w) => w())
   })
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
   const waitFor = (text: string | RegExp, ms = 15_000) =>
     new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`timed out waiting for ${text}; stdout:\n${out}\nstderr:\n${err}`)), ms)
       const check = () => {
-        if (typeof text === "string" ? out.includes(text) : text.test(out)) {
+        const both = out + err
+        if (typeof text === "string" ? both.includes(text) : text.test(both)) {
           clearTimeout(timer)
           resolve()
         } else waiters.push(check)

@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Stream } from "effect"
 import * as fc from "fast-check"
 import * as AccessLog from "../../../src/actors/AccessLog.ts"
+import { type CapturedLog, captureLogs } from "../../support/logs.ts"
 import * as Res from "../../../src/protocols/http/Response.ts"
 import * as Router from "../../../src/protocols/http/Router.ts"
 import * as Serve from "../../../src/protocols/http/Serve.ts"
@@ -207,11 +208,17 @@ describe("timeouts (TestClock)", () => {
 })
 
 describe("errors and the access log", () => {
-  it.effect("an app failure or defect answers 500, is logged, and the connection goes on", () =>
-    Effect.gen(function*() {
+  it.effect("an app failure or defect answers 500, is logged, and the connection goes on", () => {
+    const logs: Array<CapturedLog> = []
+    return Effect.gen(function*() {
       const r = yield* serve([Script.send(GET("/fail") + GET("/die") + GET("/hello"))])
       assert.deepStrictEqual(responses(r.text).map(statusOf), [500, 500, 200])
-    }))
+      const errors = logs.filter((l) => l.level === "Error")
+      assert.deepStrictEqual(errors.map((l) => l.message), ["app failed on GET /fail", "app failed on GET /die"])
+      assert.include(errors[0]!.cause, "boom")
+      assert.include(errors[1]!.cause, "bug")
+    }).pipe(Effect.provide(captureLogs(logs)))
+  })
 
   it.effect("every response is logged, errors included; a client gone mid-request is 499", () =>
     Effect.gen(function*() {
