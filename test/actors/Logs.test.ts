@@ -12,6 +12,9 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as AccessLog from "../../src/actors/AccessLog.ts"
 import * as ErrorLog from "../../src/actors/ErrorLog.ts"
+import * as Response from "../../src/protocols/http/Response.ts"
+import * as Serve from "../../src/protocols/http/Serve.ts"
+import { Script } from "../../src/testkit/index.ts"
 
 const tmp = () => Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-log-"))
 const entry = (i: number, extra: Partial<AccessLog.AccessEntry> = {}): AccessLog.AccessEntry => ({
@@ -148,4 +151,16 @@ describe("ErrorLog", () => {
       // facility daemon (3) * 8 + err (3) = 27
       assert.match(received[0]!, /^<27>1 \d{4}-\d\d-\d\dT[\d:.]+Z \S+ fiberd \d+ - - disk on fire$/)
     }))
+})
+
+describe("AccessLog.layerTest", () => {
+  it.effect("an HTTP server logging to the in-memory access log: entries and formatted lines are readable", () =>
+    Effect.gen(function*() {
+      const log = yield* AccessLog.AccessLog
+      const http = yield* Serve.make(() => Effect.succeed(Response.text("ok\n")), { accessLog: log })
+      yield* Script.run(http.handler, [Script.send("GET /a HTTP/1.1\r\nHost: t\r\nUser-Agent: ua/1\r\n\r\n")])
+      const test = yield* AccessLog.AccessLogTest
+      assert.deepStrictEqual(test.entries.map((e) => [e.requestLine, e.status, e.bytes]), [["GET /a HTTP/1.1", 200, 3]])
+      assert.match(test.lines[0]!, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/a HTTP\/1\.1" 200 3 "-" "ua\/1"\n$/)
+    }).pipe(Effect.provide(AccessLog.layerTest("combined"))))
 })
