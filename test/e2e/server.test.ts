@@ -364,11 +364,12 @@ describe("fiberd life-cycle", () => {
 describe("fiberd life-cycle: shutdown and reload are orderly", () => {
   const chatLine = (socket: Net.Socket, line: string) => socket.write(line + "\n")
 
-  it("SIGINT with members idle in chat rooms and an idle echo client: everyone is told or closed at once, nothing restarts, exit 0", async () => {
+  it("SIGINT with members idle in chat rooms, an idle echo client and a silent HTTP client: everyone is told or closed at once, nothing restarts, exit 0", async () => {
     const server = await start({
       services: [
         { name: "chat", protocol: "chat", listen: "127.0.0.1:0" },
-        { name: "echo", protocol: "echo", listen: "127.0.0.1:0" }
+        { name: "echo", protocol: "echo", listen: "127.0.0.1:0" },
+        { name: "web", protocol: "http", listen: "127.0.0.1:0", root: site() }
       ],
       drainTimeout: "60 seconds"
     })
@@ -377,16 +378,20 @@ describe("fiberd life-cycle: shutdown and reload are orderly", () => {
     chatLine(member, "/join lobby")
     await joined
     const idleEcho = await tcp(server.port("echo"))
+    const silentWeb = await tcp(server.port("web"))
+    const webClosed = new Promise<void>((r) => silentWeb.once("end", () => r()))
     const told = receives(member, "*** server shutting down")
     const echoClosed = new Promise<void>((r) => idleEcho.once("end", () => r()))
     server.child.kill("SIGINT")
     await told
     await echoClosed
+    await webClosed // a connection that never sent a byte is idle too
     // well before the 60 s drain timeout
     assert.strictEqual(await server.exited, 0)
     assert.notMatch(server.stderr(), /restarting child|gave up|crashed/)
     member.destroy()
     idleEcho.destroy()
+    silentWeb.destroy()
   }, 30_000)
 
   it("SIGHUP switches a changed access log, restarts a service whose drainTimeout changed, reports a changed errorLog", async () => {

@@ -146,14 +146,28 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
    * first: a connection never waits for input while answers sit in its buffer
    * (the client may be waiting for them before it sends more).
    */
-  readonly fill: Effect.Effect<boolean, ConnectionError> = Effect.map(
-    Effect.suspend(() => this.out.length === 0 ? this.conn.read : Effect.andThen(this.flush(), this.conn.read)),
-    (chunk) => {
-      if (Option.isNone(chunk)) return false
-      this.append(chunk.value)
-      return true
-    }
-  )
+  readonly fill: Effect.Effect<boolean, ConnectionError> = this.readMore(false)
+
+  /**
+   * `fill` between requests, when no byte of a next head has arrived: the
+   * connection is idle, so a drain (shutdown) ends it as at EOF.
+   */
+  readonly fillIdle: Effect.Effect<boolean, ConnectionError> = this.readMore(true)
+
+  private readMore(idle: boolean): Effect.Effect<boolean, ConnectionError> {
+    // built before the constructor body sets `conn`: look it up when run
+    return Effect.map(
+      Effect.suspend(() => {
+        const read = idle ? this.conn.readIdle : this.conn.read
+        return this.out.length === 0 ? read : Effect.andThen(this.flush(), read)
+      }),
+      (chunk) => {
+        if (Option.isNone(chunk)) return false
+        this.append(chunk.value)
+        return true
+      }
+    )
+  }
 
   /**
    * Adds a chunk after the unconsumed bytes. With nothing pending the chunk
@@ -485,7 +499,8 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
             // the header timeout runs from the first byte of a head (or from accept) and is not reset by more bytes
             const phase = s.start < s.end || s.requests === 0 ? "head" : "idle"
             if (s.phase !== phase) s.setPhase(phase)
-            if (!(yield* s.fill)) return // EOF between requests (or in a partial head): done
+            // EOF between requests (or in a partial head), or a drain while idle: done
+            if (!(yield* (s.start < s.end ? s.fill : s.fillIdle))) return
             if (s.phase === "idle") s.setPhase("head")
             continue
           }
@@ -537,9 +552,10 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
 
     return {
       handler,
+      // responses from now on say Connection: close; idle connections end through the drain signal
+      // of their Connection (readIdle), whether kept alive or new and silent
       drain: Effect.sync(() => {
         shared.draining = true
-        for (const s of shared.connections) if (s.phase === "idle") s.fiber.interruptUnsafe()
       }),
       requests: () => shared.requests
     }

@@ -207,6 +207,25 @@ describe("timeouts (TestClock)", () => {
     }))
 })
 
+describe("drain: a connection with no request in progress is idle", () => {
+  it.effect("a connection that never sent a byte ends at once when the drain starts", () =>
+    Effect.gen(function*() {
+      const r = yield* serve([Script.drain])
+      assert.isTrue(r.exit !== undefined && Exit.isSuccess(r.exit), Script.describe(r))
+      assert.isTrue(r.serverEnded)
+      assert.strictEqual(r.text, "")
+    }))
+
+  it.effect("a kept-alive connection between requests ends at once; a half-sent head is answered first", () =>
+    Effect.gen(function*() {
+      const idle = yield* serve([Script.send(GET("/hello")), Script.drain])
+      assert.strictEqual(responses(idle.text).length, 1)
+      assert.isTrue(idle.serverEnded)
+      const busy = yield* serve([Script.send("GET /hello HTTP/1.1\r\nHo"), Script.drain, Script.send("st: t\r\n\r\n")])
+      assert.strictEqual(responses(busy.text).map(statusOf)[0], 200, "the request in progress is served")
+    }))
+})
+
 describe("errors and the access log", () => {
   it.effect("an app failure or defect answers 500, is logged, and the connection goes on", () => {
     const logs: Array<CapturedLog> = []
