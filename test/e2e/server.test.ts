@@ -261,11 +261,14 @@ describe("fiberd end to end", () => {
     const line = "x".repeat(900)
     for (let i = 0; i < 10_000; i++) a.send(`${i} ${line}`)
     await b.waitFor((l) => l === "*** zed was disconnected (too slow)", 30_000)
+    // it reads again within the grace time: it gets the notice, then the server closes it
+    const stalledClosed = new Promise<void>((r) => stalled.socket.once("end", () => r()))
+    stalled.socket.resume()
+    await stalled.waitFor((l) => l === "*** disconnected: you are not reading fast enough", 30_000)
+    await stalledClosed
     await b.waitFor((l) => l.startsWith("<ann2> 9999 "), 30_000)
     a.send("still here")
     await b.waitFor((l) => l === "<ann2> still here")
-    stalled.socket.resume()
-    await stalled.waitFor((l) => l === "*** disconnected: you are not reading fast enough", 30_000)
     ;[a, b, stalled].forEach((x) => x.socket.destroy())
   }, 60_000)
 

@@ -8,7 +8,7 @@
  * by its own writer fiber: a member whose outbox overflows (a stalled reader)
  * is disconnected with a reason line, and never slows the room.
  */
-import { Cause, Effect, Exit, Fiber, Queue } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Queue } from "effect"
 import { Scope } from "effect"
 import * as Actor from "../../actors/Actor.ts"
 import * as Supervisor from "../../actors/Supervisor.ts"
@@ -23,6 +23,8 @@ export interface ChatOptions {
   readonly outboxSize?: number
   /** Rooms at once; a join that would create one more is refused with an error line. Default 10,000. */
   readonly maxRooms?: number
+  /** How long a member disconnected for not reading has to take its notice line before its socket is closed. Default 2 s. */
+  readonly kickGrace?: Duration.Input
 }
 
 /** A connected client, as rooms see it. */
@@ -140,6 +142,7 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
     const maxLine = options.maxLineLength ?? 1024
     const outboxSize = options.outboxSize ?? 256
     const maxRooms = options.maxRooms ?? 10_000
+    const kickGrace = options.kickGrace ?? "2 seconds"
     const supervisor = yield* Supervisor.make({ name: "chat-rooms", maxRestarts: 10, period: "10 seconds" }, [])
     const rooms = new Map<string, Room>()
     const scope = yield* Effect.scope
@@ -195,8 +198,13 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
             if (kicked) return
             kicked = true
             Queue.offerUnsafe(outbox, { kick: reason })
+            Deferred.doneUnsafe(kickedAt, Exit.void)
           }
         }
+        // a member kicked for not reading gets its notice if it reads within the grace time, and is closed
+        // either way then: its socket and buffered output do not wait for the idle timeout
+        const kickedAt = yield* Deferred.make<void>()
+        yield* Effect.forkScoped(Deferred.await(kickedAt).pipe(Effect.andThen(Effect.sleep(kickGrace)), Effect.andThen(conn.close)))
         // the writer: drains the outbox into the connection, everything waiting in one write; a kick ends it
         const writer = yield* Effect.forkChild(
           Effect.gen(function*() {

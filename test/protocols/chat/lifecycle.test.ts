@@ -7,6 +7,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope } from "effect"
+import { TestClock } from "effect/testing"
 import * as Chat from "../../../src/protocols/chat/Chat.ts"
 import * as Echo from "../../../src/protocols/echo.ts"
 import { MemoryServer, Script } from "../../../src/testkit/index.ts"
@@ -121,5 +122,22 @@ describe("rooms over their life", () => {
       yield* quiesce
       assert.include(text(a), "*** server shutting down")
       assert.isTrue(a.peerEnded)
+    }).pipe(Effect.scoped))
+
+  it.effect("a member kicked for not reading is closed after a short grace, not at the idle timeout", () =>
+    Effect.gen(function*() {
+      const chat = yield* Chat.make({ outboxSize: 4, kickGrace: "2 seconds" })
+      const server = yield* MemoryServer.make(chat.handler)
+      const stalled = yield* server.connect({ bufferSize: 256 })
+      const talker = yield* server.connect()
+      yield* say(stalled, "/join r")
+      yield* say(talker, "/join r")
+      for (let i = 0; i < 300; i++) yield* talker.write(Buffer.from(`line ${i} ${"x".repeat(50)}\n`)).pipe(Effect.orDie)
+      yield* quiesce
+      assert.include(text(talker), "was disconnected (too slow)")
+      assert.isFalse(stalled.peerEnded, "still within the grace time")
+      yield* TestClock.adjust("2 seconds")
+      yield* quiesce
+      assert.isTrue(stalled.peerEnded, "closed after the grace time although it never read")
     }).pipe(Effect.scoped))
 })
