@@ -9,6 +9,7 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Queue } from "effect"
 import { CliError, Command } from "effect/cli"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as ErrorLog from "../actors/ErrorLog.ts"
@@ -95,7 +96,29 @@ const main = Command.run(fiberd, { version: packageJson.version }).pipe(
   Effect.provide(NodeServices.layer)
 )
 
-// A second SIGTERM/SIGINT while draining exits at once.
+/**
+ * Kills every child process of fiberd (exec services) with SIGKILL. Run on every way out of the
+ * process, so no child is left running under init: exec's own finalizers stop children on a normal
+ * shutdown, this catches the paths that skip finalizers (a second signal, a crash).
+ */
+const killChildren = () => {
+  let listed = ""
+  try {
+    listed = ChildProcess.execFileSync("ps", ["-o", "pid=", "--ppid", String(process.pid)], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+  } catch {
+    return // no ps, or no children
+  }
+  for (const pid of listed.split("\n").map((p) => Number(p.trim())).filter((p) => p > 0)) {
+    try {
+      process.kill(pid, "SIGKILL")
+    } catch {
+      // already gone (ps itself, a child that just exited)
+    }
+  }
+}
+process.on("exit", killChildren)
+
+// A second SIGTERM/SIGINT while draining exits at once (and kills the children: see killChildren).
 let signals = 0
 const hardExit = () => {
   if (++signals > 1) process.exit(130)

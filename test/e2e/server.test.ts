@@ -466,3 +466,32 @@ describe("fiberd life-cycle: shutdown and reload are orderly", () => {
     }
   }, 30_000)
 })
+
+describe("fiberd life-cycle: signals and children", () => {
+  it("a second SIGTERM exits at once (130) and kills the exec children first", async () => {
+    const server = await start({ services: [{ name: "cat", protocol: "exec", listen: "127.0.0.1:0", command: ["cat"] }], drainTimeout: "60 seconds" })
+    const s = await tcp(server.port("cat"))
+    const echoed = receives(s, "ping")
+    s.write("ping")
+    await echoed // cat runs
+    const pids = execFileSync("ps", ["-o", "pid=", "--ppid", String(server.child.pid)]).toString().split("\n").map(Number).filter((p) => p > 0)
+    assert.isAtLeast(pids.length, 1)
+    server.child.kill("SIGTERM")
+    await server.waitFor(/stopped accepting; draining 1 connection/)
+    server.child.kill("SIGTERM")
+    assert.strictEqual(await server.exited, 130)
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0)
+        return true
+      } catch {
+        return false
+      }
+    }
+    // SIGKILL was sent before the exit; the orphan is reaped by init right after
+    const until = Date.now() + 5000
+    while (pids.some(alive) && Date.now() < until) await new Promise((r) => setImmediate(r))
+    assert.deepStrictEqual(pids.filter(alive), [], "no exec child left running")
+    s.destroy()
+  }, 30_000)
+})
