@@ -39,6 +39,12 @@ export interface ListenOptions {
   readonly maxPending?: number
   /** No bytes either way for this long: the handler is interrupted and the socket closed. Default 5 minutes. */
   readonly idleTimeout?: Duration.Input
+  /**
+   * A write that makes no progress (waits for the peer to read) this long closes the connection:
+   * a client that reads a trickle cannot hold a response for the whole idle timeout (nginx's
+   * `send_timeout`). Default 60 seconds.
+   */
+  readonly sendTimeout?: Duration.Input
   /** On shutdown, how long in-flight handlers may run before they are interrupted. Default 10 seconds. */
   readonly drainTimeout?: Duration.Input
   /** After a handler ends, how long unread input is discarded waiting for the peer's FIN. Default 2 seconds. */
@@ -193,6 +199,7 @@ export const make = <E, R>(
     const maxPending = options.maxPending ?? options.backlog ?? 511
     const idleTimeout = Duration.fromInputUnsafe(options.idleTimeout ?? "5 minutes")
     const lingerTimeout = Duration.fromInputUnsafe(options.lingerTimeout ?? "2 seconds")
+    const sendTimeout = Duration.fromInputUnsafe(options.sendTimeout ?? "60 seconds")
     const drainTimeout = Duration.fromInputUnsafe(options.drainTimeout ?? "10 seconds")
     const backoffInitial = Duration.toMillis(options.acceptBackoff?.initial ?? "10 millis")
     const backoffMax = Duration.toMillis(options.acceptBackoff?.max ?? "1 second")
@@ -202,8 +209,9 @@ export const make = <E, R>(
 
     const stats = new ListenerStats()
     const drain = new DrainSignal()
+    const finiteOr = (d: Duration.Duration) => (Duration.isFinite(d) ? d : Duration.seconds(1))
     const timeouts = yield* Timeouts.make(
-      Timeouts.resolutionFor(Duration.min(Duration.isFinite(idleTimeout) ? idleTimeout : Duration.seconds(1), lingerTimeout))
+      Timeouts.resolutionFor(Duration.min(Duration.min(finiteOr(idleTimeout), finiteOr(sendTimeout)), lingerTimeout))
     )
     const context = (yield* Effect.context<Exclude<R, Scope.Scope>>()) as Context.Context<Exclude<R, Scope.Scope>>
     const runFork = Effect.runForkWith(context)
@@ -275,7 +283,8 @@ export const make = <E, R>(
         owner,
         idleTimeoutMillis: idleMillis,
         lingerMillis,
-        drain
+        drain,
+        sendTimeoutMillis: Duration.toMillis(sendTimeout)
       })
       stats.active++
       open.add(conn)

@@ -32,13 +32,15 @@ export class ListenerStats {
   handlerFailures = 0
   /** Connections closed by the idle timeout. */
   idleTimeouts = 0
+  /** Connections closed because a response made no write progress for the send timeout (a peer not reading). */
+  sendTimeouts = 0
   /** Errors from accept(2), such as EMFILE. */
   acceptErrors = 0
 
 }
 
 /** A listener's counters as its users see them: live, read-only (only the listener counts). */
-export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted" | "refused" | "limited" | "pending" | "bytesIn" | "bytesOut" | "readPauses" | "handlerFailures" | "idleTimeouts" | "acceptErrors">>
+export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted" | "refused" | "limited" | "pending" | "bytesIn" | "bytesOut" | "readPauses" | "handlerFailures" | "idleTimeouts" | "sendTimeouts" | "acceptErrors">>
 
 const counterOf = (get: () => number) => ({
   get: () => ({ count: get(), incremental: true }),
@@ -53,7 +55,7 @@ const gaugeOf = (get: () => number) => ({ get: () => ({ value: get() }), update:
  * `fiberd_connections_accepted_total`, `fiberd_connections_refused_total`,
  * `fiberd_connections_limited_total`, `fiberd_bytes_in_total`,
  * `fiberd_bytes_out_total`, `fiberd_read_pauses_total`, `fiberd_handler_failures_total`,
- * `fiberd_idle_timeouts_total`, `fiberd_accept_errors_total`.
+ * `fiberd_idle_timeouts_total`, `fiberd_send_timeouts_total`, `fiberd_accept_errors_total`.
  */
 export const registerMetrics = (service: string, stats: ListenerStats): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -75,6 +77,7 @@ export const registerMetrics = (service: string, stats: ListenerStats): Effect.E
       counter("fiberd_read_pauses_total", "sockets paused because their handler fell behind reading", () => stats.readPauses),
       counter("fiberd_handler_failures_total", "handlers that failed or died", () => stats.handlerFailures),
       counter("fiberd_idle_timeouts_total", "connections closed idle", () => stats.idleTimeouts),
+      counter("fiberd_send_timeouts_total", "connections closed because writes made no progress", () => stats.sendTimeouts),
       counter("fiberd_accept_errors_total", "accept errors", () => stats.acceptErrors)
     ]
     yield* Effect.addFinalizer(() => Effect.sync(() => registrations.forEach((r) => r.remove())))

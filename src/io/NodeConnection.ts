@@ -32,6 +32,22 @@ export interface ByteCounters {
   bytesOut: number
   /** Times a socket was paused because its reader fell `maxBuffered` bytes behind (backpressure). */
   readPauses: number
+  /** Connections closed because a write made no progress for the send timeout. */
+  sendTimeouts: number
+}
+
+/** The deadline of a write waiting for 'drain': no progress for the send timeout closes the connection. */
+class SendDeadline implements Timed {
+  lastActive = 0
+  readonly timeoutTicks: number
+  readonly conn: NodeConnection
+  constructor(conn: NodeConnection, ticks: number) {
+    this.conn = conn
+    this.timeoutTicks = ticks
+  }
+  onTimeout(): void {
+    this.conn.onSendTimeout()
+  }
 }
 
 type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
@@ -99,6 +115,8 @@ export class NodeConnection implements Connection, Timed {
   private lingering = false
   private readonly lingerTicks: number
   private drainEffect: Effect.Effect<void, ConnectionError> | undefined = undefined
+  private readonly sendTicks: number
+  private sendDeadline: SendDeadline | undefined = undefined
   /** The waiting read is a `readIdle`: a drain ends it. */
   private idleRead = false
   private readonly drainSignal: DrainSignal
@@ -113,7 +131,10 @@ export class NodeConnection implements Connection, Timed {
     readonly idleTimeoutMillis: number
     readonly lingerMillis: number
     readonly drain: DrainSignal
+    /** A write waiting for 'drain' longer than this closes the connection (nginx's send_timeout). Default: never. */
+    readonly sendTimeoutMillis?: number
   }) {
+    this.sendTicks = Number.isFinite(options.sendTimeoutMillis ?? Infinity) ? options.timeouts.ticksFor(options.sendTimeoutMillis!) : 0
     this.drainSignal = options.drain
     this.id = options.id
     this.socket = options.socket
@@ -302,6 +323,7 @@ export class NodeConnection implements Connection, Timed {
   }
 
   onDrain(): void {
+    if (this.sendDeadline !== undefined) this.timeouts.remove(this.sendDeadline)
     const waiter = this.drainWaiter
     if (waiter !== undefined) {
       this.drainWaiter = undefined
@@ -317,8 +339,16 @@ export class NodeConnection implements Connection, Timed {
     this.failPending(this.failure)
   }
 
+  /** A write waited for 'drain' longer than the send timeout: the peer is not reading; close at once. */
+  onSendTimeout(): void {
+    if (this.socket.destroyed) return
+    this.counters.sendTimeouts++
+    this.destroy(new ConnectionTimeout({ connectionId: this.id }))
+  }
+
   onClose(): void {
     this.timeouts.remove(this)
+    if (this.sendDeadline !== undefined) this.timeouts.remove(this.sendDeadline)
     this.failPending(this.failure ?? new ConnectionClosed({ connectionId: this.id }))
     this.owner.onClosed(this)
   }
@@ -338,8 +368,10 @@ export class NodeConnection implements Connection, Timed {
       if (this.socket.destroyed) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
       if (this.socket.writableLength < this.socket.writableHighWaterMark) return resume(Effect.void)
       this.drainWaiter = resume
+      if (this.sendTicks > 0) this.timeouts.add(this.sendDeadline ??= new SendDeadline(this, this.sendTicks))
       return Effect.sync(() => {
         this.drainWaiter = undefined
+        if (this.sendDeadline !== undefined) this.timeouts.remove(this.sendDeadline)
       })
     })
   }

@@ -52,6 +52,7 @@ const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table,
     ...(address._tag === "unix" ? { path: address.path } : { host: address.host, port: address.port }),
     maxConnections: service.maxConnections ?? table.maxConnections,
     idleTimeout: duration(service.idleTimeout),
+    sendTimeout: duration(service.sendTimeout),
     drainTimeout: duration(table.drainTimeout),
     onDrain
   })
@@ -97,7 +98,7 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
         return yield* listen(service.protocol === "echo" ? Echo.handler : Daytime.handler)
       }
       case "chat": {
-        const chat = yield* Chat.make(defined({ maxLineLength: service.maxLineLength, outboxSize: service.outboxSize }))
+        const chat = yield* Chat.make(defined({ maxLineLength: service.maxLineLength, outboxSize: service.outboxSize, maxRooms: service.maxRooms }))
         return yield* listen(chat.handler)
       }
       case "exec": {

@@ -36,6 +36,7 @@ export const Service = Schema.Struct({
   listen: Schema.String,
   maxConnections: Schema.optional(PositiveInt),
   idleTimeout: Schema.optional(Duration),
+  sendTimeout: Schema.optional(Duration),
   // http
   root: Schema.optional(Schema.String),
   headerTimeout: Schema.optional(Duration),
@@ -49,7 +50,8 @@ export const Service = Schema.Struct({
   maxInstances: Schema.optional(PositiveInt),
   // chat
   maxLineLength: Schema.optional(PositiveInt),
-  outboxSize: Schema.optional(PositiveInt)
+  outboxSize: Schema.optional(PositiveInt),
+  maxRooms: Schema.optional(PositiveInt)
 })
 export type Service = typeof Service.Type
 

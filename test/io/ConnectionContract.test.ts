@@ -23,7 +23,7 @@ const nodePair = Effect.gen(function*() {
     id: -1,
     socket,
     remote: remoteOf(socket, undefined),
-    counters: { bytesIn: 0, bytesOut: 0, readPauses: 0 },
+    counters: { bytesIn: 0, bytesOut: 0, readPauses: 0, sendTimeouts: 0 },
     timeouts: new TimeoutManager(1000),
     owner: { onIdle: () => {}, onClosed: () => {} },
     idleTimeoutMillis: Number.POSITIVE_INFINITY,

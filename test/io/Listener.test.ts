@@ -180,6 +180,25 @@ describe("Listener", () => {
       active.destroy()
     })))
 
+  it.live("sendTimeout: a response that makes no write progress closes the connection (the idle timeout is far away)", () =>
+    withListener({ name: "flood", sendTimeout: "300 millis", idleTimeout: "5 minutes" }, (conn) =>
+      Effect.gen(function*() {
+        const block = Buffer.alloc(64 * 1024, 0x61)
+        while (true) yield* conn.write(block)
+      }), async (listener) => {
+      const socket = await connect(listener.address)
+      socket.on("error", () => {}) // the reset arrives once it reads again
+      socket.pause() // reads nothing: the server's writes stop making progress
+      await eventually(() => listener.stats.sendTimeouts === 1, 30_000)
+      await eventually(() => listener.stats.active === 0)
+      // the client finds the connection gone as soon as it reads again
+      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()))
+      socket.resume()
+      await closed
+      assert.strictEqual(listener.stats.idleTimeouts, 0)
+      assert.strictEqual(listener.stats.handlerFailures, 0, "a peer that does not read is not a handler failure")
+    }))
+
   it.live("drain: an in-flight handler finishes inside the drain window; a new connection is refused", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
