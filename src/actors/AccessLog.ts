@@ -86,7 +86,7 @@ export const formatEntry = (format: Format) => {
 }
 
 /** Access-log options. */
-export interface AccessLogOptions {
+export interface AccessLogOptions extends LogWriter.LogLimits {
   /** A file path (appended) or `-` for stdout. Default `logs/access.log`. */
   readonly destination?: LogWriter.Destination
   /** Default `combined`. */
@@ -106,6 +106,7 @@ export const make = (options: AccessLogOptions = {}): Effect.Effect<LogWriter.Lo
     name: "access-log",
     destination: options.destination ?? "logs/access.log",
     format: formatEntry(options.format ?? "combined"),
+    ...LogWriter.limitsOf(options),
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
     ...(options.flushInterval !== undefined ? { flushInterval: options.flushInterval } : {})
   })

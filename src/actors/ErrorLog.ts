@@ -81,7 +81,7 @@ export const formatSyslog = (e: ErrorEntry, options: SyslogOptions, hostname = O
 }
 
 /** Error-log options. */
-export interface ErrorLogOptions {
+export interface ErrorLogOptions extends LogWriter.LogLimits {
   /** A file path (appended), `-` for stdout, or `stderr`. Default `stderr`. */
   readonly destination?: LogWriter.Destination
   /** Default `text`. */
@@ -129,6 +129,7 @@ export const make = (options: ErrorLogOptions = {}): Effect.Effect<LogWriter.Log
       name: "error-log",
       destination: options.destination ?? "stderr",
       format: options.format === "json" ? formatJson : formatText,
+      ...LogWriter.limitsOf(options),
       ...(alsoSend !== undefined ? { alsoSend } : {})
     })
   })

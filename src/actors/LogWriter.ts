@@ -8,9 +8,14 @@
  * is written and the file closed before the scope finishes. A file that cannot
  * be written (permissions, disk full) is reported on stderr once per failure
  * streak and in metrics; its entries are dropped and counted, and the next
- * batch tries again. The server never stops for its logs.
+ * batch tries again. The server never stops for its logs: no synchronous
+ * file-system call runs on the event loop, the queue is bounded (`maxQueued`,
+ * beyond it entries are dropped and counted), an append that makes no
+ * progress for `writeStallTimeout` counts as failed, a FIFO without a reader
+ * cannot block an open, and a log file deleted or replaced under the server
+ * (its directory removed) is noticed within a second and reopened by path.
  */
-import { Cause, Deferred, Duration, Effect, Fiber, Metric, Queue } from "effect"
+import { Cause, Clock, Data, Deferred, Duration, Effect, Fiber, Metric, Queue } from "effect"
 import type { Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -18,8 +23,25 @@ import * as Path from "node:path"
 /** Where a log goes: a file path (appended, created with its directory), `-` for stdout, `stderr` for stderr. */
 export type Destination = string
 
+/** The limits every log shares (the access log's and the error log's options include them). */
+export interface LogLimits {
+  /** Entries waiting to be written at most; more are dropped and counted (a stuck disk cannot grow memory). Default 100,000. */
+  readonly maxQueued?: number
+  /** An append that makes no progress this long counts as failed: its entries are dropped and counted, the file reopened. Default 5 s. */
+  readonly writeStallTimeout?: Duration.Input
+  /** Accept a FIFO, device or socket as the destination. Default false: only regular files (and `-`, `stderr`). */
+  readonly allowNonRegular?: boolean
+}
+
+/** The LogLimits fields of `options` that are set. */
+export const limitsOf = (options: LogLimits): LogLimits => ({
+  ...(options.maxQueued !== undefined ? { maxQueued: options.maxQueued } : {}),
+  ...(options.writeStallTimeout !== undefined ? { writeStallTimeout: options.writeStallTimeout } : {}),
+  ...(options.allowNonRegular !== undefined ? { allowNonRegular: options.allowNonRegular } : {})
+})
+
 /** Options of a log writer. */
-export interface LogWriterOptions<A> {
+export interface LogWriterOptions<A> extends LogLimits {
   /** Name in metrics (`log` attribute) and error messages, e.g. "access-log". */
   readonly name: string
   readonly destination: Destination
@@ -76,59 +98,183 @@ const appendAll = (fd: number, data: Buffer): Promise<void> =>
     step(0)
   })
 
-/** The file behind a log: opened lazily, reopened on demand and after errors. */
+const errno = (code: string, message: string) => Object.assign(new Error(message), { code })
+
+/**
+ * Creates `dir` and its missing parents, one `mkdir` at a time (asynchronously).
+ * Node's own recursive mkdir spins forever on some paths (under /proc).
+ */
+const ensureDir = async (dir: string): Promise<void> => {
+  const stat = await Fs.promises.stat(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "ENOENT") return undefined
+    throw e
+  })
+  if (stat !== undefined) {
+    if (!stat.isDirectory()) throw errno("ENOTDIR", `${dir} is not a directory`)
+    return
+  }
+  const parent = Path.dirname(dir)
+  if (parent === dir) throw errno("ENOENT", `${dir} does not exist`)
+  await ensureDir(parent)
+  await Fs.promises.mkdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "EEXIST") throw e
+  })
+}
+
+/** Append, create, and never block in open(): a FIFO without a reader fails (ENXIO) instead of hanging a thread. */
+const OPEN_FLAGS = Fs.constants.O_WRONLY | Fs.constants.O_APPEND | Fs.constants.O_CREAT | Fs.constants.O_NONBLOCK
+
+/**
+ * The file behind a log: opened lazily (asynchronously), reopened on demand,
+ * after errors, and when the file at the path is no longer the one open
+ * (deleted or replaced: checked at most once a second).
+ */
 class Sink {
   private fd: number | undefined = undefined
+  private inode = 0
+  private device = 0
+  private checkedAt = 0
   private failing = false
-  private readonly options: { readonly name: string; readonly destination: Destination }
-  constructor(options: { readonly name: string; readonly destination: Destination }) {
+  private readonly options: { readonly name: string; readonly destination: Destination; readonly allowNonRegular: boolean }
+  /** Milliseconds now, from Effect's Clock (tests move it with TestClock). */
+  private readonly now: () => number
+  constructor(
+    options: { readonly name: string; readonly destination: Destination; readonly allowNonRegular: boolean },
+    now: () => number
+  ) {
     this.options = options
+    this.now = now
   }
 
-  private open(): number {
-    if (this.options.destination === "-") return 1
-    if (this.options.destination === "stderr") return 2
-    if (this.fd === undefined) {
-      Fs.mkdirSync(Path.dirname(this.options.destination), { recursive: true })
-      this.fd = Fs.openSync(this.options.destination, "a")
-    }
-    return this.fd
+  private get standard(): number | undefined {
+    return this.options.destination === "-" ? 1 : this.options.destination === "stderr" ? 2 : undefined
   }
 
-  close(): void {
+  private async open(): Promise<number> {
+    const standard = this.standard
+    if (standard !== undefined) return standard
     if (this.fd !== undefined) {
-      try {
-        Fs.closeSync(this.fd)
-      } catch {
-        // already gone
-      }
-      this.fd = undefined
+      await this.checkStillThere()
+      if (this.fd !== undefined) return this.fd
     }
+    const path = this.options.destination
+    await ensureDir(Path.dirname(path))
+    const fd = await new Promise<number>((resolve, reject) =>
+      Fs.open(path, OPEN_FLAGS, 0o644, (error, fd) => (error ? reject(error) : resolve(fd)))
+    )
+    const stat = await new Promise<Fs.Stats>((resolve, reject) => Fs.fstat(fd, (error, st) => (error ? reject(error) : resolve(st))))
+    if (!stat.isFile() && !this.options.allowNonRegular) {
+      Fs.close(fd, () => {})
+      throw errno("ENOTREG", "not a regular file (allowNonRegular is off)")
+    }
+    this.fd = fd
+    this.inode = stat.ino
+    this.device = stat.dev
+    this.checkedAt = this.now()
+    return fd
   }
 
-  /** Appends; on failure reports once per streak and resolves false. */
-  async append(data: Buffer, entries: number): Promise<boolean> {
-    try {
-      await appendAll(this.open(), data)
-      if (this.failing) {
-        this.failing = false
-        process.stderr.write(`fiberd: ${this.options.name} ${this.options.destination}: writing again\n`)
-      }
-      return true
-    } catch (error) {
-      const e = error as NodeJS.ErrnoException
-      if (!this.failing) {
-        this.failing = true
-        process.stderr.write(
-          `fiberd: ${this.options.name} ${this.options.destination}: cannot write (${e.code ?? e.message}); ` +
-            `dropping ${entries} entries and every batch until it can be written again\n`
-        )
-      }
-      this.close()
-      return false
+  /** At most once a second: if the path no longer names the open file (deleted, rotated away), close it. */
+  private async checkStillThere(): Promise<void> {
+    const now = this.now()
+    if (now - this.checkedAt < 1000) return
+    this.checkedAt = now
+    const stat = await Fs.promises.stat(this.options.destination).catch(() => undefined)
+    if (stat === undefined || stat.ino !== this.inode || stat.dev !== this.device) this.close()
+  }
+
+  /** Closes the file (asynchronously); the next append opens it again by path. */
+  close(): void {
+    const fd = this.fd
+    this.fd = undefined
+    if (fd !== undefined) Fs.close(fd, () => {})
+  }
+
+  /**
+   * Forgets the file without closing it yet: a write to it is still in flight
+   * (stalled). It is closed when that write ends, so its descriptor number
+   * cannot be reused under the stalled write.
+   */
+  abandon(inFlight: Promise<unknown>): void {
+    const fd = this.fd
+    this.fd = undefined
+    if (fd !== undefined) inFlight.finally(() => Fs.close(fd, () => {})).catch(() => {})
+  }
+
+  /** Appends everything; rejects on an error (the caller drops the batch). */
+  async append(data: Buffer): Promise<void> {
+    await appendAll(await this.open(), data)
+  }
+
+  /** Reports the start (once) and the end of a failure streak on stderr. */
+  report(ok: boolean, entries: number, reason?: string): void {
+    if (ok && this.failing) {
+      this.failing = false
+      process.stderr.write(`fiberd: ${this.options.name} ${this.options.destination}: writing again\n`)
+    } else if (!ok && !this.failing) {
+      this.failing = true
+      process.stderr.write(
+        `fiberd: ${this.options.name} ${this.options.destination}: cannot write (${reason}); ` +
+          `dropping ${entries} entries and every batch until it can be written again\n`
+      )
     }
   }
 }
+
+/** A log destination that cannot be used: not a regular file, in a directory that cannot exist... */
+export class LogPathError extends Data.TaggedError("LogPathError")<{
+  readonly name: string
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `${this.name}: ${this.reason} (${this.path})`
+  }
+}
+
+/**
+ * Checks a log destination at startup, without creating anything: `-` and
+ * `stderr` are fine; a file must be a regular file (a FIFO, a device or a
+ * socket only with `allowNonRegular`), or not exist yet under a path whose
+ * existing part is a directory.
+ */
+export const checkDestination = (
+  name: string,
+  destination: Destination,
+  options: { readonly allowNonRegular?: boolean } = {}
+): Effect.Effect<void, LogPathError> =>
+  destination === "-" || destination === "stderr"
+    ? Effect.void
+    : Effect.tryPromise({
+      try: async () => {
+        const stat = await Fs.promises.stat(destination).catch((e: NodeJS.ErrnoException) => {
+          if (e.code === "ENOENT") return undefined
+          throw e
+        })
+        if (stat !== undefined) {
+          if (stat.isDirectory()) throw errno("EISDIR", "is a directory")
+          if (!stat.isFile() && options.allowNonRegular !== true) {
+            throw errno("ENOTREG", "is not a regular file (a FIFO, device or socket needs allowNonRegular)")
+          }
+          return
+        }
+        let dir = Path.dirname(destination)
+        for (;;) {
+          const st = await Fs.promises.stat(dir).catch(() => undefined)
+          if (st !== undefined) {
+            if (!st.isDirectory()) throw errno("ENOTDIR", `${dir} is not a directory`)
+            if (dir === "/proc" || dir.startsWith("/proc/") || dir === "/sys" || dir.startsWith("/sys/")) {
+              throw errno("EINVAL", `cannot create log files under ${dir}`)
+            }
+            return
+          }
+          const parent = Path.dirname(dir)
+          if (parent === dir) return
+          dir = parent
+        }
+      },
+      catch: (e) => new LogPathError({ name, path: destination, reason: (e as Error).message })
+    })
 
 const writtenTotal = Metric.counter("fiberd_log_written_total", { description: "log entries written", incremental: true })
 const droppedTotal = Metric.counter("fiberd_log_dropped_total", {
@@ -147,7 +293,15 @@ const errorsTotal = Metric.counter("fiberd_log_write_errors_total", { descriptio
 export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const mailbox = yield* Queue.unbounded<A | Control, Cause.Done>()
-    const sink = new Sink(options)
+    const clock = yield* Clock.Clock
+    const sink = new Sink(
+      { name: options.name, destination: options.destination, allowNonRegular: options.allowNonRegular ?? false },
+      () => clock.currentTimeMillisUnsafe()
+    )
+    const maxQueued = options.maxQueued ?? 100_000
+    const writeStall = Duration.fromInputUnsafe(options.writeStallTimeout ?? "5 seconds")
+    /** Entries dropped by `tell` (queue full) since the metric was last updated. */
+    let droppedUnreported = 0
     const stats: LogWriterStats = { written: 0, dropped: 0, writeErrors: 0, batches: 0 }
     const batchSize = options.batchSize ?? 8192
     const flushInterval = Duration.fromInputUnsafe(options.flushInterval ?? 0)
@@ -159,7 +313,24 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
           const slice = entries.slice(from, from + batchSize)
           let text = ""
           for (const entry of slice) text += options.format(entry)
-          const ok = yield* Effect.promise(() => sink.append(Buffer.from(text, "utf8"), slice.length))
+          const data = Buffer.from(text, "utf8")
+          let inFlight: Promise<void> | undefined
+          const outcome = yield* Effect.tryPromise({
+            try: () => (inFlight = sink.append(data)),
+            catch: (e) => (e as NodeJS.ErrnoException).code ?? (e as Error).message
+          }).pipe(Effect.timeoutOption(writeStall), Effect.result)
+          let ok = false
+          if (outcome._tag === "Failure") {
+            sink.close()
+            sink.report(false, slice.length, outcome.failure)
+          } else if (outcome.success._tag === "None") {
+            // stalled: stop waiting, drop the batch, use a fresh descriptor for the next one
+            sink.abandon(inFlight ?? Promise.resolve())
+            sink.report(false, slice.length, `no progress for ${Duration.format(writeStall)}`)
+          } else {
+            ok = true
+            sink.report(true, slice.length)
+          }
           stats.batches++
           if (ok) {
             stats.written += slice.length
@@ -176,6 +347,10 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
 
     const handle = (batch: ReadonlyArray<A | Control>) =>
       Effect.gen(function*() {
+        if (droppedUnreported > 0) {
+          yield* Metric.update(Metric.withAttributes(droppedTotal, attributes), droppedUnreported)
+          droppedUnreported = 0
+        }
         let entries: Array<A> = []
         for (const item of batch) {
           if (item instanceof Control) {
@@ -213,14 +388,15 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
         yield* Deferred.await(done)
       })
 
+    const tellUnsafe = (entry: A) => {
+      if (Queue.sizeUnsafe(mailbox) >= maxQueued || !Queue.offerUnsafe(mailbox, entry)) {
+        stats.dropped++
+        droppedUnreported++
+      }
+    }
     return {
-      tellUnsafe: (entry) => {
-        if (!Queue.offerUnsafe(mailbox, entry)) stats.dropped++
-      },
-      tell: (entry) =>
-        Effect.sync(() => {
-          if (!Queue.offerUnsafe(mailbox, entry)) stats.dropped++
-        }),
+      tellUnsafe,
+      tell: (entry) => Effect.sync(() => tellUnsafe(entry)),
       reopen: control("reopen"),
       flush: control("flush"),
       stats,

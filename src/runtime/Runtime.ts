@@ -9,7 +9,7 @@
  */
 import { Data, Deferred, Duration, Effect, Exit, Scope } from "effect"
 import * as AccessLog from "../actors/AccessLog.ts"
-import type { LogWriter } from "../actors/LogWriter.ts"
+import * as LogWriter from "../actors/LogWriter.ts"
 import * as Supervisor from "../actors/Supervisor.ts"
 import * as Listener from "../io/Listener.ts"
 import * as Udp from "../io/Udp.ts"
@@ -40,7 +40,7 @@ const defined = <T extends Record<string, unknown>>(o: T): { [K in keyof T]: Exc
 /** What the runtime shares with each service. */
 interface Deps {
   readonly table: ServiceTable.Table
-  readonly accessLog: LogWriter<AccessLog.AccessEntry>
+  readonly accessLog: LogWriter.LogWriter<AccessLog.AccessEntry>
   readonly status: Status.StatusSource
 }
 
@@ -113,7 +113,7 @@ export interface Running {
   /** Running services in table order. */
   readonly services: () => ReadonlyArray<Status.ServiceEntry>
   readonly supervisor: Supervisor.Supervisor
-  readonly accessLog: LogWriter<AccessLog.AccessEntry>
+  readonly accessLog: LogWriter.LogWriter<AccessLog.AccessEntry>
   /** Reopens the access log's file (log rotation). */
   readonly reopenLogs: Effect.Effect<void>
   /**
@@ -130,22 +130,32 @@ export interface Running {
  */
 export const start = (
   table: ServiceTable.Table,
-  options: { readonly errorLogStats?: () => import("../actors/LogWriter.ts").LogWriterStats } = {}
+  options: { readonly errorLogStats?: () => LogWriter.LogWriterStats } = {}
 ): Effect.Effect<Running, StartError, Scope.Scope> =>
   Effect.gen(function*() {
     // the access log can be switched by SIGHUP (path or format changed): services tell the current one
     const openAccessLog = (t: ServiceTable.Table) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
-        const writer = yield* AccessLog.make(defined({ destination: t.accessLog?.path ?? "logs/access.log", format: t.accessLog?.format })).pipe(
+        const writer = yield* AccessLog.make(defined({
+          destination: t.accessLog?.path ?? "logs/access.log",
+          format: t.accessLog?.format,
+          writeStallTimeout: duration(t.accessLog?.writeStallTimeout),
+          maxQueued: t.accessLog?.maxQueued,
+          allowNonRegular: t.accessLog?.allowNonRegular
+        })).pipe(
           Scope.provide(scope)
         )
         return { writer, scope, key: JSON.stringify(t.accessLog ?? null) }
       })
+    // a log path that is not a regular file (a FIFO could freeze, a device swallow) is refused before anything starts
+    yield* LogWriter.checkDestination("access log", table.accessLog?.path ?? "logs/access.log", defined({ allowNonRegular: table.accessLog?.allowNonRegular })).pipe(
+      Effect.mapError((e) => new StartError({ service: "access log", reason: `${e.reason} (${e.path})` }))
+    )
     let access = yield* openAccessLog(table)
     // registered before the supervisor: it closes after every service stopped, so their last entries are written
     yield* Effect.addFinalizer(() => Scope.close(access.scope, Exit.void))
-    const accessLog: LogWriter<AccessLog.AccessEntry> = {
+    const accessLog: LogWriter.LogWriter<AccessLog.AccessEntry> = {
       tellUnsafe: (entry) => access.writer.tellUnsafe(entry),
       tell: (entry) => Effect.suspend(() => access.writer.tell(entry)),
       reopen: Effect.suspend(() => access.writer.reopen),
@@ -209,7 +219,11 @@ export const start = (
         const failed: Array<string> = []
         // a new access log first, so that restarted services log to it; the old one is flushed and closed
         const nextKey = JSON.stringify(next.accessLog ?? null)
-        if (nextKey !== access.key) {
+        const usable = yield* Effect.result(
+          LogWriter.checkDestination("access log", next.accessLog?.path ?? "logs/access.log", defined({ allowNonRegular: next.accessLog?.allowNonRegular }))
+        )
+        if (usable._tag === "Failure") yield* Effect.logError(`SIGHUP: the access log stays where it was: ${usable.failure.message}`)
+        else if (nextKey !== access.key) {
           const opened = yield* Effect.result(openAccessLog(next))
           if (opened._tag === "Success") {
             const old = access

@@ -55,15 +55,24 @@ export const Service = Schema.Struct({
 })
 export type Service = typeof Service.Type
 
+/** The limits both logs take: a stalled append, the queue bound, non-regular files. */
+const logLimits = {
+  writeStallTimeout: Schema.optional(Duration),
+  maxQueued: Schema.optional(PositiveInt),
+  allowNonRegular: Schema.optional(Schema.Boolean)
+}
+
 export const Table = Schema.Struct({
   services: Schema.Array(Service),
   accessLog: Schema.optional(Schema.Struct({
     path: Schema.String,
-    format: Schema.optional(Schema.Literals(["common", "combined"]))
+    format: Schema.optional(Schema.Literals(["common", "combined"])),
+    ...logLimits
   })),
   errorLog: Schema.optional(Schema.Struct({
     path: Schema.String,
     format: Schema.optional(Schema.Literals(["text", "json"])),
+    ...logLimits,
     syslog: Schema.optional(Schema.Struct({ host: Schema.String, port: Schema.optional(PositiveInt) }))
   })),
   drainTimeout: Schema.optional(Duration),

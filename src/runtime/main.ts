@@ -13,6 +13,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as ErrorLog from "../actors/ErrorLog.ts"
+import * as LogWriter from "../actors/LogWriter.ts"
 import * as Cli from "./Cli.ts"
 import * as Runtime from "./Runtime.ts"
 import * as ServiceTable from "./ServiceTable.ts"
@@ -70,6 +71,9 @@ const withErrorLog = (args: Cli.Args, table: ServiceTable.Table) =>
   serve(args).pipe(Effect.provide(ErrorLog.layer({
     destination: table.errorLog?.path ?? "stderr",
     format: table.errorLog?.format ?? "text",
+    ...(table.errorLog?.writeStallTimeout !== undefined ? { writeStallTimeout: ServiceTable.toDuration(table.errorLog.writeStallTimeout)! } : {}),
+    ...(table.errorLog?.maxQueued !== undefined ? { maxQueued: table.errorLog.maxQueued } : {}),
+    ...(table.errorLog?.allowNonRegular !== undefined ? { allowNonRegular: table.errorLog.allowNonRegular } : {}),
     ...(table.errorLog?.syslog !== undefined ? { syslog: { host: table.errorLog.syslog.host, ...(table.errorLog.syslog.port !== undefined ? { port: table.errorLog.syslog.port } : {}) } } : {})
   })))
 
@@ -84,7 +88,11 @@ const fiberd = Command.make("fiberd", Cli.runFlags, (flags) =>
   Effect.gen(function*() {
     const args = Cli.toArgs(flags)
     const table = yield* loadTable(args)
-    yield* withErrorLog(args, table)
+    // an error log path that cannot be used is refused before anything starts (exit 1)
+    yield* LogWriter.checkDestination("error log", table.errorLog?.path ?? "stderr", { allowNonRegular: table.errorLog?.allowNonRegular ?? false }).pipe(
+      Effect.andThen(withErrorLog(args, table)),
+      Effect.catchTag("LogPathError", fail(1))
+    )
   })).pipe(Command.withDescription(Cli.description), Command.withSubcommands([check]))
 
 const main = Command.run(fiberd, { version: packageJson.version }).pipe(

@@ -4,14 +4,17 @@
  * Logger and its syslog sink.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Metric } from "effect"
+import { Effect, Exit, Metric } from "effect"
+import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
+import { execFileSync } from "node:child_process"
 import * as Dgram from "node:dgram"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as AccessLog from "../../src/actors/AccessLog.ts"
 import * as ErrorLog from "../../src/actors/ErrorLog.ts"
+import * as LogWriter from "../../src/actors/LogWriter.ts"
 import * as Response from "../../src/protocols/http/Response.ts"
 import * as Serve from "../../src/protocols/http/Serve.ts"
 import { Script } from "../../src/testkit/index.ts"
@@ -72,7 +75,7 @@ describe("AccessLog", () => {
         for (let i = 0; i < 20_000; i++) {
           log.tellUnsafe(entry(i))
           if (i === 7_000) {
-            yield* Effect.yieldNow // let some batches be written to the old file
+            yield* log.flush // some batches are in the old file
             Fs.renameSync(file, `${file}.1`)
             yield* log.reopen
           }
@@ -92,7 +95,7 @@ describe("AccessLog", () => {
       process.stderr.write = ((chunk: string) => (stderr.push(String(chunk)), true)) as typeof process.stderr.write
       try {
         const stats = yield* Effect.scoped(Effect.gen(function*() {
-          const log = yield* AccessLog.make({ destination: "/dev/full" })
+          const log = yield* AccessLog.make({ destination: "/dev/full", allowNonRegular: true })
           for (let i = 0; i < 10; i++) log.tellUnsafe(entry(i))
           yield* log.flush
           for (let i = 0; i < 10; i++) log.tellUnsafe(entry(i))
@@ -163,4 +166,87 @@ describe("AccessLog.layerTest", () => {
       assert.deepStrictEqual(test.entries.map((e) => [e.requestLine, e.status, e.bytes]), [["GET /a HTTP/1.1", 200, 3]])
       assert.match(test.lines[0]!, /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/a HTTP\/1\.1" 200 3 "-" "ua\/1"\n$/)
     }).pipe(Effect.provide(AccessLog.layerTest("combined"))))
+})
+
+describe("logs never block or balloon the loop", () => {
+  const fifo = () => {
+    const path = Path.join(tmp(), "log.fifo")
+    execFileSync("mkfifo", [path])
+    return path
+  }
+  const quietStderr = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        const write = process.stderr.write.bind(process.stderr)
+        process.stderr.write = (() => true) as typeof process.stderr.write
+        return write
+      }),
+      () => effect,
+      (write) => Effect.sync(() => void (process.stderr.write = write))
+    )
+
+  it.live("a FIFO is refused as a log path unless allowed; an allowed FIFO without a reader never freezes the loop", () =>
+    Effect.gen(function*() {
+      const path = fifo()
+      const refused = yield* Effect.flip(LogWriter.checkDestination("access log", path))
+      assert.include(refused.message, "is not a regular file")
+      assert.isTrue(Exit.isSuccess(yield* Effect.exit(LogWriter.checkDestination("access log", path, { allowNonRegular: true }))))
+      const stats = yield* quietStderr(Effect.scoped(Effect.gen(function*() {
+        const log = yield* AccessLog.make({ destination: path, allowNonRegular: true })
+        for (let i = 0; i < 100; i++) log.tellUnsafe(entry(i))
+        yield* log.flush // returns: the open fails at once (ENXIO) instead of blocking a thread
+        return { ...log.stats }
+      })))
+      assert.strictEqual(stats.dropped, 100)
+      assert.strictEqual(stats.written, 0)
+    }))
+
+  it.live("a FIFO whose reader never reads: the log drops and counts, memory stays bounded (maxQueued)", () =>
+    Effect.gen(function*() {
+      const path = fifo()
+      // a reader that opens the FIFO and never reads (O_NONBLOCK so the open itself does not wait)
+      const reader = Fs.openSync(path, Fs.constants.O_RDONLY | Fs.constants.O_NONBLOCK)
+      try {
+        const stats = yield* quietStderr(Effect.scoped(Effect.gen(function*() {
+          const log = yield* AccessLog.make({ destination: path, allowNonRegular: true, maxQueued: 1000 })
+          for (let i = 0; i < 50_000; i++) log.tellUnsafe(entry(i))
+          assert.isAtMost(log.depth(), 1000, "the queue is bounded")
+          yield* log.flush
+          return { ...log.stats }
+        })))
+        assert.isAtLeast(stats.dropped, 49_000, "entries beyond the bound, and those the pipe would not take, are dropped and counted")
+        assert.strictEqual(stats.dropped + stats.written, 50_000, "every entry is written or counted as dropped")
+      } finally {
+        Fs.closeSync(reader)
+      }
+    }))
+
+  it.live("a path under /proc is refused at startup and, used anyway, fails fast instead of spinning", () =>
+    Effect.gen(function*() {
+      const refused = yield* Effect.flip(LogWriter.checkDestination("access log", "/proc/fiberd-test/access.log"))
+      assert.include(refused.message, "/proc")
+      const stats = yield* quietStderr(Effect.scoped(Effect.gen(function*() {
+        const log = yield* AccessLog.make({ destination: "/proc/fiberd-test/access.log" })
+        log.tellUnsafe(entry(1))
+        yield* log.flush
+        return { ...log.stats }
+      })))
+      assert.strictEqual(stats.dropped, 1)
+    }))
+
+  it.effect("a log directory removed while running is noticed within a second and the file recreated (TestClock)", () =>
+    Effect.gen(function*() {
+      const dir = Path.join(tmp(), "logs")
+      const file = Path.join(dir, "access.log")
+      const log = yield* AccessLog.make({ destination: file, format: "common" })
+      log.tellUnsafe(entry(1))
+      yield* log.flush
+      assert.strictEqual(lines(file).length, 1)
+      Fs.rmSync(dir, { recursive: true })
+      yield* TestClock.adjust("1 second")
+      log.tellUnsafe(entry(2))
+      yield* log.flush
+      assert.deepStrictEqual(lines(file).map((l) => /item\/(\d+)/.exec(l)![1]), ["2"], "a new file at the path holds what came after")
+      assert.strictEqual(log.stats.written, 2)
+    }))
 })

@@ -10,7 +10,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { mainScript, type ServerProcess, start } from "../support/serverProcess.ts"
+import { mainScript, runOnce, type ServerProcess, start } from "../support/serverProcess.ts"
 
 const site = () => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-site-"))
@@ -494,4 +494,19 @@ describe("fiberd life-cycle: signals and children", () => {
     assert.deepStrictEqual(pids.filter(alive), [], "no exec child left running")
     s.destroy()
   }, 30_000)
+})
+
+describe("fiberd refuses log paths that could freeze it", () => {
+  it("an access log path that is a FIFO: exit 1 at startup, naming the log, the problem and the path", async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-fifo-"))
+    const fifo = Path.join(dir, "access.fifo")
+    execFileSync("mkfifo", [fifo])
+    const run = await runOnce(["--config", (() => {
+      const file = Path.join(dir, "fiberd.json")
+      Fs.writeFileSync(file, JSON.stringify({ services: [{ name: "echo", protocol: "echo", listen: "127.0.0.1:0" }], accessLog: { path: fifo } }))
+      return file
+    })()])
+    assert.strictEqual(run.code, 1)
+    assert.include(run.stderr, `fiberd: access log: is not a regular file (a FIFO, device or socket needs allowNonRegular) (${fifo})`)
+  })
 })
