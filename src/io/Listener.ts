@@ -62,6 +62,30 @@ export interface ListenOptions {
    * idle keep-alive connections).
    */
   readonly onDrain?: Effect.Effect<void>
+  /**
+   * A listening socket shared across reloads (see `ListenSocket`): if it is
+   * bound, this listener takes it over instead of binding; when this listener
+   * stops while a successor owns the socket, it drains without closing it.
+   */
+  readonly socket?: ListenSocket
+}
+
+/**
+ * A listening socket that can outlive one listener: when a service is
+ * reloaded with a new configuration, the new listener adopts the socket of
+ * the old one (no new bind, no refused connection) and the old one only
+ * drains the connections it already has (nginx's reload). Pass the same
+ * `ListenSocket` to both; whoever took it last owns it, and the owner closes
+ * it when it stops.
+ */
+export class ListenSocket {
+  /** The bound server, while some listener owns it. */
+  server: Net.Server | undefined = undefined
+  /** The listener accepting now (an opaque token). */
+  owner: object | undefined = undefined
+  /** Where accepted connections and accept errors go: the owner's handlers. */
+  onConnection: ((socket: Net.Socket) => void) | undefined = undefined
+  onError: ((error: NodeJS.ErrnoException) => void) | undefined = undefined
 }
 
 /** The address a listener is bound to. */
@@ -357,18 +381,35 @@ export const make = <E, R>(
       )
     }
 
-    const server = Net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true })
-    server.on("connection", (socket) => {
+    const shared = options.socket ?? new ListenSocket()
+    const token = {}
+    const accept = (socket: Net.Socket) => {
       if (backoffMillis > 0 && !backingOff) backoffMillis = 0
       onConnection(socket)
+    }
+    const takeOver = Effect.sync(() => {
+      shared.owner = token
+      shared.onConnection = accept
+      shared.onError = onAcceptError
     })
+    const adopt = shared.server !== undefined && shared.server.listening
+    const server = adopt ? shared.server! : Net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true })
+    if (!adopt) {
+      // the server dispatches to whichever listener owns the socket now
+      server.on("connection", (socket) => {
+        if (shared.onConnection !== undefined) shared.onConnection(socket)
+        else socket.destroy()
+      })
+    }
 
     yield* Effect.acquireRelease(
-      listen(server, name, options, display).pipe(Effect.tap(() =>
-        Effect.sync(() => {
-          server.on("error", onAcceptError)
+      (adopt ? takeOver : listen(server, name, options, display).pipe(
+        Effect.andThen(Effect.sync(() => {
+          shared.server = server
+          server.on("error", (error: NodeJS.ErrnoException) => shared.onError?.(error))
           options.onServer?.(server)
-        })
+        })),
+        Effect.andThen(takeOver)
       )),
       () => shutdown
     )
@@ -376,7 +417,15 @@ export const make = <E, R>(
 
     const shutdown = Effect.gen(function*() {
       closing = true
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      // the owner closes the socket; a listener whose successor took it over only drains
+      const owner = shared.owner === token
+      const closed = owner ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()
+      if (owner) {
+        shared.server = undefined
+        shared.owner = undefined
+        shared.onConnection = undefined
+        shared.onError = undefined
+      }
       for (const socket of waiting.splice(0)) {
         stats.refused++
         stats.pending--

@@ -42,21 +42,29 @@ interface Deps {
   readonly table: ServiceTable.Table
   readonly accessLog: LogWriter.LogWriter<AccessLog.AccessEntry>
   readonly status: Status.StatusSource
+  /** The listening socket of a service's address, shared by its generations across reloads. */
+  readonly socketFor: (service: ServiceTable.Service) => Listener.ListenSocket
 }
 
-const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table, onDrain?: Effect.Effect<void>): Listener.ListenOptions => {
+const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table, socket?: Listener.ListenSocket): Listener.ListenOptions => {
   const transport = service.transport ?? "tcp"
   const address = ServiceTable.parseListen(service.listen, transport) as ServiceTable.Address
   return defined({
+    socket,
     name: service.name,
     ...(address._tag === "unix" ? { path: address.path } : { host: address.host, port: address.port }),
     maxConnections: service.maxConnections ?? table.maxConnections,
     idleTimeout: duration(service.idleTimeout),
     sendTimeout: duration(service.sendTimeout),
-    drainTimeout: duration(table.drainTimeout),
-    onDrain
+    drainTimeout: duration(table.drainTimeout)
   })
 }
+
+/**
+ * A service and where it listens, as a key: a service reloaded on the same key hands its listening
+ * socket over (with port 0, the port it got is kept). Two services never share one: names are unique.
+ */
+const addressKey = (service: ServiceTable.Service) => `${service.name} ${service.transport ?? "tcp"} ${service.listen}`
 
 /** Starts one service in the current scope; returns what the status page shows. */
 export const startService = (service: ServiceTable.Service, deps: Deps): Effect.Effect<Status.ServiceEntry, StartError, Scope.Scope> =>
@@ -64,7 +72,7 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
     const transport = service.transport ?? "tcp"
     const base = { name: service.name, protocol: service.protocol, transport }
     const listen = <E>(handler: (conn: import("../io/Connection.ts").Connection) => Effect.Effect<void, E>) =>
-      Listener.make(listenOptions(service, deps.table), handler).pipe(
+      Listener.make(listenOptions(service, deps.table, deps.socketFor(service)), handler).pipe(
         Effect.map((l): Status.ServiceEntry => ({ ...base, address: Listener.formatAddress(l.address), stats: l.stats }))
       )
     switch (service.protocol) {
@@ -72,7 +80,7 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
         const site = yield* StaticFiles.make({ root: service.root ?? ServiceTable.bundledPublic })
         const app = Status.withStatus(site, deps.status, service.status ?? "loopback")
         const server = yield* HttpServer.listen(app, {
-          listen: listenOptions(service, deps.table),
+          listen: listenOptions(service, deps.table, deps.socketFor(service)),
           http: defined({
             accessLog: deps.accessLog,
             headerTimeout: duration(service.headerTimeout),
@@ -178,32 +186,58 @@ export const start = (
         error: options.errorLogStats?.() ?? { written: 0, dropped: 0, writeErrors: 0, batches: 0 }
       })
     }
-    const deps = (): Deps => ({ table: current, accessLog, status })
+    const runtimeScope = yield* Effect.scope
+    const sockets = new Map<string, Listener.ListenSocket>()
+    const socketFor = (service: ServiceTable.Service) => {
+      const key = addressKey(service)
+      let socket = sockets.get(key)
+      if (socket === undefined) sockets.set(key, socket = new Listener.ListenSocket())
+      return socket
+    }
+    const deps = (): Deps => ({ table: current, accessLog, status, socketFor })
+    /** The supervisor child id of each running service: its name, then name~2, name~3... after hand-over reloads. */
+    const childIds = new Map<string, string>()
+    let generation = 0
     const shutdownOf = () => Duration.sum(Duration.fromInputUnsafe(duration(current.drainTimeout) ?? "10 seconds"), Duration.seconds(5))
 
     const launch = (service: ServiceTable.Service) =>
       Effect.gen(function*() {
         const ready = yield* Deferred.make<void, StartError>()
+        const id = childIds.has(service.name) ? `${service.name}~${++generation + 1}` : service.name
         yield* root.startChild({
-          id: service.name,
+          id,
           restart: "permanent",
           shutdown: shutdownOf(),
           start: Effect.gen(function*() {
             const entry = yield* startService(service, deps()).pipe(Effect.tapError((e) => Deferred.fail(ready, e)))
-            running.set(service.name, { config: service, entry })
-            yield* Effect.addFinalizer(() => Effect.sync(() => running.delete(service.name)))
+            const mine = { config: service, entry }
+            running.set(service.name, mine)
+            yield* Effect.addFinalizer(() =>
+              Effect.sync(() => {
+                if (running.get(service.name) === mine) running.delete(service.name)
+              })
+            )
             yield* Deferred.succeed(ready, undefined)
             return yield* Effect.never
           })
         }).pipe(Effect.orDie)
         const exit = yield* Effect.exit(Deferred.await(ready))
         if (Exit.isFailure(exit)) {
-          yield* root.terminateChild(service.name)
+          yield* root.terminateChild(id)
           return yield* Effect.failCause(exit.cause)
         }
+        return id
       })
 
-    for (const service of table.services) yield* launch(service)
+    /** Stops a service's running generation, if any. */
+    const stop = (name: string) =>
+      Effect.suspend(() => {
+        const id = childIds.get(name)
+        childIds.delete(name)
+        return id === undefined ? Effect.void : root.terminateChild(id)
+      })
+
+    for (const service of table.services) childIds.set(service.name, yield* launch(service))
 
     /** A service with the table-wide keys that shape it, so a change of those restarts it too. */
     const effective = (service: ServiceTable.Service, t: ServiceTable.Table) =>
@@ -233,10 +267,14 @@ export const start = (
           }
         }
         current = next
+        // a changed service on the same TCP/unix address is handed over: the new generation takes the
+        // listening socket, then the old one drains what it has (nothing is refused, nothing is dropped)
+        const handOver = (old: ServiceTable.Service, now: ServiceTable.Service) =>
+          addressKey(old) === addressKey(now) && (now.transport ?? "tcp") !== "udp" && old.protocol === now.protocol
         for (const [name, old] of before) {
           const now = after.get(name)
-          if (now === undefined || effective(now, next) !== effective(old, previous)) {
-            yield* root.terminateChild(name)
+          if (now === undefined || (effective(now, next) !== effective(old, previous) && !handOver(old, now))) {
+            yield* stop(name)
             stopped.push(name)
           }
         }
@@ -244,8 +282,15 @@ export const start = (
           const old = before.get(service.name)
           if (old !== undefined && effective(old, previous) === effective(service, next)) continue
           const exit = yield* Effect.exit(launch(service))
-          if (Exit.isSuccess(exit)) started.push(service.name)
-          else {
+          if (Exit.isSuccess(exit)) {
+            if (old !== undefined && handOver(old, service)) {
+              const previousId = childIds.get(service.name)
+              childIds.set(service.name, exit.value)
+              if (previousId !== undefined) yield* Effect.forkIn(root.terminateChild(previousId), runtimeScope) // drains in the background
+              stopped.push(service.name)
+            } else childIds.set(service.name, exit.value)
+            started.push(service.name)
+          } else {
             failed.push(service.name)
             yield* Effect.logError(`reload: ${service.name} did not start`, exit.cause)
           }

@@ -409,7 +409,8 @@ describe("fiberd life-cycle: shutdown and reload are orderly", () => {
       await server.waitFor(/SIGHUP: table reloaded/)
       assert.match(server.stderr(), /access log switched to b\.log/)
       assert.match(server.stderr(), /errorLog changed/)
-      assert.notStrictEqual(server.port("echo"), echoPort, "echo restarted (port 0 picked anew) for its new drainTimeout")
+      assert.strictEqual(server.stdout().match(/^echo\t/gm)?.length, 2, "echo restarted for its new drainTimeout (its line printed again)")
+      assert.strictEqual(server.port("echo"), echoPort, "on the listening socket it had: handed over, not bound anew")
       await httpGet(server.port("web"), "/data.txt")
       await fileMatches(Path.join(server.dir, "b.log"), /"GET \/data.txt HTTP\/1\.1" 200/)
       assert.notMatch(Fs.readFileSync(Path.join(server.dir, "a.log"), "utf8"), /data\.txt/)
@@ -509,4 +510,50 @@ describe("fiberd refuses log paths that could freeze it", () => {
     assert.strictEqual(run.code, 1)
     assert.include(run.stderr, `fiberd: access log: is not a regular file (a FIFO, device or socket needs allowNonRegular) (${fifo})`)
   })
+})
+
+describe("fiberd reload without dropping a request", () => {
+  it("a keep-alive client hammering a service across 10 reloads that change it sees zero errors", async () => {
+    const root = site()
+    const table = (n: number) => ({
+      services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0", root, headerTimeout: `${10 + n} seconds` }],
+      accessLog: { path: "access.log" }
+    })
+    const server = await start(table(0))
+    const port = server.port("web")
+    const agent = new Http.Agent({ keepAlive: true, maxSockets: 8 })
+    let ok = 0
+    const errors: Array<string> = []
+    let running = true
+    const worker = async () => {
+      while (running) {
+        try {
+          const r = await httpGet(port, "/data.txt", {}, agent)
+          if (r.status === 200 && r.body === "0123456789") ok++
+          else errors.push(`status ${r.status}`)
+        } catch (e) {
+          errors.push((e as Error).message)
+        }
+      }
+    }
+    const workers = Array.from({ length: 8 }, worker)
+    try {
+      for (let n = 1; n <= 10; n++) {
+        const before = ok
+        Fs.writeFileSync(server.configPath, JSON.stringify(table(n)))
+        server.child.kill("SIGHUP")
+        await server.waitFor(new RegExp(`(SIGHUP: table reloaded[^]*){${n}}`))
+        // requests keep flowing after each reload
+        while (ok < before + 50 && errors.length === 0) await new Promise((r) => setImmediate(r))
+      }
+    } finally {
+      running = false
+      await Promise.all(workers)
+      agent.destroy()
+    }
+    assert.deepStrictEqual(errors, [], "no request failed across the reloads")
+    assert.isAbove(ok, 500)
+    assert.strictEqual(server.port("web"), port, "the same listening socket throughout")
+    assert.strictEqual(await server.stop(), 0)
+  }, 60_000)
 })

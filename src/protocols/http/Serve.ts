@@ -38,6 +38,13 @@ export interface ServeOptions {
   readonly requestTimeout?: Duration.Input
   /** An idle keep-alive connection is closed after this long. Default 5 s. */
   readonly keepAliveTimeout?: Duration.Input
+  /**
+   * When the server drains (shutdown, or a reload handing the service over), a connection with no
+   * request in progress is closed once it has been idle this long: a request already on its way
+   * (a keep-alive client that just got its previous answer) is still answered, with
+   * `Connection: close`, instead of meeting a closed socket. Default 500 ms.
+   */
+  readonly drainGrace?: Duration.Input
   /** Requests served on one connection before it is closed. Default 10,000. */
   readonly maxRequestsPerConnection?: number
   /** Coalesced pipelined output is written once it reaches this size. Default 64 KiB. */
@@ -129,6 +136,20 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
     this.phase = phase
     this.timeoutTicks = this.ticks[phase]
     this.lastActive = this.shared.timeouts.epoch
+    if (!this.registered) {
+      this.shared.timeouts.add(this)
+      this.registered = true
+    }
+  }
+
+  /**
+   * The server drains and this connection has no request in progress: it
+   * times out after `ticks` of idleness (from its last activity) instead of
+   * its full timeout, and its next answer says Connection: close.
+   */
+  drainGrace(ticks: number): void {
+    this.shared.draining = true
+    this.timeoutTicks = Math.min(this.timeoutTicks, ticks)
     if (!this.registered) {
       this.shared.timeouts.add(this)
       this.registered = true
@@ -253,8 +274,10 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     const headerTimeout = Duration.fromInputUnsafe(options.headerTimeout ?? "20 seconds")
     const requestTimeout = Duration.fromInputUnsafe(options.requestTimeout ?? "60 seconds")
     const keepAliveTimeout = Duration.fromInputUnsafe(options.keepAliveTimeout ?? "5 seconds")
-    const shortest = Duration.min(Duration.min(headerTimeout, requestTimeout), keepAliveTimeout)
+    const drainGrace = Duration.fromInputUnsafe(options.drainGrace ?? "500 millis")
+    const shortest = Duration.min(Duration.min(Duration.min(headerTimeout, requestTimeout), keepAliveTimeout), drainGrace)
     const timeouts = yield* Timeouts.make(Timeouts.resolutionFor(shortest))
+    const drainGraceTicks = timeouts.ticksFor(Duration.toMillis(drainGrace))
     const shared = new Shared(timeouts)
     const ticks: Record<Phase, number> = {
       idle: timeouts.ticksFor(Duration.toMillis(keepAliveTimeout)),
@@ -495,12 +518,21 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
           }
           if (next._tag === "Incomplete") {
             yield* s.flush()
-            if (s.shared.draining) return
             // the header timeout runs from the first byte of a head (or from accept) and is not reset by more bytes
             const phase = s.start < s.end || s.requests === 0 ? "head" : "idle"
             if (s.phase !== phase) s.setPhase(phase)
-            // EOF between requests (or in a partial head), or a drain while idle: done
-            if (!(yield* (s.start < s.end ? s.fill : s.fillIdle))) return
+            const idle = s.start >= s.end
+            if (idle && (s.shared.draining || s.conn.isDraining())) {
+              // draining, and no request in progress: a request already on its way gets a short grace
+              // (it is answered, with Connection: close); then the connection closes
+              s.drainGrace(drainGraceTicks)
+              if (!(yield* s.fill)) return
+            } else if (!(yield* (idle ? s.fillIdle : s.fill))) {
+              // EOF; or the drain began while idle: the same grace, then close
+              if (!idle || !s.conn.isDraining()) return
+              s.drainGrace(drainGraceTicks)
+              if (!(yield* s.fill)) return
+            }
             if (s.phase === "idle") s.setPhase("head")
             continue
           }
@@ -522,14 +554,14 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
       Effect.gen(function*() {
         if (s.registered) s.shared.timeouts.remove(s)
         const pending = s.pending
-        if (s.timedOut === "head" && (s.start < s.end || s.requests === 0) && !s.sent) {
+        if (s.timedOut === "head" && (s.start < s.end || (s.requests === 0 && !s.shared.draining)) && !s.sent) {
           yield* failConnection(s, 408, "request head not received in time", "-").pipe(Effect.ignore)
         } else if (s.timedOut === "body" && pending !== undefined && !s.sent) {
           yield* failConnection(s, 408, "request body not received in time", pending.requestLine, pending.head.headers).pipe(Effect.ignore)
         } else if (pending !== undefined) {
           log(s, pending.head, 499, 0, pending.time, pending.started)
         } else if (s.timedOut === "idle" || s.timedOut === "head") {
-          yield* s.conn.close // idle keep-alive (or silent new) connection: a polite close
+          yield* s.conn.close // idle keep-alive (or silent new, or drained) connection: a polite close
         }
       })
 

@@ -208,21 +208,32 @@ describe("timeouts (TestClock)", () => {
 })
 
 describe("drain: a connection with no request in progress is idle", () => {
-  it.effect("a connection that never sent a byte ends at once when the drain starts", () =>
+  it.effect("a connection that never sent a byte ends when the drain starts (after the short drain grace)", () =>
     Effect.gen(function*() {
-      const r = yield* serve([Script.drain])
-      assert.isTrue(r.exit !== undefined && Exit.isSuccess(r.exit), Script.describe(r))
-      assert.isTrue(r.serverEnded)
-      assert.strictEqual(r.text, "")
+      const r = yield* serve([Script.drain, Script.wait("1 second")])
+      assert.isTrue(r.exit !== undefined, Script.describe(r))
+      assert.isTrue(r.serverEnded, "closed politely (FIN), not reset")
+      assert.isFalse(r.reset)
+      assert.strictEqual(r.text, "", "no 408 for a connection closed by the drain")
     }))
 
-  it.effect("a kept-alive connection between requests ends at once; a half-sent head is answered first", () =>
+  it.effect("a kept-alive connection between requests ends after the drain grace; a half-sent head is answered first", () =>
     Effect.gen(function*() {
-      const idle = yield* serve([Script.send(GET("/hello")), Script.drain])
+      const idle = yield* serve([Script.send(GET("/hello")), Script.drain, Script.wait("1 second")])
       assert.strictEqual(responses(idle.text).length, 1)
       assert.isTrue(idle.serverEnded)
       const busy = yield* serve([Script.send("GET /hello HTTP/1.1\r\nHo"), Script.drain, Script.send("st: t\r\n\r\n")])
       assert.strictEqual(responses(busy.text).map(statusOf)[0], 200, "the request in progress is served")
+    }))
+
+  it.effect("a request that arrives within the drain grace is answered, with Connection: close (no reset race for keep-alive clients)", () =>
+    Effect.gen(function*() {
+      const r = yield* serve([Script.send(GET("/hello")), Script.drain, Script.wait("100 millis"), Script.send(GET("/n/2"))])
+      const [first, second] = responses(r.text)
+      assert.notInclude(first!, "Connection: close")
+      assert.include(second!, "Connection: close\r\n")
+      assert.isTrue(second!.endsWith("n=2\n"))
+      assert.isTrue(r.serverEnded)
     }))
 })
 
