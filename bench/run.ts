@@ -7,6 +7,7 @@ import * as Os from "node:os"
 import * as Actors from "./actors.ts"
 import * as Echo from "./echo.ts"
 import * as Http from "./http.ts"
+import * as Soak from "./soak.ts"
 import { pinnedNote } from "./harness.ts"
 
 const args = process.argv.slice(2)
@@ -17,7 +18,8 @@ const flag = (name: string, fallback: number) => {
 const rounds = flag("rounds", 3)
 const seconds = flag("seconds", 10)
 const suites = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"))
-const wanted = (s: string) => suites.length === 0 || suites.includes(s)
+// soak runs only when asked for (it takes minutes)
+const wanted = (s: string) => (suites.length === 0 && s !== "soak") || suites.includes(s)
 
 console.log(`fiberd benchmarks — ${new Date().toISOString()} — Node ${process.version}, ${Os.cpus().length}× ${Os.cpus()[0]?.model}`)
 console.log(`(${pinnedNote})`)
@@ -48,4 +50,12 @@ if (wanted("http")) {
   console.log(`\nHTTP: fiberd static files (access log on) vs node:http from Buffers; wrk -t1, ${seconds} s, median of ${rounds}`)
   console.log(`  targets: ≥ 1.0× on keep-alive rows, ≥ 3× pipelined`)
   await Http.run(rounds, seconds)
+}
+if (wanted("soak")) {
+  const minutes = flag("minutes", 10)
+  console.log(`\nsoak: ${minutes} min at c=500 (wrk c=300 on the site, 100 echo ping-pong, 100 chat members in 10 rooms)`)
+  const r = await Soak.run(minutes)
+  console.log(`  RSS ${r.rssAtWarmMiB.toFixed(1)} MiB after warm-up → ${r.rssEndMiB.toFixed(1)} MiB at the end (max ${r.rssMaxMiB.toFixed(1)}): growth ${r.growthPercent.toFixed(1)} % (target < 10 %)`)
+  console.log(`  event-loop delay: per-second p99 median ${r.loopDelayMedianP99Ms.toFixed(1)} ms, p99 of those ${r.loopDelayP99OfP99Ms.toFixed(1)} ms, max ${r.loopDelayMaxMs.toFixed(1)} ms`)
+  console.log(`  load: HTTP ${Math.round(r.httpRps)} req/s (p99 ${r.httpP99}, socket errors ${r.wrkErrors}, non-2xx ${r.non2xx}); echo ${r.echoRoundTrips} round trips; chat ${r.chatSent} lines sent, ${r.chatReceived} received; client errors ${r.clientErrors}`)
 }
