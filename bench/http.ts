@@ -21,7 +21,8 @@ export const rows: ReadonlyArray<Row> = [
   { name: "16 KiB, c=1000", path: "/16k.bin", connections: 1000 },
   { name: "1 MiB, c=100", path: "/1m.bin", connections: 100 },
   { name: "1 MiB, c=1000", path: "/1m.bin", connections: 1000 },
-  { name: "12 B, 16-deep pipeline, c=100", path: "/hello.txt", connections: 100, pipeline: true }
+  { name: "12 B, 16-deep pipeline, c=100", path: "/hello.txt", connections: 100, pipeline: true },
+  { name: "404, 16-deep pipeline, c=100", path: "/missing.txt", connections: 100, pipeline: true }
 ]
 
 const wrk = (port: number, row: Row, seconds: number): Promise<{ rps: number; p99: string }> =>

@@ -1,7 +1,7 @@
--- wrk script: 16 pipelined GETs of the 12-byte file per request() call
+-- wrk script: 16 pipelined GETs of the URL's path per request() call
 init = function(args)
   local r = {}
-  for i = 1, 16 do r[i] = wrk.format("GET", "/hello.txt") end
+  for i = 1, 16 do r[i] = wrk.format("GET") end
   req = table.concat(r)
 end
 request = function() return req end

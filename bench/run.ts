@@ -7,6 +7,7 @@ import * as Os from "node:os"
 import * as Actors from "./actors.ts"
 import * as Echo from "./echo.ts"
 import * as Http from "./http.ts"
+import * as Slowloris from "./slowloris.ts"
 import * as Soak from "./soak.ts"
 import { pinnedNote } from "./harness.ts"
 
@@ -50,6 +51,13 @@ if (wanted("http")) {
   console.log(`\nHTTP: fiberd static files (access log on) vs node:http from Buffers; wrk -t1, ${seconds} s, median of ${rounds}`)
   console.log(`  targets: ≥ 1.0× on keep-alive rows, ≥ 3× pipelined`)
   await Http.run(rounds, seconds)
+}
+if (wanted("slowloris")) {
+  console.log(`\nbyte-at-a-time heads: normal-request latency, quiet vs 1,000 connections each holding 15 KB of head and adding a byte every 14 ms`)
+  const r = await Slowloris.run()
+  const f = (x: { median: number; p99: number; max: number }) => `median ${x.median.toFixed(2)} ms, p99 ${x.p99.toFixed(2)} ms, max ${x.max.toFixed(1)} ms`
+  console.log(`  quiet: ${f(r.quiet)}`)
+  console.log(`  under attack: ${f(r.underAttack)} → median ${(r.underAttack.median / r.quiet.median).toFixed(2)}× (target ≤ 2×)`)
 }
 if (wanted("soak")) {
   const minutes = flag("minutes", 10)

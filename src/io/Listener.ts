@@ -174,7 +174,7 @@ const listen = (server: Net.Server, name: string, options: ListenOptions, displa
           if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || !(await isStaleSocket(options.path))) {
             throw error
           }
-          Fs.unlinkSync(options.path)
+          await Fs.promises.unlink(options.path)
           await bind(server, { path: options.path, backlog })
         }
       } else {
@@ -419,7 +419,15 @@ export const make = <E, R>(
       closing = true
       // the owner closes the socket; a listener whose successor took it over only drains
       const owner = shared.owner === token
-      const closed = owner ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()
+      // server.close's callback runs once every connection of the server is gone (they are destroyed below)
+      let serverClosed = !owner
+      let onServerClosed: (() => void) | undefined
+      if (owner) {
+        server.close(() => {
+          serverClosed = true
+          onServerClosed?.()
+        })
+      }
       if (owner) {
         shared.server = undefined
         shared.owner = undefined
@@ -451,7 +459,12 @@ export const make = <E, R>(
         yield* Fiber.interruptAll(remaining)
       }
       for (const conn of [...open]) conn.destroy()
-      yield* Effect.promise(() => closed)
+      if (!serverClosed) {
+        yield* Effect.callback<void>((resume) => {
+          if (serverClosed) return resume(Effect.void)
+          onServerClosed = () => resume(Effect.void)
+        })
+      }
     })
 
     return { name, address: boundAddress(server, options), stats }

@@ -54,11 +54,12 @@ Signals:
   SIGTERM, SIGINT  stop accepting, let connections finish (drainTimeout), flush the logs, exit 0;
                    a second signal kills exec children and exits 130 at once.
   SIGHUP           reopen the access and error logs (log rotation); with a table file, re-read it:
-                   new services start, removed ones drain and stop, changed ones restart (also when
-                   drainTimeout or maxConnections changed), unchanged ones keep their connections;
-                   a changed accessLog path or format switches the access log; a changed errorLog
-                   is reported in the error log as needing a restart. An invalid table is reported
-                   and the running one stays.
+                   new services start, removed ones drain and stop, unchanged ones keep their
+                   connections, changed ones (also when drainTimeout or maxConnections changed) are
+                   handed over: the new configuration takes the listening socket, the old one drains
+                   (no connection is refused or dropped); a changed accessLog path or format switches
+                   the access log; a changed errorLog is reported in the error log as needing a
+                   restart. An invalid table is reported and the running one stays.
 
 Exit codes: 0 after a signal, 1 when a service cannot start (port in use, unreadable root),
 2 for a bad table or bad arguments.`

@@ -149,15 +149,15 @@ export const decode = (file: string, json: unknown): Effect.Effect<Table, Config
   return problems.length > 0 ? Effect.fail(new ConfigError({ file, problems })) : Effect.succeed(result.success)
 }
 
-/** Reads and validates a table file. */
+/** Reads (asynchronously: SIGHUP reloads run on the serving loop) and validates a table file. */
 export const load = (file: string): Effect.Effect<Table, ConfigError> =>
+  Effect.tryPromise({
+    try: () => Fs.promises.readFile(file, "utf8"),
+    catch: (error) => new ConfigError({ file, problems: [{ path: "$", message: `cannot read the file (${(error as NodeJS.ErrnoException).code})` }] })
+  }).pipe(Effect.flatMap((text) => parse(file, text)))
+
+const parse = (file: string, text: string): Effect.Effect<Table, ConfigError> =>
   Effect.suspend(() => {
-    let text: string
-    try {
-      text = Fs.readFileSync(file, "utf8")
-    } catch (error) {
-      return Effect.fail(new ConfigError({ file, problems: [{ path: "$", message: `cannot read the file (${(error as NodeJS.ErrnoException).code})` }] }))
-    }
     let json: unknown
     try {
       json = JSON.parse(text)

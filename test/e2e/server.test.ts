@@ -557,3 +557,68 @@ describe("fiberd reload without dropping a request", () => {
     assert.strictEqual(await server.stop(), 0)
   }, 60_000)
 })
+
+describe("fiberd out of file descriptors (EMFILE)", () => {
+  it("a large file requested when no descriptor is left gets 503 with Retry-After (never 200 and a reset), and its access-log line", async () => {
+    const root = site()
+    Fs.writeFileSync(Path.join(root, "big.bin"), Buffer.alloc(2 * 1024 * 1024, 0x62)) // over the cache limit: opened per request
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-emfile-"))
+    const config = Path.join(dir, "fiberd.json")
+    Fs.writeFileSync(config, JSON.stringify({ services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0", root }], accessLog: { path: "access.log" } }))
+    const child = spawn("sh", ["-c", `ulimit -n 64 && exec "${process.execPath}" "${mainScript}" --config "${config}"`], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    child.stdout!.on("data", (d: Buffer) => (out += d))
+    child.stderr!.on("data", () => {})
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)))
+    const held: Array<Net.Socket> = []
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no service line: ${out}`)), 15_000)
+        child.stdout!.on("data", () => /^web\t/m.test(out) && (clearTimeout(t), resolve()))
+      })
+      const port = Number(/^web\t\S+\t127\.0\.0\.1:(\d+)$/m.exec(out)![1])
+      /** A keep-alive connection that got its answer to GET /, or undefined when the server could not take it. */
+      const hold = () =>
+        new Promise<Net.Socket | undefined>((resolve) => {
+          const s = Net.connect(port, "127.0.0.1", () => s.write("GET / HTTP/1.1\r\nHost: t\r\n\r\n"))
+          let got = ""
+          const onData = (d: Buffer) => {
+            got += d.toString("latin1")
+            if (got.includes("<h1>e2e</h1>")) (s.off("data", onData), resolve(s))
+          }
+          s.on("data", onData)
+          s.on("error", () => {})
+          s.once("close", () => resolve(undefined))
+          // a connection left in the kernel's backlog (accept failing with EMFILE) gets no answer at all
+          setTimeout(() => (s.destroy(), resolve(undefined)), 2000).unref()
+        })
+      // fill the descriptor table with served, kept-alive connections
+      for (let i = 0; i < 200; i++) {
+        const s = await hold()
+        if (s === undefined) break
+        held.push(s)
+      }
+      assert.isAbove(held.length, 5)
+      const probe = held.pop()!
+      // free nothing: ask for the big file on a connection the server already has
+      const answer = await new Promise<string>((resolve) => {
+        let got = ""
+        probe.on("data", (d: Buffer) => {
+          got += d.toString("latin1")
+          if (got.includes("\r\n\r\n") && (got.startsWith("HTTP/1.1 503") || got.length > 1000)) resolve(got)
+        })
+        probe.once("close", () => resolve(got))
+        probe.write("GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+      })
+      assert.match(answer, /^HTTP\/1\.1 503 Service Unavailable\r\n/)
+      assert.include(answer, "Retry-After: 1\r\n")
+      for (const s of held.splice(0)) s.destroy()
+      probe.destroy()
+      await fileMatches(Path.join(dir, "access.log"), /"GET \/big\.bin HTTP\/1\.1" 503/)
+    } finally {
+      for (const s of held) s.destroy()
+      child.kill("SIGTERM")
+      await exited
+    }
+  }, 60_000)
+})
