@@ -2,7 +2,7 @@
 // an access log, all as Layers. Run it: node examples/embedding.ts  (HTTP :8081, lines :7071)
 import { NodeRuntime } from "@effect/platform-node"
 import { Context, Effect, Layer, Option } from "effect"
-import { AccessLog, type Connection, HttpServer, Listener, Response, Router } from "fiberd"
+import { AccessLog, Codec, type Connection, HttpServer, Lines as LineFrames, Listener, Response, Router } from "fiberd"
 
 // ---- the application's own service and layer (what the team already had) ----
 export class Greetings extends Context.Service<Greetings, {
@@ -26,16 +26,17 @@ const app = Router.make([
   Router.get("/count", () => Greetings.use((g) => g.count).pipe(Effect.map((n) => Response.json({ greetings: n }))))
 ])
 
-// A line protocol: each line is answered with a greeting
+// A line protocol: each line is answered with a greeting (the Lines codec decodes whole lines, so a
+// character split across two reads is never corrupted)
 const lines = (conn: Connection) =>
   Effect.gen(function*() {
-    let pending = ""
+    const next = Codec.reader(conn, new LineFrames.Decoder({ maxLength: 256 }))
     while (true) {
-      const chunk = yield* conn.read
-      if (Option.isNone(chunk)) return yield* conn.endWrite
-      const parts = (pending + Buffer.from(chunk.value).toString("utf8")).split("\n")
-      pending = parts.pop()!
-      for (const name of parts) yield* conn.write(Buffer.from((yield* Greetings.use((g) => g.greet(name.trim()))) + "\n"))
+      const line = yield* next
+      if (Option.isNone(line)) return yield* conn.endWrite
+      if (line.value._tag === "TooLong") continue
+      const name = line.value.text.trim()
+      yield* conn.write(Buffer.from((yield* Greetings.use((g) => g.greet(name))) + "\n"))
     }
   })
 

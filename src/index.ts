@@ -68,6 +68,15 @@ export * as StaticFiles from "./protocols/http/StaticFiles.ts"
 /** The strict incremental HTTP/1.1 request parser (pure). */
 export * as HttpParser from "./protocols/http/Parser.ts"
 
+/** Framing codecs: pure incremental decoders for every chunking, and `Codec.reader` to pull frames from a Connection. */
+export * as Codec from "./protocols/codecs/Codec.ts"
+/** Lines (LF or CRLF, UTF-8 decoded whole, bounded length). */
+export * as Lines from "./protocols/codecs/Lines.ts"
+/** Length-prefixed frames (u8 / u16 / u32 big-endian prefix, bounded size). */
+export * as LengthPrefixed from "./protocols/codecs/LengthPrefixed.ts"
+/** Delimiter-terminated frames (e.g. NUL), the general case. */
+export * as Delimited from "./protocols/codecs/Delimited.ts"
+
 /** The chat service: rooms as actors. */
 export * as Chat from "./protocols/chat/Chat.ts"
 

@@ -38,8 +38,8 @@ const prelude = `import { Context, Effect, Layer, Option, Queue, Schema, Stream 
 import * as fc from "fast-check"
 import { assert, it } from "@effect/vitest"
 import {
-  AccessLog, Actor, Chat, type Connection, Daytime, Echo, ErrorLog, Exec, Http, HttpServer, Listener, LogWriter,
-  Request, Response, Router, Serve, StaticFiles, Supervisor, Udp
+  AccessLog, Actor, Chat, Codec, type Connection, Daytime, Delimited, Echo, ErrorLog, Exec, Http, HttpServer, LengthPrefixed,
+  Lines, Listener, LogWriter, Request, Response, Router, Serve, StaticFiles, Supervisor, Udp
 } from "../../../src/index.ts"
 import { Arbitraries, MemoryConnection, MemoryServer, Property, Script, Show } from "../../../src/testkit/index.ts"
 `

@@ -8,12 +8,13 @@
  * by its own writer fiber: a member whose outbox overflows (a stalled reader)
  * is disconnected with a reason line, and never slows the room.
  */
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Queue } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Queue } from "effect"
 import { Scope } from "effect"
 import * as Actor from "../../actors/Actor.ts"
 import * as Supervisor from "../../actors/Supervisor.ts"
 import type { Connection, ConnectionError } from "../../io/Connection.ts"
-import * as Lines from "./Lines.ts"
+import * as Codec from "../codecs/Codec.ts"
+import * as Lines from "../codecs/Lines.ts"
 
 /** Chat options. */
 export interface ChatOptions {
@@ -262,19 +263,21 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
             return false
           })
         yield* say(`*** welcome to fiberd chat, ${member.nick}. Commands: /nick NAME, /join ROOM, /part, /who, /quit`)
-        const next = Lines.reader(conn, maxLine)
+        // lines through the framing codec: UTF-8 decoded whole, a drain ends the stream between lines
+        const next = Codec.reader(conn, new Lines.Decoder({ maxLength: maxLine }))
         let burst = 0
         const loop: Effect.Effect<void, ConnectionError> = Effect.gen(function*() {
           while (!kicked) {
             // fairness: a client that sent a flood is served 32 lines per turn of the event loop,
             // so other members' sockets get written (and read) in between
             if (++burst % 32 === 0) yield* yieldToIo
-            const event = yield* next
-            if (event._tag === "End") {
+            const received = yield* next
+            if (Option.isNone(received)) {
               yield* leave(true)
               if (conn.isDraining()) yield* say("*** server shutting down")
               return
             }
+            const event = received.value
             if (event._tag === "TooLong") {
               yield* say(`*** error: line too long (max ${maxLine} bytes), ignored`)
               continue
