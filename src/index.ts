@@ -53,11 +53,16 @@ export * as Http from "./protocols/http/Http.ts"
 export * as Serve from "./protocols/http/Serve.ts"
 export * as HttpServer from "./protocols/http/Server.ts"
 
-/** HTTP requests as the app sees them. */
+/** HTTP requests as the app sees them (also as `HttpRequest`, a name that does not shadow the web-standard `Request`). */
 export * as Request from "./protocols/http/Request.ts"
+export * as HttpRequest from "./protocols/http/Request.ts"
 
-/** HTTP responses and their helpers: text, html, json, bytes, stream, status, redirect. */
+/** HTTP responses and their helpers: text, html, json, bytes, stream, status, redirect (also as `HttpResponse`). */
 export * as Response from "./protocols/http/Response.ts"
+export * as HttpResponse from "./protocols/http/Response.ts"
+
+/** HTTP middleware (`App => App`): CORS, basic/bearer guards, request logging, gzip/brotli compression. */
+export * as Middleware from "./protocols/http/Middleware.ts"
 
 /** A thin router: method + path pattern. */
 export * as Router from "./protocols/http/Router.ts"
