@@ -5,7 +5,7 @@
  * Stream (`body`), or whole (`bytes`, `text`, `json`). An `Expect:
  * 100-continue` request gets its `100 Continue` when the app starts reading.
  */
-import { Data, Effect, Option, Stream } from "effect"
+import { Data, Effect, Option, Schema, Stream } from "effect"
 import type { ConnectionError, RemoteAddress } from "../../io/Connection.ts"
 import type { BodyDecoder } from "./Body.ts"
 import type { Headers } from "./Headers.ts"
@@ -19,6 +19,46 @@ export class BodyError extends Data.TaggedError("BodyError")<{
     return `request body: ${this.reason}`
   }
 }
+
+/**
+ * A request the app refuses with a client-error status (415, 422, 400...):
+ * the engine answers it with that status and a short reason, keeps the
+ * connection when the body was read, and logs nothing as a failure.
+ */
+export class HttpError extends Data.TaggedError("HttpError")<{
+  readonly status: number
+  readonly reason: string
+}> {
+  override get message() {
+    return `${this.status}: ${this.reason}`
+  }
+}
+
+/** `application/json` and `application/*+json`, parameters allowed. */
+const isJsonType = (type: string | undefined): boolean =>
+  type !== undefined && /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(type.trim())
+
+/**
+ * The body decoded as JSON and then with `schema`: 415 when the request is
+ * not `application/json`, 400 for malformed JSON, 422 with the schema's
+ * message when the shape is wrong (as `HttpError`, which the engine answers).
+ *
+ * @example
+ * const User = Schema.Struct({ name: Schema.String, age: Schema.Int })
+ * const create = (req: Request.Request) => Effect.map(Request.decodeJson(req, User), (user) => Response.json({ hello: user.name }))
+ */
+export const decodeJson = <A, I, RD>(request: Request, schema: Schema.Codec<A, I, RD>): Effect.Effect<A, HttpError | BodyError, RD> =>
+  Effect.gen(function*() {
+    if (!isJsonType(request.headers.get("content-type"))) {
+      return yield* new HttpError({ status: 415, reason: "expected Content-Type: application/json" })
+    }
+    const json = yield* request.json.pipe(
+      Effect.catchIf((e) => e.status === 400 && e.reason === "body is not valid JSON", () => Effect.fail(new HttpError({ status: 400, reason: "the body is not valid JSON" })))
+    )
+    return yield* Schema.decodeUnknownEffect(schema)(json).pipe(
+      Effect.mapError((e) => new HttpError({ status: 422, reason: String(e.message) }))
+    )
+  })
 
 /** A request as the app sees it. */
 export interface Request {

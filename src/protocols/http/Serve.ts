@@ -435,12 +435,18 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
             else yield* failConnection(s, status, (error.value as Req.BodyError).reason, head.requestLine, head.headers)
             return false
           }
-          yield* Effect.logError(`app failed on ${head.method} ${head.target}`, exit.cause).pipe(
-            Effect.annotateLogs({ peer: `${s.conn.remote.address}:${s.conn.remote.port}` })
-          )
-          if (s.sent) return false
-          response = errorResponse(500, "the application failed")
-          close = close || !reader.done
+          if (Option.isSome(error) && error.value instanceof Req.HttpError && !s.sent) {
+            // the app refused the request (415, 422...): an answer, not a failure; an unread body is
+            // drained afterwards as for any answer
+            response = errorResponse(error.value.status, error.value.reason)
+          } else {
+            yield* Effect.logError(`app failed on ${head.method} ${head.target}`, exit.cause).pipe(
+              Effect.annotateLogs({ peer: `${s.conn.remote.address}:${s.conn.remote.port}` })
+            )
+            if (s.sent) return false
+            response = errorResponse(500, "the application failed")
+            close = close || !reader.done
+          }
         }
         if (!reader.done && s.expectContinue && !s.continued) close = true // the client may never send that body
         let status = response.status

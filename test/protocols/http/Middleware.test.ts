@@ -5,9 +5,10 @@
  * through node:zlib; small, binary and already-encoded bodies untouched).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, pipe, References } from "effect"
+import { Effect, Layer, pipe, References, Schema } from "effect"
 import * as Zlib from "node:zlib"
 import * as Middleware from "../../../src/protocols/http/Middleware.ts"
+import * as HttpRequest from "../../../src/protocols/http/Request.ts"
 import * as Res from "../../../src/protocols/http/Response.ts"
 import * as Router from "../../../src/protocols/http/Router.ts"
 import * as Serve from "../../../src/protocols/http/Serve.ts"
@@ -113,4 +114,29 @@ describe("compression", () => {
       assert.notInclude(none.head, "Content-Encoding")
       assert.strictEqual(none.body.toString(), big)
     }))
+})
+
+describe("JSON bodies decoded with Effect Schema", () => {
+  const User = Schema.Struct({ name: Schema.String, age: Schema.Int })
+  const app = Router.make([
+    Router.post("/users", (req) => Effect.map(HttpRequest.decodeJson(req, User), (user) => Res.json({ hello: user.name, next: user.age + 1 })))
+  ])
+  const post = (body: string, type = "application/json") =>
+    `POST /users HTTP/1.1\r\nHost: t\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  it.effect("a valid body is decoded; 400 for malformed JSON, 422 with the schema's message for a wrong shape, 415 for another type; the connection goes on", () =>
+    Effect.gen(function*() {
+      const http = yield* Serve.make(app)
+      const r = yield* Script.run(http.handler, [
+        Script.send(post(`{"name":"ada","age":36}`)),
+        Script.send(post(`{"name":`)),
+        Script.send(post(`{"name":"ada","age":"old"}`)),
+        Script.send(post(`{"name":"ada","age":1}`, "text/plain")),
+        Script.send(post(`{"name":"bo","age":2}`, "application/vnd.api+json; charset=utf-8"))
+      ])
+      const answers = r.text.split(/(?=HTTP\/1\.1 )/)
+      assert.deepStrictEqual(answers.map((a) => Number(a.slice(9, 12))), [200, 400, 422, 415, 200])
+      assert.isTrue(answers[0]!.endsWith(`{"hello":"ada","next":37}`))
+      assert.include(answers[2]!, "age")
+      assert.isFalse(r.serverEnded, "refusals are answers: the connection stays open")
+    }).pipe(Effect.scoped))
 })
