@@ -7,6 +7,7 @@ import * as Os from "node:os"
 import * as Actors from "./actors.ts"
 import * as Echo from "./echo.ts"
 import * as Http from "./http.ts"
+import * as MetricsCost from "./metricsCost.ts"
 import * as Slowloris from "./slowloris.ts"
 import * as Soak from "./soak.ts"
 import { pinnedNote } from "./harness.ts"
@@ -51,6 +52,11 @@ if (wanted("http")) {
   console.log(`\nHTTP: fiberd static files (access log on) vs node:http from Buffers; wrk -t1, ${seconds} s, median of ${rounds}`)
   console.log(`  targets: ≥ 1.0× on keep-alive rows, ≥ 3× pipelined`)
   await Http.run(rounds, seconds)
+}
+if (wanted("metrics")) {
+  console.log(`\nHTTP metrics on vs off: fiberd static 12 B, c=100, ${seconds} s, median of ${rounds}`)
+  const r = await MetricsCost.run(rounds, seconds)
+  console.log(`  on ${Math.round(r.on)} req/s | off ${Math.round(r.off)} req/s | on/off ${r.ratio.toFixed(3)}× (target ≥ 0.98)`)
 }
 if (wanted("slowloris")) {
   console.log(`\nbyte-at-a-time heads: normal-request latency, quiet vs 1,000 connections each holding 15 KB of head and adding a byte every 14 ms`)

@@ -3,8 +3,8 @@
  * listener's scope; and the extended-conversation pattern, where datagrams
  * from one peer go to a per-peer session actor that expires after idle time.
  */
-import { Cause, Data, Duration, Effect, FiberSet, Queue } from "effect"
-import type { Scope } from "effect"
+import { Cause, Data, Duration, Effect, FiberSet, Metric, Queue } from "effect"
+import type { Context, Scope } from "effect"
 import * as Dgram from "node:dgram"
 import type { RemoteAddress } from "./Connection.ts"
 
@@ -44,6 +44,26 @@ export class UdpBindError extends Data.TaggedError("UdpBindError")<{
     return `${this.service}: cannot listen: ${this.code === "EADDRINUSE" ? "address already in use, EADDRINUSE" : this.code} (udp ${this.address})`
   }
 }
+
+const noop = () => {}
+
+/** Datagram counters as Effect metrics (`service` attribute), read when a snapshot is taken. */
+const registerUdpMetrics = (service: string, stats: { readonly received: number; readonly sent: number; readonly failures: number }) =>
+  Effect.gen(function*() {
+    const context = (yield* Effect.context<never>()) as Context.Context<never>
+    const counter = (name: string, description: string, get: () => number) =>
+      Metric.registerUnsafe(Metric.counter(name, { description, attributes: { service }, incremental: true }), context, {
+        get: () => ({ count: get(), incremental: true }),
+        update: noop,
+        modify: noop
+      })
+    const registrations = [
+      counter("fiberd_udp_datagrams_in_total", "datagrams received", () => stats.received),
+      counter("fiberd_udp_datagrams_out_total", "datagrams sent", () => stats.sent),
+      counter("fiberd_udp_failures_total", "datagram handlers that failed or replies that could not be sent", () => stats.failures)
+    ]
+    yield* Effect.addFinalizer(() => Effect.sync(() => registrations.forEach((r) => r.remove())))
+  })
 
 /**
  * Binds a UDP socket and handles every datagram in its own fiber.
@@ -95,6 +115,7 @@ export const make = <E, R>(options: UdpOptions, handler: DatagramHandler<E, R>):
       ))
     })
     const bound = socket.address()
+    yield* registerUdpMetrics(name, stats)
     return { name, address: { host: bound.address, port: bound.port, family: bound.family === "IPv6" ? "IPv6" : "IPv4" }, stats }
   })
 

@@ -2,9 +2,10 @@
  * `GET /_status`: what the server is doing, as JSON (or a small HTML page
  * for browsers): uptime, per-service connections, requests, bytes and
  * handler failures, supervisor restarts and log drops. Loopback peers only,
- * unless a service says otherwise.
+ * unless a service says otherwise. `GET /metrics`: every metric, in Prometheus's text format (same access rule).
  */
 import { Effect } from "effect"
+import { PrometheusMetrics } from "effect/observability"
 import type * as Supervisor from "../actors/Supervisor.ts"
 import type { LogWriterStats } from "../actors/LogWriter.ts"
 import type { ListenerCounters } from "../io/ListenerStats.ts"
@@ -96,9 +97,17 @@ export const withStatus = <E, R>(
   allow: "loopback" | "any" | "off"
 ) =>
 (request: Request): Effect.Effect<Res.Response, E, R> => {
-  if (allow === "off" || (request.path !== "/_status" && request.path !== "/_status/")) return app(request)
+  const path = request.path
+  const metrics = path === "/metrics"
+  if (allow === "off" || (!metrics && path !== "/_status" && path !== "/_status/")) return app(request)
   if (allow === "loopback" && !isLoopback(request.remote.address)) {
-    return Effect.succeed(Res.text("403 Forbidden: /_status is for loopback peers\n", { status: 403 }))
+    return Effect.succeed(Res.text(`403 Forbidden: ${metrics ? "/metrics" : "/_status"} is for loopback peers\n`, { status: 403 }))
+  }
+  if (metrics) {
+    // every metric of this process (listeners, HTTP, UDP, logs, supervisors, actors), in Prometheus's text format
+    return PrometheusMetrics.format().pipe(Effect.map((text) =>
+      Res.text(text, { headers: [["Content-Type", "text/plain; version=0.0.4; charset=utf-8"], ["Cache-Control", "no-store"]] })
+    ))
   }
   return snapshot(source).pipe(Effect.map((doc) => {
     const wantsHtml = request.searchParams.get("format") !== "json" && (request.headers.get("accept") ?? "").includes("text/html")

@@ -285,6 +285,35 @@ describe("fiberd end to end", () => {
     assert.strictEqual(children, "", `children of the server: ${children}`)
   })
 
+  it("/metrics: Prometheus text with the HTTP, listener, UDP and log counters, matching the traffic", async () => {
+    const metric = (text: string, name: string, labels: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && labels.split(",").every((kv) => l.includes(kv)))
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1))
+    }
+    const scrape = async () => {
+      const r = await httpGet(server.port("web"), "/metrics")
+      assert.strictEqual(r.status, 200)
+      assert.match(String(r.headers["content-type"]), /^text\/plain; version=0\.0\.4/)
+      return r.body
+    }
+    const before = await scrape()
+    await httpGet(server.port("web"), "/data.txt")
+    await httpGet(server.port("web"), "/no-such-file")
+    await exchange(server.port("echo"), "abc")
+    await udp(server.port("echo-udp"), "ping")
+    const after = await scrape()
+    const delta = (name: string, labels: string) => (metric(after, name, labels) ?? 0) - (metric(before, name, labels) ?? 0)
+    // the first scrape itself is a GET 2xx answered before the second
+    assert.strictEqual(delta("fiberd_http_requests_total", 'service="web",method="GET",status_class="2xx"'), 2)
+    assert.strictEqual(delta("fiberd_http_requests_total", 'service="web",method="GET",status_class="4xx"'), 1)
+    assert.strictEqual(delta("fiberd_http_request_duration_ms_count", 'service="web"'), 3)
+    assert.isAtLeast(delta("fiberd_http_response_body_bytes_total", 'service="web"'), 10)
+    assert.strictEqual(delta("fiberd_connections_accepted_total", 'service="echo"'), 1)
+    assert.strictEqual(delta("fiberd_bytes_in_total", 'service="echo"'), 3)
+    assert.strictEqual(delta("fiberd_udp_datagrams_in_total", 'service="echo-udp"'), 1)
+    assert.isDefined(metric(after, "fiberd_log_written_total", 'log="access-log"'))
+  })
+
   it("/_status answers JSON for loopback peers, with counts that match the traffic", async () => {
     const before = JSON.parse((await httpGet(server.port("web"), "/_status")).body)
     const echoBefore = before.services.find((s: { name: string }) => s.name === "echo")

@@ -19,6 +19,7 @@ import { type Connection, type ConnectionError, isConnectionError } from "../../
 import * as Timeouts from "../../core/Timeouts.ts"
 import { ChunkedDecoder, ContentLengthDecoder } from "./Body.ts"
 import * as BodyWriter from "./BodyWriter.ts"
+import * as HttpMetrics from "./HttpMetrics.ts"
 import { defaultHeadLimits, type HeadLimits, type HeadResult, newScan, parseHead, type RequestHead, type ScanState } from "./Parser.ts"
 import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
@@ -53,6 +54,8 @@ export interface ServeOptions {
   readonly maxDrain?: number
   /** Where access-log entries go. */
   readonly accessLog?: LogWriter<AccessEntry>
+  /** Publish the HTTP metrics (`HttpMetrics`) with this `service` attribute. Default: not published. */
+  readonly metricsName?: string
 }
 
 /** A running HTTP engine: the connection handler and a way to drain it. */
@@ -293,7 +296,21 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     yield* tick
     yield* Effect.forkScoped(Effect.forever(Effect.sleep("1 second").pipe(Effect.andThen(tick))), { startImmediately: true })
 
-    const log = (s: ConnState, head: { requestLine: string; headers?: RequestHead["headers"] }, status: number, bytes: number, time: number, started: number) => {
+    const counters = new HttpMetrics.HttpCounters()
+    const recording = options.metricsName !== undefined
+    if (options.metricsName !== undefined) yield* HttpMetrics.register(options.metricsName, counters)
+
+    /** Every answer: its access-log entry and its metrics. */
+    const log = (
+      s: ConnState,
+      head: { readonly requestLine: string; readonly headers?: RequestHead["headers"]; readonly method?: string },
+      status: number,
+      bytes: number,
+      time: number,
+      started: number
+    ) => {
+      const durationMs = performance.now() - started
+      if (recording) counters.record(head.method ?? "other", status, bytes, durationMs)
       if (accessLog === undefined) return
       const remote = s.conn.remote
       const headers = head.headers
@@ -305,7 +322,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         bytes,
         referer: headers?.get("referer"),
         userAgent: headers?.get("user-agent"),
-        durationMs: performance.now() - started
+        durationMs
       })
     }
 

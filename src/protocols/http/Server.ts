@@ -28,7 +28,7 @@ export const listen = <E, R>(
   options: { readonly listen: Listener.ListenOptions; readonly http?: Serve.ServeOptions }
 ): Effect.Effect<HttpServer, Listener.ListenError, R | Scope.Scope> =>
   Effect.gen(function*() {
-    const http = yield* Serve.make(app, options.http)
+    const http = yield* Serve.make(app, { metricsName: options.listen.name ?? "http", ...options.http })
     const listener = yield* Listener.make({ name: "http", ...options.listen, onDrain: http.drain }, http.handler)
     return { listener, requests: http.requests }
   })

@@ -1,0 +1,115 @@
+/**
+ * HTTP metrics of one server, cheap on the hot path: each answer adds to
+ * plain numbers (a typed array indexed by method and status class, a bucket
+ * of the duration histogram, the bytes); the Effect metrics read them only
+ * when a snapshot is taken (`Metric.registerUnsafe` hooks), e.g. by
+ * `GET /metrics`. Series carry the server's `service` attribute.
+ *
+ * - `fiberd_http_requests_total{service, method, status_class}`
+ * - `fiberd_http_request_duration_ms{service}` (histogram)
+ * - `fiberd_http_response_body_bytes_total{service}`
+ */
+import { Effect, Metric } from "effect"
+import type { Context, Scope } from "effect"
+
+const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"] as const
+const CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const
+/** Duration bucket upper bounds, in milliseconds. */
+const BOUNDS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+
+const methodIndex = (method: string): number => {
+  switch (method) {
+    case "GET":
+      return 0
+    case "HEAD":
+      return 1
+    case "POST":
+      return 2
+    case "PUT":
+      return 3
+    case "DELETE":
+      return 4
+    case "PATCH":
+      return 5
+    case "OPTIONS":
+      return 6
+    default:
+      return 7
+  }
+}
+
+/** The counters of one HTTP server. */
+export class HttpCounters {
+  /** Requests by method (row) and status class (column). */
+  readonly requests = new Float64Array(METHODS.length * CLASSES.length)
+  /** Requests per duration bucket (not cumulative); the last one is "above every bound". */
+  readonly buckets = new Float64Array(BOUNDS.length + 1)
+  count = 0
+  sum = 0
+  min = Number.POSITIVE_INFINITY
+  max = Number.NEGATIVE_INFINITY
+  bodyBytes = 0
+
+  /** Records one answer (a few array stores). */
+  record(method: string, status: number, bytes: number, durationMs: number): void {
+    const cls = Math.min(4, Math.max(0, Math.floor(status / 100) - 1))
+    this.requests[methodIndex(method) * CLASSES.length + cls]!++
+    let b = 0
+    while (b < BOUNDS.length && durationMs > BOUNDS[b]!) b++
+    this.buckets[b]!++
+    this.count++
+    this.sum += durationMs
+    if (durationMs < this.min) this.min = durationMs
+    if (durationMs > this.max) this.max = durationMs
+    if (bytes > 0) this.bodyBytes += bytes
+  }
+}
+
+const noop = () => {}
+
+/** Publishes `counters` as Effect metrics under `service` until the scope closes. */
+export const register = (service: string, counters: HttpCounters): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const context = (yield* Effect.context<never>()) as Context.Context<never>
+    const registrations: Array<{ readonly remove: () => void }> = []
+    METHODS.forEach((method, m) =>
+      CLASSES.forEach((statusClass, c) => {
+        const metric = Metric.counter("fiberd_http_requests_total", {
+          description: "HTTP requests answered",
+          attributes: { service, method, status_class: statusClass },
+          incremental: true
+        })
+        registrations.push(Metric.registerUnsafe(metric, context, {
+          get: () => ({ count: counters.requests[m * CLASSES.length + c]!, incremental: true }),
+          update: noop,
+          modify: noop
+        }))
+      })
+    )
+    const histogram = Metric.histogram("fiberd_http_request_duration_ms", {
+      description: "time from a request's head to its answer being written, in ms",
+      boundaries: BOUNDS,
+      attributes: { service }
+    })
+    registrations.push(Metric.registerUnsafe(histogram, context, {
+      get: () => {
+        let cumulative = 0
+        const buckets: Array<[number, number]> = BOUNDS.map((bound, i) => [bound, (cumulative += counters.buckets[i]!)])
+        return {
+          buckets,
+          count: counters.count,
+          min: counters.count === 0 ? 0 : counters.min,
+          max: counters.count === 0 ? 0 : counters.max,
+          sum: counters.sum
+        }
+      },
+      update: noop,
+      modify: noop
+    }))
+    registrations.push(Metric.registerUnsafe(
+      Metric.counter("fiberd_http_response_body_bytes_total", { description: "response body bytes sent", attributes: { service }, incremental: true }),
+      context,
+      { get: () => ({ count: counters.bodyBytes, incremental: true }), update: noop, modify: noop }
+    ))
+    yield* Effect.addFinalizer(() => Effect.sync(() => registrations.forEach((r) => r.remove())))
+  })
