@@ -2,23 +2,21 @@
 import { assert, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import * as fc from "fast-check"
-import type { Connection, ConnectionError } from "fiberd"
+import { Codec, type Connection, type ConnectionError, Lines } from "fiberd"
 import { Arbitraries, Property, Script } from "fiberd/testkit"
 
-// The protocol under test: each LF-terminated line comes back upper-cased.
+// The protocol under test: each line comes back upper-cased (framing by the Lines codec: UTF-8 safe).
 const shout = (conn: Connection): Effect.Effect<void, ConnectionError> =>
   Effect.gen(function*() {
-    let pending = ""
+    const next = Codec.reader(conn, new Lines.Decoder({ maxLength: 1024 }))
     while (true) {
-      const chunk = yield* conn.read
-      if (Option.isNone(chunk)) return yield* conn.endWrite
-      const lines = (pending + Buffer.from(chunk.value).toString("latin1")).split("\n")
-      pending = lines.pop()!
-      for (const line of lines) yield* conn.write(Buffer.from(line.toUpperCase() + "\n", "latin1"))
+      const line = yield* next
+      if (Option.isNone(line)) return yield* conn.endWrite
+      if (line.value._tag === "Line") yield* conn.write(Buffer.from(line.value.text.toUpperCase() + "\n"))
     }
   })
 
-const line = fc.string({ unit: fc.constantFrom("a", "b", "z", " "), maxLength: 8 })
+const line = fc.string({ unit: fc.constantFrom("a", "b", "z", " ", "é", "ß"), maxLength: 8 })
 
 it.effect("every line comes back upper-cased, however the input is chunked", () =>
   Property.assert(
@@ -26,7 +24,7 @@ it.effect("every line comes back upper-cased, however the input is chunked", () 
     (input) =>
       Script.run(shout, [...input.steps, Script.endWrite]).pipe(
         Effect.map((r) => {
-          const sent = Buffer.from(input.bytes).toString("latin1")
+          const sent = Buffer.from(input.bytes).toString("utf8")
           assert.strictEqual(r.text, sent.toUpperCase(), `input ${input}`)
           assert.isTrue(r.serverEnded)
         })

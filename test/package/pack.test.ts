@@ -100,6 +100,15 @@ it("npm pack, install the tarball into a fresh project (offline), import fiberd 
   // TypeScript with none of fiberd's settings: plain --strict, Node's module resolution
   Fs.writeFileSync(Path.join(project, "consumer.ts"), consumerTs)
   await run(Path.join(root, "node_modules/.bin/tsc"), ["--strict", "--noEmit", "--module", "nodenext", "--target", "es2022", "--types", "node", "--typeRoots", Path.join(root, "node_modules/@types"), "consumer.ts"], project)
-  // the installed command, on the Node it needs
-  assert.match(await run(process.execPath, [Path.join(project, "node_modules/.bin/fiberd"), "--version"], project), /^fiberd v0\.1\.0/)
+  // the installed command, on the Node it needs; on an older Node (pretended: this machine's Node 20 cannot
+  // load Effect 4 at all), one line and exit 1, not a stack trace
+  const bin = Path.join(project, "node_modules/.bin/fiberd")
+  assert.match(await run(process.execPath, [bin, "--version"], project), /^fiberd v0\.1\.0/)
+  Fs.writeFileSync(Path.join(project, "old-node.mjs"), `Object.defineProperty(process.versions, "node", { value: "20.19.0" })\n`)
+  const old = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    execFile(process.execPath, ["--import", "./old-node.mjs", bin, "--version"], { cwd: project }, (error, _stdout, stderr) =>
+      resolve({ code: error === null ? 0 : (error.code as number), stderr }))
+  )
+  assert.strictEqual(old.code, 1)
+  assert.strictEqual(old.stderr, "fiberd: needs Node.js 22.19 or newer (this is Node.js 20.19.0)\n")
 })
