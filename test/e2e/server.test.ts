@@ -104,19 +104,34 @@ const fileMatches = (file: string, pattern: RegExp, ms = 5000) =>
         return ""
       }
     }
-    // watch the nearest directory that exists (the log's own may be created later)
-    let dir = Path.dirname(file)
-    while (!Fs.existsSync(dir)) dir = Path.dirname(dir)
-    const watcher = Fs.watch(dir, { recursive: true }, () => check())
+    // watch (inotify, not recursive: a recursive watch starts late and can miss the first writes) the
+    // nearest directory that exists, moving down as the log's own directories appear; every event, and
+    // every move, checks the file again
+    const target = Path.dirname(file)
+    let watched = ""
+    let watcher: Fs.FSWatcher | undefined
+    const nearest = () => {
+      let dir = target
+      while (!Fs.existsSync(dir)) dir = Path.dirname(dir)
+      return dir
+    }
+    const arm = () => {
+      const dir = nearest()
+      if (dir === watched) return
+      watcher?.close()
+      watched = dir
+      watcher = Fs.watch(dir, () => check())
+    }
     const timer = setTimeout(() => {
-      watcher.close()
+      watcher?.close()
       reject(new Error(`${file} never matched ${pattern}: ${read()}`))
     }, ms)
     const check = () => {
+      arm()
       const text = read()
       if (!pattern.test(text)) return
       clearTimeout(timer)
-      watcher.close()
+      watcher?.close()
       resolve(text)
     }
     check()
