@@ -3,6 +3,7 @@
  * CPU 0 when `taskset` exists), runs load generators on CPU 1, reads memory.
  */
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process"
+import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
 
@@ -21,8 +22,25 @@ const pinned = (cpu: number, argv: ReadonlyArray<string>): [string, Array<string
 
 export interface BenchServer {
   readonly port: number
+  /** CPU time (user + system) the server process has used so far, in microseconds (from /proc). */
+  readonly cpuMicros: () => number
   readonly mem: () => Promise<{ rss: number; heapUsed: number }>
   readonly stop: () => Promise<void>
+}
+
+const ticksPerSecond = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100
+  } catch {
+    return 100
+  }
+})()
+
+/** User + system CPU time of a process, in microseconds (fields 14 and 15 of /proc/PID/stat). */
+const cpuMicrosOf = (pid: number): number => {
+  const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return ((Number(fields[11]) + Number(fields[12])) / ticksPerSecond) * 1e6
 }
 
 /** Starts `bench/servers/<name>.ts` with the given extra args; resolves once it listens. */
@@ -39,6 +57,7 @@ export const startServer = (name: string, args: ReadonlyArray<string> = []): Pro
       if (m !== null) {
         resolve({
           port: Number(m[1]),
+          cpuMicros: () => cpuMicrosOf(child.pid!), // taskset execs node: the same pid
           mem: () =>
             new Promise((res) => {
               waiting.push((l) => res(JSON.parse(l)))

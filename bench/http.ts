@@ -1,7 +1,12 @@
 /**
- * HTTP benchmarks (issue 5): fiberd's static files (access log on) vs node:http
- * answering from Buffers, same run, alternating; wrk on CPU 1 (autocannon
- * is not bundled: wrk is required, from Debian's package).
+ * HTTP benchmarks (issues 5 and 15): one table per run, every row measured on
+ * every server that can answer it, in alternating rounds (wrk -t1 on CPU 1,
+ * servers on CPU 0), medians: node:http answering from Buffers (the
+ * baseline), the ceiling server (node:net + fiberd's parser + a canned
+ * answer + coalesced writes), fiberd hello (Router + Effect.succeed, access
+ * log on) and fiberd static files (access log on). Each cell: req/s, the
+ * ratio to node:http, p99, and the server's CPU time per request (from
+ * /proc), which wrk's own limit does not compress.
  */
 import { execFile } from "node:child_process"
 import * as Path from "node:path"
@@ -17,15 +22,21 @@ export interface Row {
 export const rows: ReadonlyArray<Row> = [
   { name: "12 B, c=100", path: "/hello.txt", connections: 100 },
   { name: "12 B, c=1000", path: "/hello.txt", connections: 1000 },
-  { name: "16 KiB, c=100", path: "/16k.bin", connections: 100 },
-  { name: "16 KiB, c=1000", path: "/16k.bin", connections: 1000 },
-  { name: "1 MiB, c=100", path: "/1m.bin", connections: 100 },
-  { name: "1 MiB, c=1000", path: "/1m.bin", connections: 1000 },
   { name: "12 B, 16-deep pipeline, c=100", path: "/hello.txt", connections: 100, pipeline: true },
+  { name: "16 KiB, c=100", path: "/16k.bin", connections: 100 },
+  { name: "1 MiB, c=100", path: "/1m.bin", connections: 100 },
   { name: "404, 16-deep pipeline, c=100", path: "/missing.txt", connections: 100, pipeline: true }
 ]
 
-const wrk = (port: number, row: Row, seconds: number): Promise<{ rps: number; p99: string }> =>
+/** The servers, and which rows each can answer (hello and the ceiling serve only /hello.txt). */
+const servers = [
+  { name: "node:http", script: "http-node", serves: () => true },
+  { name: "ceiling", script: "http-ceiling", serves: (row: Row) => row.path === "/hello.txt" },
+  { name: "fiberd hello", script: "http-hello", serves: (row: Row) => row.path === "/hello.txt" },
+  { name: "fiberd static", script: "http-fiberd", serves: () => true }
+] as const
+
+const wrk = (port: number, row: Row, seconds: number): Promise<{ rps: number; p99: string; requests: number }> =>
   new Promise((resolve, reject) => {
     const args = ["-c", "1", "wrk", "-t1", `-c${row.connections}`, `-d${seconds}s`, "--latency", "--timeout", "5s"]
     if (row.pipeline) args.push("-s", Path.join(import.meta.dirname, "pipeline.lua"))
@@ -33,36 +44,47 @@ const wrk = (port: number, row: Row, seconds: number): Promise<{ rps: number; p9
     execFile("taskset", args, { maxBuffer: 1 << 20 }, (error, stdout) => {
       if (error) return reject(error)
       const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN)
+      const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? NaN)
       const p99 = /99%\s+(\S+)/.exec(stdout)?.[1] ?? "?"
-      resolve({ rps, p99 })
+      resolve({ rps, p99, requests })
     })
   })
 
+export interface Cell {
+  readonly rps: number
+  readonly p99: string
+  readonly cpuPerRequest: number
+}
+
 export const run = async (rounds: number, seconds: number, only?: (row: Row) => boolean) => {
-  const results: Array<{ row: Row; node: number; fiberd: number; nodeP99: string; fiberdP99: string }> = []
+  const table: Array<{ row: Row; cells: Map<string, Cell> }> = []
   for (const row of rows.filter(only ?? (() => true))) {
-    const node: Array<number> = []
-    const fiberd: Array<number> = []
-    let nodeP99 = ""
-    let fiberdP99 = ""
+    const samples = new Map<string, Array<{ rps: number; p99: string; cpu: number }>>()
     for (let r = 0; r < rounds; r++) {
-      for (const name of ["http-node", "http-fiberd"] as const) {
-        const server = await startServer(name)
+      for (const s of servers.filter((x) => x.serves(row))) {
+        const server = await startServer(s.script)
         await wrk(server.port, { ...row, connections: Math.min(row.connections, 100) }, 1) // warm-up
+        const cpu0 = server.cpuMicros()
         const m = await wrk(server.port, row, seconds)
+        const cpu = (server.cpuMicros() - cpu0) / m.requests
         await server.stop()
-        if (name === "http-node") (node.push(m.rps), (nodeP99 = m.p99))
-        else (fiberd.push(m.rps), (fiberdP99 = m.p99))
+        const list = samples.get(s.name) ?? []
+        list.push({ rps: m.rps, p99: m.p99, cpu })
+        samples.set(s.name, list)
       }
     }
-    const n = median(node)
-    const f = median(fiberd)
-    results.push({ row, node: n, fiberd: f, nodeP99, fiberdP99 })
-    console.log(
-      `  ${row.name.padEnd(32)} node:http ${Math.round(n).toString().padStart(8)} req/s (p99 ${nodeP99.padStart(8)}) | fiberd ${
-        Math.round(f).toString().padStart(8)
-      } req/s (p99 ${fiberdP99.padStart(8)}) | ${(f / n).toFixed(2)}×`
+    const cells = new Map<string, Cell>()
+    for (const [name, list] of samples) {
+      const rps = median(list.map((x) => x.rps))
+      const closest = [...list].sort((a, b) => Math.abs(a.rps - rps) - Math.abs(b.rps - rps))[0]!
+      cells.set(name, { rps, p99: closest.p99, cpuPerRequest: median(list.map((x) => x.cpu)) })
+    }
+    table.push({ row, cells })
+    const base = cells.get("node:http")!
+    const parts = [...cells].map(([name, c]) =>
+      `${name} ${Math.round(c.rps)} req/s${name === "node:http" ? "" : ` (${(c.rps / base.rps).toFixed(2)}×)`} p99 ${c.p99} CPU ${c.cpuPerRequest.toFixed(1)} µs/req`
     )
+    console.log(`  ${row.name.padEnd(32)} ${parts.join(" | ")}`)
   }
-  return results
+  return table
 }

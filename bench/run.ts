@@ -49,8 +49,8 @@ if (wanted("actors")) {
   console.log(`  access log: ${log.lines} entries in a file at ${Math.round(log.perSecond)} entries/s (target ≥ 500,000); tell costs ${log.tellNs.toFixed(0)} ns`)
 }
 if (wanted("http")) {
-  console.log(`\nHTTP: fiberd static files (access log on) vs node:http from Buffers; wrk -t1, ${seconds} s, median of ${rounds}`)
-  console.log(`  targets: ≥ 1.0× on keep-alive rows, ≥ 3× pipelined`)
+  console.log(`\nHTTP: node:http (Buffers), the ceiling server, fiberd hello and fiberd static (access log on); wrk -t1, ${seconds} s, median of ${rounds}`)
+  console.log(`  issue 15 targets at c=100: hello ≥ 1.35× node:http and ≥ 0.8× the ceiling, CPU/req ≤ 0.75× node:http's; pipelined ≥ 8×`)
   await Http.run(rounds, seconds)
 }
 if (wanted("metrics")) {
