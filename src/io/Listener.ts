@@ -427,8 +427,6 @@ export const make = <E, R>(
           serverClosed = true
           onServerClosed?.()
         })
-      }
-      if (owner) {
         shared.server = undefined
         shared.owner = undefined
         shared.onConnection = undefined

@@ -7,8 +7,8 @@
  * listener's service name as the `service` attribute, so two listeners (or
  * two embedded fiberd instances) never share a series.
  */
-import { Effect, Metric } from "effect"
-import type { Context, Scope } from "effect"
+import type { Effect, Scope } from "effect"
+import * as Published from "../core/Published.ts"
 
 /** Live counters of one listener (mutable: the listener's own; others see `ListenerCounters`). */
 export class ListenerStats {
@@ -42,13 +42,6 @@ export class ListenerStats {
 /** A listener's counters as its users see them: live, read-only (only the listener counts). */
 export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted" | "refused" | "limited" | "pending" | "bytesIn" | "bytesOut" | "readPauses" | "handlerFailures" | "idleTimeouts" | "sendTimeouts" | "acceptErrors">>
 
-const counterOf = (get: () => number) => ({
-  get: () => ({ count: get(), incremental: true }),
-  update: () => {},
-  modify: () => {}
-})
-const gaugeOf = (get: () => number) => ({ get: () => ({ value: get() }), update: () => {}, modify: () => {} })
-
 /**
  * Registers the listener's metrics in the current metric registry until the
  * scope closes: `fiberd_connections_active` (gauge),
@@ -57,28 +50,20 @@ const gaugeOf = (get: () => number) => ({ get: () => ({ value: get() }), update:
  * `fiberd_bytes_out_total`, `fiberd_read_pauses_total`, `fiberd_handler_failures_total`,
  * `fiberd_idle_timeouts_total`, `fiberd_send_timeouts_total`, `fiberd_accept_errors_total`.
  */
-export const registerMetrics = (service: string, stats: ListenerStats): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const context = (yield* Effect.context<never>()) as Context.Context<never>
-    const attributes = { service }
-    const counter = (name: string, description: string, get: () => number) =>
-      Metric.registerUnsafe(Metric.counter(name, { description, attributes, incremental: true }), context, counterOf(get))
-    const registrations = [
-      Metric.registerUnsafe(
-        Metric.gauge("fiberd_connections_active", { description: "open connections", attributes }),
-        context,
-        gaugeOf(() => stats.active)
-      ),
-      counter("fiberd_connections_accepted_total", "connections accepted", () => stats.accepted),
-      counter("fiberd_connections_refused_total", "connections closed unserved", () => stats.refused),
-      counter("fiberd_connections_limited_total", "connections that waited for a slot", () => stats.limited),
-      counter("fiberd_bytes_in_total", "bytes read", () => stats.bytesIn),
-      counter("fiberd_bytes_out_total", "bytes written", () => stats.bytesOut),
-      counter("fiberd_read_pauses_total", "sockets paused because their handler fell behind reading", () => stats.readPauses),
-      counter("fiberd_handler_failures_total", "handlers that failed or died", () => stats.handlerFailures),
-      counter("fiberd_idle_timeouts_total", "connections closed idle", () => stats.idleTimeouts),
-      counter("fiberd_send_timeouts_total", "connections closed because writes made no progress", () => stats.sendTimeouts),
-      counter("fiberd_accept_errors_total", "accept errors", () => stats.acceptErrors)
-    ]
-    yield* Effect.addFinalizer(() => Effect.sync(() => registrations.forEach((r) => r.remove())))
-  })
+export const registerMetrics = (service: string, stats: ListenerStats): Effect.Effect<void, never, Scope.Scope> => {
+  const attributes = { service }
+  const counter = (name: string, description: string, get: () => number) => Published.counter(name, description, attributes, get)
+  return Published.publish([
+    Published.gauge("fiberd_connections_active", "open connections", attributes, () => stats.active),
+    counter("fiberd_connections_accepted_total", "connections accepted", () => stats.accepted),
+    counter("fiberd_connections_refused_total", "connections closed unserved", () => stats.refused),
+    counter("fiberd_connections_limited_total", "connections that waited for a slot", () => stats.limited),
+    counter("fiberd_bytes_in_total", "bytes read", () => stats.bytesIn),
+    counter("fiberd_bytes_out_total", "bytes written", () => stats.bytesOut),
+    counter("fiberd_read_pauses_total", "sockets paused because their handler fell behind reading", () => stats.readPauses),
+    counter("fiberd_handler_failures_total", "handlers that failed or died", () => stats.handlerFailures),
+    counter("fiberd_idle_timeouts_total", "connections closed idle", () => stats.idleTimeouts),
+    counter("fiberd_send_timeouts_total", "connections closed because writes made no progress", () => stats.sendTimeouts),
+    counter("fiberd_accept_errors_total", "accept errors", () => stats.acceptErrors)
+  ])
+}

@@ -3,8 +3,9 @@
  * listener's scope; and the extended-conversation pattern, where datagrams
  * from one peer go to a per-peer session actor that expires after idle time.
  */
-import { Cause, Data, Duration, Effect, FiberSet, Metric, Queue } from "effect"
-import type { Context, Scope } from "effect"
+import { Cause, Data, Duration, Effect, FiberSet, Queue } from "effect"
+import type { Scope } from "effect"
+import * as Published from "../core/Published.ts"
 import * as Dgram from "node:dgram"
 import type { RemoteAddress } from "./Connection.ts"
 
@@ -45,25 +46,13 @@ export class UdpBindError extends Data.TaggedError("UdpBindError")<{
   }
 }
 
-const noop = () => {}
-
 /** Datagram counters as Effect metrics (`service` attribute), read when a snapshot is taken. */
 const registerUdpMetrics = (service: string, stats: { readonly received: number; readonly sent: number; readonly failures: number }) =>
-  Effect.gen(function*() {
-    const context = (yield* Effect.context<never>()) as Context.Context<never>
-    const counter = (name: string, description: string, get: () => number) =>
-      Metric.registerUnsafe(Metric.counter(name, { description, attributes: { service }, incremental: true }), context, {
-        get: () => ({ count: get(), incremental: true }),
-        update: noop,
-        modify: noop
-      })
-    const registrations = [
-      counter("fiberd_udp_datagrams_in_total", "datagrams received", () => stats.received),
-      counter("fiberd_udp_datagrams_out_total", "datagrams sent", () => stats.sent),
-      counter("fiberd_udp_failures_total", "datagram handlers that failed or replies that could not be sent", () => stats.failures)
-    ]
-    yield* Effect.addFinalizer(() => Effect.sync(() => registrations.forEach((r) => r.remove())))
-  })
+  Published.publish([
+    Published.counter("fiberd_udp_datagrams_in_total", "datagrams received", { service }, () => stats.received),
+    Published.counter("fiberd_udp_datagrams_out_total", "datagrams sent", { service }, () => stats.sent),
+    Published.counter("fiberd_udp_failures_total", "datagram handlers that failed or replies that could not be sent", { service }, () => stats.failures)
+  ])
 
 /**
  * Binds a UDP socket and handles every datagram in its own fiber.

@@ -60,6 +60,9 @@ const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table,
   })
 }
 
+/** Where a table's access log goes. */
+const accessLogPath = (t: ServiceTable.Table) => t.accessLog?.path ?? "logs/access.log"
+
 /**
  * A service and where it listens, as a key: a service reloaded on the same key hands its listening
  * socket over (with port 0, the port it got is kept). Two services never share one: names are unique.
@@ -146,7 +149,7 @@ export const start = (
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         const writer = yield* AccessLog.make(defined({
-          destination: t.accessLog?.path ?? "logs/access.log",
+          destination: accessLogPath(t),
           format: t.accessLog?.format,
           writeStallTimeout: duration(t.accessLog?.writeStallTimeout),
           maxQueued: t.accessLog?.maxQueued,
@@ -157,7 +160,7 @@ export const start = (
         return { writer, scope, key: JSON.stringify(t.accessLog ?? null) }
       })
     // a log path that is not a regular file (a FIFO could freeze, a device swallow) is refused before anything starts
-    yield* LogWriter.checkDestination("access log", table.accessLog?.path ?? "logs/access.log", defined({ allowNonRegular: table.accessLog?.allowNonRegular })).pipe(
+    yield* LogWriter.checkDestination("access log", accessLogPath(table), defined({ allowNonRegular: table.accessLog?.allowNonRegular })).pipe(
       Effect.mapError((e) => new StartError({ service: "access log", reason: `${e.reason} (${e.path})` }))
     )
     let access = yield* openAccessLog(table)
@@ -195,15 +198,15 @@ export const start = (
       return socket
     }
     const deps = (): Deps => ({ table: current, accessLog, status, socketFor })
-    /** The supervisor child id of each running service: its name, then name~2, name~3... after hand-over reloads. */
+    /** The supervisor child id of each running service: its name, then name~N for later generations (hand-over reloads). */
     const childIds = new Map<string, string>()
-    let generation = 0
+    let generation = 1
     const shutdownOf = () => Duration.sum(Duration.fromInputUnsafe(duration(current.drainTimeout) ?? "10 seconds"), Duration.seconds(5))
 
     const launch = (service: ServiceTable.Service) =>
       Effect.gen(function*() {
         const ready = yield* Deferred.make<void, StartError>()
-        const id = childIds.has(service.name) ? `${service.name}~${++generation + 1}` : service.name
+        const id = childIds.has(service.name) ? `${service.name}~${++generation}` : service.name
         yield* root.startChild({
           id,
           restart: "permanent",
@@ -254,7 +257,7 @@ export const start = (
         // a new access log first, so that restarted services log to it; the old one is flushed and closed
         const nextKey = JSON.stringify(next.accessLog ?? null)
         const usable = yield* Effect.result(
-          LogWriter.checkDestination("access log", next.accessLog?.path ?? "logs/access.log", defined({ allowNonRegular: next.accessLog?.allowNonRegular }))
+          LogWriter.checkDestination("access log", accessLogPath(next), defined({ allowNonRegular: next.accessLog?.allowNonRegular }))
         )
         if (usable._tag === "Failure") yield* Effect.logError(`SIGHUP: the access log stays where it was: ${usable.failure.message}`)
         else if (nextKey !== access.key) {
@@ -263,7 +266,7 @@ export const start = (
             const old = access
             access = opened.success
             yield* Scope.close(old.scope, Exit.void)
-            yield* Effect.logInfo(`SIGHUP: access log switched to ${next.accessLog?.path ?? "logs/access.log"}`)
+            yield* Effect.logInfo(`SIGHUP: access log switched to ${accessLogPath(next)}`)
           }
         }
         current = next
@@ -275,6 +278,7 @@ export const start = (
           const now = after.get(name)
           if (now === undefined || (effective(now, next) !== effective(old, previous) && !handOver(old, now))) {
             yield* stop(name)
+            sockets.delete(addressKey(old)) // its listener closed the socket; a restart binds anew
             stopped.push(name)
           }
         }

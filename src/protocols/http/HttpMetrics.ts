@@ -9,8 +9,8 @@
  * - `fiberd_http_request_duration_ms{service}` (histogram)
  * - `fiberd_http_response_body_bytes_total{service}`
  */
-import { Effect, Metric } from "effect"
-import type { Context, Scope } from "effect"
+import type { Effect, Scope } from "effect"
+import * as Published from "../../core/Published.ts"
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"] as const
 const CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const
@@ -65,51 +65,30 @@ export class HttpCounters {
   }
 }
 
-const noop = () => {}
-
 /** Publishes `counters` as Effect metrics under `service` until the scope closes. */
 export const register = (service: string, counters: HttpCounters): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const context = (yield* Effect.context<never>()) as Context.Context<never>
-    const registrations: Array<{ readonly remove: () => void }> = []
-    METHODS.forEach((method, m) =>
-      CLASSES.forEach((statusClass, c) => {
-        const metric = Metric.counter("fiberd_http_requests_total", {
-          description: "HTTP requests answered",
-          attributes: { service, method, status_class: statusClass },
-          incremental: true
-        })
-        registrations.push(Metric.registerUnsafe(metric, context, {
-          get: () => ({ count: counters.requests[m * CLASSES.length + c]!, incremental: true }),
-          update: noop,
-          modify: noop
-        }))
-      })
-    )
-    const histogram = Metric.histogram("fiberd_http_request_duration_ms", {
-      description: "time from a request's head to its answer being written, in ms",
-      boundaries: BOUNDS,
-      attributes: { service }
-    })
-    registrations.push(Metric.registerUnsafe(histogram, context, {
-      get: () => {
+  Published.publish([
+    ...METHODS.flatMap((method, m) =>
+      CLASSES.map((statusClass, c) =>
+        Published.counter(
+          "fiberd_http_requests_total",
+          "HTTP requests answered",
+          { service, method, status_class: statusClass },
+          () => counters.requests[m * CLASSES.length + c]!
+        )
+      )
+    ),
+    Published.histogram(
+      "fiberd_http_request_duration_ms",
+      "time from a request's head to its answer being written, in ms",
+      { service },
+      BOUNDS,
+      () => {
         let cumulative = 0
         const buckets: Array<[number, number]> = BOUNDS.map((bound, i) => [bound, (cumulative += counters.buckets[i]!)])
-        return {
-          buckets,
-          count: counters.count,
-          min: counters.count === 0 ? 0 : counters.min,
-          max: counters.count === 0 ? 0 : counters.max,
-          sum: counters.sum
-        }
-      },
-      update: noop,
-      modify: noop
-    }))
-    registrations.push(Metric.registerUnsafe(
-      Metric.counter("fiberd_http_response_body_bytes_total", { description: "response body bytes sent", attributes: { service }, incremental: true }),
-      context,
-      { get: () => ({ count: counters.bodyBytes, incremental: true }), update: noop, modify: noop }
-    ))
-    yield* Effect.addFinalizer(() => Effect.sync(() => registrations.forEach((r) => r.remove())))
-  })
+        const empty = counters.count === 0
+        return { buckets, count: counters.count, min: empty ? 0 : counters.min, max: empty ? 0 : counters.max, sum: counters.sum }
+      }
+    ),
+    Published.counter("fiberd_http_response_body_bytes_total", "response body bytes sent", { service }, () => counters.bodyBytes)
+  ])

@@ -169,30 +169,33 @@ export const parseHead = (
   while (from + 1 < end && buffer[from] === 0x0d && buffer[from + 1] === 0x0a && from - start < 8) from += 2
   if (from >= end) return INCOMPLETE
   const resume = scan === undefined ? from : Math.max(from, start + scan.scanned)
-  const lineEnd = { at: scan === undefined || scan.lineEnd < 0 ? -1 : start + scan.lineEnd }
+  const lineEnd = scan === undefined || scan.lineEnd < 0 ? -1 : start + scan.lineEnd
   const headEnd = findHeadEnd(buffer, from, Math.max(from, resume - 3), end)
   if (headEnd === -1) {
-    const problem = scanBytes(buffer, from, resume, end, limits, lineEnd)
-    if (problem !== undefined) return problem
+    const scanned = scanBytes(buffer, from, resume, end, limits, lineEnd)
+    if (typeof scanned !== "number") return scanned
     if (scan !== undefined) {
       scan.scanned = end - start
-      scan.lineEnd = lineEnd.at === -1 ? -1 : lineEnd.at - start
+      scan.lineEnd = scanned === -1 ? -1 : scanned - start
     }
     return INCOMPLETE
   }
   const result = headEnd + 4 - from > limits.maxHeadBytes
     ? error(431, "request header section too large")
     : parseHeadText(Buffer.from(buffer.buffer, buffer.byteOffset + from, headEnd - from).toString("latin1"), limits, headEnd + 4)
+  if (result._tag !== "Error") return result
   // a refused head is judged byte by byte, first problem first, as it would have been had it arrived in pieces
-  return result._tag === "Error" ? scanBytes(buffer, from, resume, headEnd + 4, limits, lineEnd) ?? result : result
+  const scanned = scanBytes(buffer, from, resume, headEnd + 4, limits, lineEnd)
+  return typeof scanned === "number" ? result : scanned
 }
 
 /**
  * Checks head bytes `[at, end)` (the head starts at `from`) in order and
  * returns the first problem a byte reveals: a bare LF, a bare CR (seen at the
  * byte after it), a request line over its limit (a CR is not counted: it may
- * be the start of the line's CRLF), a head over its limit. `lineEnd.at` is the
- * request line's LF once seen.
+ * be the start of the line's CRLF), a head over its limit. With no problem it
+ * returns where the request line's LF is (`lineEnd` as given when it was
+ * already known, -1 while none is seen).
  */
 const scanBytes = (
   buffer: Uint8Array,
@@ -200,20 +203,20 @@ const scanBytes = (
   at: number,
   end: number,
   limits: HeadLimits,
-  lineEnd: { at: number }
-): HeadResult | undefined => {
+  lineEnd: number
+): HeadResult | number => {
   for (let i = at; i < end; i++) {
     const c = buffer[i]
     if (i > from && buffer[i - 1] === 0x0d && c !== 0x0a) return error(400, "bare CR")
     if (c === 0x0a) {
       if (i === from || buffer[i - 1] !== 0x0d) return error(400, "bare LF where CRLF is required")
-      if (lineEnd.at === -1) lineEnd.at = i
-    } else if (lineEnd.at === -1 && c !== 0x0d && i - from + 1 > limits.maxRequestLine) {
+      if (lineEnd === -1) lineEnd = i
+    } else if (lineEnd === -1 && c !== 0x0d && i - from + 1 > limits.maxRequestLine) {
       return error(414, "request line too long")
     }
     if (i - from + 1 > limits.maxHeadBytes) return error(431, "request header section too large")
   }
-  return undefined
+  return lineEnd
 }
 
 const parseHeadText = (text: string, limits: HeadLimits, end: number): HeadResult => {

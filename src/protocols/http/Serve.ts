@@ -145,6 +145,11 @@ class ConnState implements Timeouts.Timed, Req.BodySource {
     }
   }
 
+  /** The server drains (this engine's drain, or the listener's drain signal). */
+  draining(): boolean {
+    return this.shared.draining || this.conn.isDraining()
+  }
+
   /**
    * The server drains and this connection has no request in progress: it
    * times out after `ticks` of idleness (from its last activity) instead of
@@ -309,6 +314,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
       time: number,
       started: number
     ) => {
+      if (!recording && accessLog === undefined) return
       const durationMs = performance.now() - started
       if (recording) counters.record(head.method ?? "other", status, bytes, durationMs)
       if (accessLog === undefined) return
@@ -545,14 +551,11 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
             const phase = s.start < s.end || s.requests === 0 ? "head" : "idle"
             if (s.phase !== phase) s.setPhase(phase)
             const idle = s.start >= s.end
-            if (idle && (s.shared.draining || s.conn.isDraining())) {
-              // draining, and no request in progress: a request already on its way gets a short grace
+            // an idle read ends at EOF, or when the server starts to drain (now, or while it waited)
+            if ((idle && s.draining()) || !(yield* (idle ? s.fillIdle : s.fill))) {
+              if (!idle || !s.draining()) return // EOF
+              // draining, no request in progress: a request already on its way gets a short grace
               // (it is answered, with Connection: close); then the connection closes
-              s.drainGrace(drainGraceTicks)
-              if (!(yield* s.fill)) return
-            } else if (!(yield* (idle ? s.fillIdle : s.fill))) {
-              // EOF; or the drain began while idle: the same grace, then close
-              if (!idle || !s.conn.isDraining()) return
               s.drainGrace(drainGraceTicks)
               if (!(yield* s.fill)) return
             }
@@ -607,8 +610,8 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
 
     return {
       handler,
-      // responses from now on say Connection: close; idle connections end through the drain signal
-      // of their Connection (readIdle), whether kept alive or new and silent
+      // responses from now on say Connection: close; connections with no request in progress (kept
+      // alive, or new and silent) close after `drainGrace` (woken by their Connection's drain signal)
       drain: Effect.sync(() => {
         shared.draining = true
       }),
