@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
  * each figure with its ratio to the baseline measured in the same run.
- * Options: --rounds N (default 3), --seconds S (default 10).
+ * Options: --rounds N (default 3), --seconds S (default 10), --rows TEXT (HTTP rows whose name
+ * contains TEXT, e.g. "c=100" or "pipeline").
  */
 import * as Os from "node:os"
 import * as Actors from "./actors.ts"
@@ -19,6 +20,10 @@ const flag = (name: string, fallback: number) => {
 }
 const rounds = flag("rounds", 3)
 const seconds = flag("seconds", 10)
+const rowFilter = (() => {
+  const i = args.indexOf("--rows")
+  return i >= 0 ? args[i + 1] : undefined
+})()
 const suites = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"))
 // soak runs only when asked for (it takes minutes)
 const wanted = (s: string) => (suites.length === 0 && s !== "soak") || suites.includes(s)
@@ -51,7 +56,7 @@ if (wanted("actors")) {
 if (wanted("http")) {
   console.log(`\nHTTP: node:http (Buffers), the ceiling server, fiberd hello and fiberd static (access log on); wrk -t1, ${seconds} s, median of ${rounds}`)
   console.log(`  issue 15 targets at c=100: hello ≥ 1.35× node:http and ≥ 0.8× the ceiling, CPU/req ≤ 0.75× node:http's; pipelined ≥ 8×`)
-  await Http.run(rounds, seconds)
+  await Http.run(rounds, seconds, rowFilter === undefined ? undefined : (row) => row.name.includes(rowFilter))
 }
 if (wanted("metrics")) {
   console.log(`\nHTTP metrics on vs off: fiberd static 12 B, c=100, ${seconds} s, median of ${rounds}`)

@@ -24,8 +24,8 @@ export interface AccessEntry {
   readonly bytes: number
   readonly referer?: string | undefined
   readonly userAgent?: string | undefined
-  /** Time to answer, in ms. */
-  readonly durationMs: number
+  /** Time to answer, in ms; measured only when the server records metrics (no clock read per request otherwise). */
+  readonly durationMs?: number | undefined
 }
 
 /** `common` (CLF) or `combined` (CLF plus referer and user agent). */

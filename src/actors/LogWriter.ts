@@ -1,9 +1,10 @@
 /**
  * The batching log-writer actor that the access log and the error log share.
  *
- * Entries are told (from fibers, or synchronously from plain-JS hot paths);
- * one fiber takes everything waiting, formats it, and appends it to the file
- * with one write per batch. On `reopen` (log rotation) the file is closed and
+ * Entries are told (from fibers, or synchronously from plain-JS hot paths)
+ * and formatted at once into the current batch, as UTF-8 bytes in a reused
+ * chunk (no entry object outlives its tell, no string is concatenated); one
+ * fiber takes each batch and appends it to the file with one write. On `reopen` (log rotation) the file is closed and
  * opened again by path. When the owning scope closes, everything told before
  * is written and the file closed before the scope finishes. A file that cannot
  * be written (permissions, disk full) is reported on stderr once per failure
@@ -19,6 +20,7 @@ import { Cause, Clock, Data, Deferred, Duration, Effect, Fiber, Metric, Queue } 
 import type { Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { LogBatch, type Sealed } from "./LogBatch.ts"
 
 /** Where a log goes: a file path (appended, created with its directory), `-` for stdout, `stderr` for stderr. */
 export type Destination = string
@@ -86,6 +88,23 @@ class Control {
     this.done = done
   }
 }
+
+/** Formatted entries waiting to be written: one append. */
+class Segment<A> {
+  readonly sealed: Sealed
+  /** The entries themselves, kept only for `alsoSend`. */
+  readonly entries: ReadonlyArray<A> | undefined
+  constructor(sealed: Sealed, entries: ReadonlyArray<A> | undefined) {
+    this.sealed = sealed
+    this.entries = entries
+  }
+  get count(): number {
+    return this.sealed.count
+  }
+}
+
+/** "Entries were told": wakes the writer (offered when the current segment gets its first entry). */
+const WAKE = "wake" as const
 
 const appendAll = (fd: number, data: Buffer): Promise<void> =>
   new Promise((resolve, reject) => {
@@ -292,7 +311,7 @@ const errorsTotal = Metric.counter("fiberd_log_write_errors_total", { descriptio
  */
 export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const mailbox = yield* Queue.unbounded<A | Control, Cause.Done>()
+    const mailbox = yield* Queue.unbounded<Segment<A> | Control | typeof WAKE, Cause.Done>()
     const clock = yield* Clock.Clock
     const sink = new Sink(
       { name: options.name, destination: options.destination, allowNonRegular: options.allowNonRegular ?? false },
@@ -306,75 +325,103 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
     const batchSize = options.batchSize ?? 8192
     const flushInterval = Duration.fromInputUnsafe(options.flushInterval ?? 0)
     const attributes = { log: options.name }
+    const format = options.format
+    const alsoSend = options.alsoSend
 
-    const writeEntries = (entries: Array<A>) =>
+    // Entries are formatted when told, into the current batch (bytes: nothing else of an entry stays
+    // alive); a batch is sealed onto the mailbox before a control message (so the control applies
+    // after exactly the entries told before it), when it is full, or when it holds `batchSize` entries.
+    const current = new LogBatch()
+    let currentEntries: Array<A> = []
+    /** Entries told and not yet taken for writing (the `maxQueued` bound). */
+    let queued = 0
+
+    const takeCurrent = (): Segment<A> | undefined => {
+      const sealed = current.take()
+      if (sealed === undefined) return undefined
+      const segment = new Segment(sealed, alsoSend === undefined ? undefined : currentEntries)
+      if (alsoSend !== undefined) currentEntries = []
+      return segment
+    }
+
+    const seal = (): void => {
+      const segment = takeCurrent()
+      if (segment !== undefined && !Queue.offerUnsafe(mailbox, segment)) queued -= segment.count
+    }
+
+    const writeSegment = (segment: Segment<A>) =>
       Effect.gen(function*() {
-        for (let from = 0; from < entries.length; from += batchSize) {
-          const slice = entries.slice(from, from + batchSize)
-          let text = ""
-          for (const entry of slice) text += options.format(entry)
-          const data = Buffer.from(text, "utf8")
-          let inFlight: Promise<void> | undefined
-          const outcome = yield* Effect.tryPromise({
-            try: () => (inFlight = sink.append(data)),
-            catch: (e) => (e as NodeJS.ErrnoException).code ?? (e as Error).message
-          }).pipe(Effect.timeoutOption(writeStall), Effect.result)
-          let ok = false
-          if (outcome._tag === "Failure") {
-            sink.close()
-            sink.report(false, slice.length, outcome.failure)
-          } else if (outcome.success._tag === "None") {
-            // stalled: stop waiting, drop the batch, use a fresh descriptor for the next one
-            sink.abandon(inFlight ?? Promise.resolve())
-            sink.report(false, slice.length, `no progress for ${Duration.format(writeStall)}`)
-          } else {
-            ok = true
-            sink.report(true, slice.length)
-          }
-          stats.batches++
-          if (ok) {
-            stats.written += slice.length
-            yield* Metric.update(Metric.withAttributes(writtenTotal, attributes), slice.length)
-          } else {
-            stats.dropped += slice.length
-            stats.writeErrors++
-            yield* Metric.update(Metric.withAttributes(droppedTotal, attributes), slice.length)
-            yield* Metric.update(Metric.withAttributes(errorsTotal, attributes), 1)
-          }
-          if (options.alsoSend !== undefined) options.alsoSend(slice)
+        queued -= segment.count
+        const data = segment.sealed.bytes
+        let inFlight: Promise<void> | undefined
+        const outcome = yield* Effect.tryPromise({
+          try: () => (inFlight = sink.append(data)),
+          catch: (e) => (e as NodeJS.ErrnoException).code ?? (e as Error).message
+        }).pipe(Effect.timeoutOption(writeStall), Effect.result)
+        let ok = false
+        if (outcome._tag === "Failure") {
+          sink.close()
+          sink.report(false, segment.count, outcome.failure)
+        } else if (outcome.success._tag === "None") {
+          // stalled: stop waiting, drop the batch, use a fresh descriptor for the next one
+          sink.abandon(inFlight ?? Promise.resolve())
+          sink.report(false, segment.count, `no progress for ${Duration.format(writeStall)}`)
+        } else {
+          ok = true
+          sink.report(true, segment.count)
         }
+        // a stalled write may still use its buffer: only a finished one is reused
+        if (outcome._tag === "Failure" || outcome.success._tag === "Some") current.release(segment.sealed)
+        stats.batches++
+        if (ok) {
+          stats.written += segment.count
+          yield* Metric.update(Metric.withAttributes(writtenTotal, attributes), segment.count)
+        } else {
+          stats.dropped += segment.count
+          stats.writeErrors++
+          yield* Metric.update(Metric.withAttributes(droppedTotal, attributes), segment.count)
+          yield* Metric.update(Metric.withAttributes(errorsTotal, attributes), 1)
+        }
+        if (alsoSend !== undefined && segment.entries !== undefined) alsoSend(segment.entries)
       })
 
-    const handle = (batch: ReadonlyArray<A | Control>) =>
+    /** Writes sealed segments and runs controls in order, then everything told since. */
+    const handle = (batch: ReadonlyArray<Segment<A> | Control | typeof WAKE>) =>
       Effect.gen(function*() {
         if (droppedUnreported > 0) {
           yield* Metric.update(Metric.withAttributes(droppedTotal, attributes), droppedUnreported)
           droppedUnreported = 0
         }
-        let entries: Array<A> = []
         for (const item of batch) {
+          if (item === WAKE) continue
           if (item instanceof Control) {
-            yield* writeEntries(entries)
-            entries = []
             if (item.kind === "reopen") sink.close()
             yield* Deferred.succeed(item.done, undefined)
           } else {
-            entries.push(item)
+            yield* writeSegment(item)
           }
         }
-        yield* writeEntries(entries)
+        // the current segment follows everything sealed before it: with more in the mailbox (told
+        // while this batch was written), it waits for the next round, whose wake-up it queued
+        if (Queue.sizeUnsafe(mailbox) > 0) return
+        const rest = takeCurrent()
+        if (rest !== undefined) yield* writeSegment(rest)
       })
 
     const loop = Effect.gen(function*() {
       while (true) {
         let batch = yield* Queue.takeAll(mailbox)
-        if (batch.length < batchSize && Duration.toMillis(flushInterval) > 0) {
+        if (current.count < batchSize && Duration.toMillis(flushInterval) > 0) {
           yield* Effect.sleep(flushInterval)
           batch = [...batch, ...(yield* Queue.clear(mailbox))]
         }
         yield* handle(batch)
       }
-    }).pipe(Effect.catchIf(Cause.isDone, () => Effect.void))
+    }).pipe(Effect.catchIf(Cause.isDone, () => {
+      // the scope is closing: what was told since the last wake-up is written too
+      const rest = takeCurrent()
+      return rest === undefined ? Effect.void : writeSegment(rest)
+    }))
 
     const fiber = yield* Effect.forkScoped(loop, { startImmediately: true })
     yield* Effect.addFinalizer(() =>
@@ -384,14 +431,29 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
     const control = (kind: "reopen" | "flush") =>
       Effect.gen(function*() {
         const done = yield* Deferred.make<void>()
+        seal()
         if (!Queue.offerUnsafe(mailbox, new Control(kind, done))) return
         yield* Deferred.await(done)
       })
 
     const tellUnsafe = (entry: A) => {
-      if (Queue.sizeUnsafe(mailbox) >= maxQueued || !Queue.offerUnsafe(mailbox, entry)) {
+      if (queued >= maxQueued) {
         stats.dropped++
         droppedUnreported++
+        return
+      }
+      const line = format(entry)
+      if (!current.fits(line)) seal()
+      current.add(line)
+      queued++
+      if (alsoSend !== undefined) currentEntries.push(entry)
+      if (current.count >= batchSize) seal()
+      else if (current.count === 1 && !Queue.offerUnsafe(mailbox, WAKE)) {
+        // the writer has stopped (its scope closed): nothing will write this entry
+        current.take()
+        currentEntries = []
+        queued--
+        stats.dropped++
       }
     }
     return {
@@ -400,6 +462,6 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
       reopen: control("reopen"),
       flush: control("flush"),
       stats,
-      depth: () => Queue.sizeUnsafe(mailbox)
+      depth: () => queued
     }
   })

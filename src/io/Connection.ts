@@ -81,9 +81,30 @@ export interface Connection {
   /**
    * Writes one buffer or several (several go out in one writev). Completes at
    * once while the outgoing buffer is below its high-water mark; otherwise
-   * waits until it drains, so a slow peer slows the writer down.
+   * waits until it drains, so a slow peer slows the writer down. `write([])`
+   * writes nothing and only waits for that (after `writeUnsafe` said false).
    */
   readonly write: (data: Uint8Array | ReadonlyArray<Uint8Array>) => Effect.Effect<void, ConnectionError>
+  /**
+   * Push-mode reading, for protocols whose per-chunk work is plain
+   * synchronous code (the HTTP engine's parse → app → coalesced write):
+   * while the fiber waits, every chunk is handed to `consume` as it arrives
+   * (buffered chunks first), without resuming the fiber, for as long as
+   * `consume` returns true. Completes with `"yield"` once `consume` returns
+   * false (it took that chunk and wants its fiber back), `"eof"` at the end
+   * of input, or `"drain"` when the server begins to drain while it waits.
+   * A `consume` that throws fails the read with that defect. Backpressure
+   * is the consumer's: it writes with `writeUnsafe` and yields when told to
+   * wait.
+   */
+  readonly readWith: (consume: (chunk: Uint8Array) => boolean) => Effect.Effect<ReadWithOutcome, ConnectionError>
+  /**
+   * Writes without waiting, for code running in `readWith`'s consumer: true
+   * while the outgoing buffer is below its high-water mark; false when the
+   * writer must wait (`write([])`) before writing more, or the connection is
+   * closed (then that `write` fails with why).
+   */
+  readonly writeUnsafe: (data: Uint8Array | ReadonlyArray<Uint8Array>) => boolean
   /** Half-close: sends FIN after pending writes. Reading may go on. */
   readonly endWrite: Effect.Effect<void>
   /**
@@ -109,6 +130,9 @@ export interface Connection {
    */
   readonly readIdle: Effect.Effect<Option.Option<Uint8Array>, ConnectionError>
 }
+
+/** How a `readWith` ended: the consumer asked for its fiber, end of input, or the server began to drain. */
+export type ReadWithOutcome = "yield" | "eof" | "drain"
 
 /**
  * The drain signal a listener shares with its connections: `start` once,

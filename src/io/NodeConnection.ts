@@ -22,6 +22,7 @@ import {
   ConnectionReset,
   ConnectionTimeout,
   type Connection,
+  type ReadWithOutcome,
   type RemoteAddress
 } from "./Connection.ts"
 import type { Timed, TimeoutManager } from "../core/Timeouts.ts"
@@ -55,6 +56,9 @@ type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
 /** Bytes queued for a reader that is not reading before the socket is paused. */
 const MAX_BUFFERED = 64 * 1024
 const EOF: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
+const YIELDED: Effect.Effect<ReadWithOutcome> = Effect.succeed("yield")
+const ENDED: Effect.Effect<ReadWithOutcome> = Effect.succeed("eof")
+const DRAINING: Effect.Effect<ReadWithOutcome> = Effect.succeed("drain")
 const resetCodes = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"])
 
 /** Describes the peer of a socket. */
@@ -106,6 +110,9 @@ export class NodeConnection implements Connection, Timed {
   private readonly counters: ByteCounters
   private readonly owner: ConnectionOwner
   private readWaiter: Resume<Option.Option<Uint8Array>> | undefined = undefined
+  /** The consumer of a waiting `readWith`, and how to resume its fiber. */
+  private consumer: ((chunk: Uint8Array) => boolean) | undefined = undefined
+  private pushWaiter: Resume<ReadWithOutcome> | undefined = undefined
   private drainWaiter: Resume<void> | undefined = undefined
   private eof = false
   private paused = true
@@ -179,8 +186,45 @@ export class NodeConnection implements Connection, Timed {
     })
   }
 
-  /** The server started to drain: a `readIdle` waiting now ends as at EOF. */
+  readWith(consume: (chunk: Uint8Array) => boolean): Effect.Effect<ReadWithOutcome, ConnectionError> {
+    return Effect.callback((resume) => {
+      while (this.queue !== undefined && this.queue.length > 0) {
+        let more: boolean
+        try {
+          more = consume(this.dequeue())
+        } catch (defect) {
+          return resume(Effect.die(defect))
+        }
+        if (!more) return resume(YIELDED)
+      }
+      if (this.failure !== undefined) return resume(Effect.fail(this.failure))
+      if (this.eof) return resume(ENDED)
+      if (this.lingering || this.socket.destroyed) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+      this.consumer = consume
+      this.pushWaiter = resume
+      if (this.paused) this.flow()
+      return this.cancelPush ??= Effect.sync(() => {
+        this.consumer = undefined
+        this.pushWaiter = undefined
+      })
+    })
+  }
+
+  /** Built at the first suspended `readWith`, then reused. */
+  private cancelPush: Effect.Effect<void> | undefined = undefined
+
+  /** Ends a waiting `readWith` (no-op when none waits, e.g. it already ended inside its consumer). */
+  private endPush(outcome: Effect.Effect<ReadWithOutcome, ConnectionError>): void {
+    const waiter = this.pushWaiter
+    if (waiter === undefined) return
+    this.pushWaiter = undefined
+    this.consumer = undefined
+    waiter(outcome)
+  }
+
+  /** The server started to drain: a `readIdle` waiting now ends as at EOF; a `readWith` says "drain". */
   onDrainStart(): void {
+    this.endPush(DRAINING)
     const waiter = this.readWaiter
     if (waiter === undefined || !this.idleRead) return
     this.readWaiter = undefined
@@ -194,7 +238,20 @@ export class NodeConnection implements Connection, Timed {
     if (this.failure !== undefined) return Effect.fail(this.failure)
     const socket = this.socket
     if (socket.destroyed || socket.writableEnded) return Effect.fail(new ConnectionClosed({ connectionId: this.id }))
-    let ok: boolean
+    if (this.send(data)) return Effect.void
+    return this.drainEffect ??= this.makeWaitDrain()
+  }
+
+  writeUnsafe(data: Uint8Array | ReadonlyArray<Uint8Array>): boolean {
+    const socket = this.socket
+    if (this.failure !== undefined || socket.destroyed || socket.writableEnded) return false
+    return this.send(data)
+  }
+
+  /** Hands bytes to the socket; true while its outgoing buffer is below the high-water mark. */
+  private send(data: Uint8Array | ReadonlyArray<Uint8Array>): boolean {
+    const socket = this.socket
+    let ok = false
     let bytes = 0
     if (data instanceof Uint8Array) {
       bytes = data.byteLength
@@ -203,7 +260,7 @@ export class NodeConnection implements Connection, Timed {
       const only = data[0]!
       bytes = only.byteLength
       ok = socket.write(only)
-    } else {
+    } else if (data.length > 1) {
       socket.cork()
       ok = true
       for (const part of data) {
@@ -212,12 +269,13 @@ export class NodeConnection implements Connection, Timed {
       }
       socket.uncork()
     }
-    this.counters.bytesOut += bytes
-    this.lastActive = this.timeouts.epoch
+    if (bytes > 0) {
+      this.counters.bytesOut += bytes
+      this.lastActive = this.timeouts.epoch
+    }
     // write() says false whenever a chunk reaches the high-water mark, even when the kernel took it all
     // at once; wait for 'drain' only if bytes are really still queued in user space
-    if (ok || socket.writableLength < socket.writableHighWaterMark) return Effect.void
-    return this.drainEffect ??= this.makeWaitDrain()
+    return ok || socket.writableLength < socket.writableHighWaterMark
   }
 
   get endWrite(): Effect.Effect<void> {
@@ -298,6 +356,17 @@ export class NodeConnection implements Connection, Timed {
 
   onData(chunk: Buffer): void {
     if (this.lingering) return
+    const consume = this.consumer
+    if (consume !== undefined) {
+      let more: boolean
+      try {
+        more = consume(this.took(chunk))
+      } catch (defect) {
+        return this.endPush(Effect.die(defect))
+      }
+      if (!more) this.endPush(YIELDED)
+      return
+    }
     const waiter = this.readWaiter
     if (waiter !== undefined) {
       this.readWaiter = undefined
@@ -314,6 +383,7 @@ export class NodeConnection implements Connection, Timed {
 
   onEnd(): void {
     this.eof = true
+    this.endPush(ENDED)
     const waiter = this.readWaiter
     if (waiter !== undefined) {
       this.readWaiter = undefined
@@ -358,6 +428,7 @@ export class NodeConnection implements Connection, Timed {
     const drainer = this.drainWaiter
     this.readWaiter = undefined
     this.drainWaiter = undefined
+    this.endPush(this.eof ? ENDED : Effect.fail(error))
     if (reader !== undefined) reader(this.eof ? EOF : Effect.fail(error))
     if (drainer !== undefined) drainer(Effect.fail(error))
   }

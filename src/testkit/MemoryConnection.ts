@@ -16,12 +16,16 @@ import {
   ConnectionTimeout,
   type Connection,
   DrainSignal,
+  type ReadWithOutcome,
   type RemoteAddress
 } from "../io/Connection.ts"
 
 type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
 
 const EOF: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
+const YIELDED: Effect.Effect<ReadWithOutcome> = Effect.succeed("yield")
+const ENDED: Effect.Effect<ReadWithOutcome> = Effect.succeed("eof")
+const DRAINING: Effect.Effect<ReadWithOutcome> = Effect.succeed("drain")
 
 /** One direction of a pair. */
 class Pipe {
@@ -30,6 +34,9 @@ class Pipe {
   ended = false
   failure: ConnectionError | undefined = undefined
   reader: Resume<Option.Option<Uint8Array>> | undefined = undefined
+  /** A waiting `readWith`: its consumer gets chunks as they are pushed. */
+  consumer: ((chunk: Uint8Array) => boolean) | undefined = undefined
+  pushWaiter: Resume<ReadWithOutcome> | undefined = undefined
   readonly writers: Array<Resume<void>> = []
   readonly capacity: number
   readonly onActivity: () => void
@@ -41,6 +48,17 @@ class Pipe {
 
   push(chunk: Uint8Array): void {
     this.onActivity()
+    const consume = this.consumer
+    if (consume !== undefined) {
+      let more: boolean
+      try {
+        more = consume(chunk)
+      } catch (defect) {
+        return this.endPush(Effect.die(defect))
+      }
+      if (!more) this.endPush(YIELDED)
+      return
+    }
     const reader = this.reader
     if (reader !== undefined) {
       this.reader = undefined
@@ -58,10 +76,20 @@ class Pipe {
     return chunk
   }
 
+  /** Ends a waiting `readWith` (no-op when none waits). */
+  endPush(outcome: Effect.Effect<ReadWithOutcome, ConnectionError>): void {
+    const waiter = this.pushWaiter
+    if (waiter === undefined) return
+    this.pushWaiter = undefined
+    this.consumer = undefined
+    waiter(outcome)
+  }
+
   end(): void {
     if (this.ended) return
     this.ended = true
     this.onActivity()
+    if (this.chunks.length === 0) this.endPush(ENDED)
     const reader = this.reader
     if (reader !== undefined && this.chunks.length === 0) {
       this.reader = undefined
@@ -77,6 +105,7 @@ class Pipe {
     const reader = this.reader
     this.reader = undefined
     if (reader !== undefined) reader(Effect.fail(error))
+    this.endPush(Effect.fail(error))
     this.wakeWriters(Effect.fail(error))
   }
 
@@ -140,6 +169,7 @@ export class MemoryEnd implements Connection {
   drain(): void {
     this.drainSignal.start()
     const pipe = this.inbound
+    pipe.endPush(DRAINING)
     if (pipe.reader !== undefined && this.idleRead) {
       const reader = pipe.reader
       pipe.reader = undefined
@@ -162,16 +192,49 @@ export class MemoryEnd implements Connection {
     })
   }
 
+  readWith(consume: (chunk: Uint8Array) => boolean): Effect.Effect<ReadWithOutcome, ConnectionError> {
+    return Effect.callback((resume) => {
+      const pipe = this.inbound
+      if (pipe.failure !== undefined) return resume(Effect.fail(pipe.failure))
+      if (this.closedLocally) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+      while (pipe.chunks.length > 0) {
+        let more: boolean
+        try {
+          more = consume(pipe.shift())
+        } catch (defect) {
+          return resume(Effect.die(defect))
+        }
+        if (!more) return resume(YIELDED)
+      }
+      if (pipe.ended) return resume(ENDED)
+      pipe.consumer = consume
+      pipe.pushWaiter = resume
+      return Effect.sync(() => {
+        pipe.consumer = undefined
+        pipe.pushWaiter = undefined
+      })
+    })
+  }
+
+  writeUnsafe(data: Uint8Array | ReadonlyArray<Uint8Array>): boolean {
+    const pipe = this.outbound
+    if (pipe.failure !== undefined || pipe.ended || this.closedLocally) return false
+    if (this.peer.discarding) return true
+    const parts = data instanceof Uint8Array ? [data] : data
+    if (parts.length > 0) {
+      const joined = parts.length === 1 ? parts[0]!.slice() : Buffer.concat(parts)
+      if (joined.byteLength > 0) pipe.push(joined)
+    }
+    return pipe.buffered < pipe.capacity
+  }
+
   readonly write = (data: Uint8Array | ReadonlyArray<Uint8Array>): Effect.Effect<void, ConnectionError> =>
     Effect.callback<void, ConnectionError>((resume) => {
       const pipe = this.outbound
       if (pipe.failure !== undefined) return resume(Effect.fail(pipe.failure))
       if (pipe.ended || this.closedLocally) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
       if (this.peer.discarding) return resume(Effect.void)
-      const parts = data instanceof Uint8Array ? [data] : data
-      const joined = parts.length === 1 ? parts[0]!.slice() : Buffer.concat(parts)
-      if (joined.byteLength > 0) pipe.push(joined)
-      if (pipe.buffered < pipe.capacity) return resume(Effect.void)
+      if (this.writeUnsafe(data)) return resume(Effect.void)
       pipe.writers.push(resume)
       return Effect.sync(() => {
         const i = pipe.writers.indexOf(resume)
@@ -202,11 +265,12 @@ export class MemoryEnd implements Connection {
     const reader = this.inbound.reader
     this.inbound.reader = undefined
     if (reader !== undefined) reader(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+    this.inbound.endPush(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
   }
 
   /** True while this end's fiber waits on the connection (a read, or a write on a full buffer). */
   get waiting(): boolean {
-    return this.inbound.reader !== undefined || this.outbound.writers.length > 0
+    return this.inbound.reader !== undefined || this.inbound.pushWaiter !== undefined || this.outbound.writers.length > 0
   }
 
   /** True once this end closed (close) or timed out. */

@@ -215,6 +215,8 @@ const pathStart = (target: string): number => {
   return authorityEnd === -1 ? target.length : scheme + 3 + authorityEnd
 }
 
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({})
+
 /** The Request implementation: cheap to build; body helpers are made when first used. */
 class HttpRequest implements Request {
   readonly method: string
@@ -224,7 +226,7 @@ class HttpRequest implements Request {
   readonly headers: Headers
   readonly minor: 0 | 1
   readonly remote: RemoteAddress
-  params: Readonly<Record<string, string>> = {}
+  params: Readonly<Record<string, string>> = NO_PARAMS
   private readonly reader: BodyReader
   private searchParamsCache: URLSearchParams | undefined
   private bytesCache: Effect.Effect<Uint8Array, BodyError> | undefined

@@ -27,8 +27,21 @@ export interface Init {
   readonly headers?: ReadonlyArray<readonly [string, string]> | Readonly<Record<string, string>>
 }
 
+/** One shared `[["Content-Type", type]]` per type (a few dozen at most), so its header block is serialized once. */
+const typeOnly = new Map<string, ReadonlyArray<readonly [string, string]>>()
+const NO_HEADERS: ReadonlyArray<readonly [string, string]> = []
+
 const headersOf = (init: Init | undefined, contentType?: string): ReadonlyArray<readonly [string, string]> => {
-  const given = init?.headers === undefined ? [] : Array.isArray(init.headers) ? init.headers : Object.entries(init.headers)
+  if (init?.headers === undefined) {
+    if (contentType === undefined) return NO_HEADERS
+    let shared = typeOnly.get(contentType)
+    if (shared === undefined) {
+      shared = [["Content-Type", contentType]]
+      if (typeOnly.size < 64) typeOnly.set(contentType, shared)
+    }
+    return shared
+  }
+  const given = Array.isArray(init.headers) ? init.headers : Object.entries(init.headers)
   if (contentType === undefined || given.some(([n]) => n.toLowerCase() === "content-type")) return given
   return [["Content-Type", contentType], ...given]
 }
@@ -157,4 +170,47 @@ export const serializeHead = (
   if (close) head += "Connection: close\r\n"
   else if (keepAlive10) head += "Connection: keep-alive\r\n"
   return head + "\r\n"
+}
+
+/** The last head serialized for one headers array, and what it was serialized for. */
+interface CachedHead {
+  status: number
+  date: string
+  length: number
+  flags: number
+  bytes: Buffer
+}
+
+const heads = new WeakMap<ReadonlyArray<readonly [string, string]>, CachedHead>()
+
+/**
+ * `serializeHead` as latin1 bytes, cached per headers array: answers that
+ * share their headers (a constant response, or the helpers' shared
+ * Content-Type arrays) reuse the bytes until the Date (a second) or the
+ * status, length or connection flags change. Never mutate the result.
+ */
+export const headBytes = (
+  response: Response,
+  date: string,
+  length: number,
+  close: boolean,
+  keepAlive10: boolean,
+  noBody: boolean
+): Buffer => {
+  const flags = (close ? 1 : 0) | (keepAlive10 ? 2 : 0) | (noBody ? 4 : 0)
+  const cached = heads.get(response.headers)
+  if (
+    cached !== undefined && cached.date === date && cached.status === response.status && cached.length === length &&
+    cached.flags === flags
+  ) return cached.bytes
+  const bytes = Buffer.from(serializeHead(response, date, length, close, keepAlive10, noBody), "latin1")
+  if (cached === undefined) heads.set(response.headers, { status: response.status, date, length, flags, bytes })
+  else {
+    cached.status = response.status
+    cached.date = date
+    cached.length = length
+    cached.flags = flags
+    cached.bytes = bytes
+  }
+  return bytes
 }

@@ -31,8 +31,16 @@ interface Compiled<E, R> {
   readonly match: (path: string) => Record<string, string> | undefined
 }
 
+/** The params of every route without parameters (never written: the Router sets a fresh object only for patterns). */
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({})
+
 const compile = <E, R>(r: Route<E, R>): Compiled<E, R> => {
   const parts = r.pattern.split("/")
+  // a pattern without parameters or wildcard: one string comparison, no allocation
+  if (!parts.some((part) => part === "*" || part.startsWith(":"))) {
+    const pattern = r.pattern
+    return { route: r, match: (path) => (path === pattern ? NO_PARAMS : undefined) }
+  }
   return {
     route: r,
     match: (path) => {
@@ -76,7 +84,7 @@ export const make = <Routes extends ReadonlyArray<Route<unknown, unknown>>, E2 =
 ): App<RouteError<Routes[number]> | E2, RouteContext<Routes[number]> | R2> => {
   const compiled = routes.map(compile) as Array<Compiled<unknown, unknown>>
   return ((request: Request) => {
-    const allowed: Array<string> = []
+    let allowed: Array<string> | undefined
     for (const c of compiled) {
       const params = c.match(request.path)
       if (params === undefined) continue
@@ -85,14 +93,16 @@ export const make = <Routes extends ReadonlyArray<Route<unknown, unknown>>, E2 =
         ;(request as { params: Readonly<Record<string, string>> }).params = params
         return c.route.app(request)
       }
-      allowed.push(m)
+      ;(allowed ??= []).push(m)
     }
-    if (allowed.length > 0) {
+    if (allowed !== undefined) {
       return Effect.succeed(Res.text("405 Method Not Allowed\n", { status: 405, headers: [["Allow", [...new Set(allowed)].join(", ")]] }))
     }
-    return fallback !== undefined ? fallback(request) : Effect.succeed(Res.text("404 Not Found\n", { status: 404 }))
+    return fallback !== undefined ? fallback(request) : NOT_FOUND
   }) as App<RouteError<Routes[number]> | E2, RouteContext<Routes[number]> | R2>
 }
+
+const NOT_FOUND = Effect.succeed(Res.text("404 Not Found\n", { status: 404 }))
 
 /** The error type of a route. */
 export type RouteError<T> = T extends Route<infer E, unknown> ? E : never

@@ -10,7 +10,7 @@
  * timeout manager that interrupts the fiber; its finalizer answers 408 where
  * the protocol says so. Every response becomes an access-log entry.
  */
-import { Cause, Clock, Duration, Effect, Exit, Fiber, Option } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Option } from "effect"
 import type * as Fs from "node:fs"
 import type { Scope } from "effect"
 import type { AccessEntry } from "../../actors/AccessLog.ts"
@@ -20,7 +20,8 @@ import * as Timeouts from "../../core/Timeouts.ts"
 import { ChunkedDecoder, ContentLengthDecoder } from "./Body.ts"
 import * as BodyWriter from "./BodyWriter.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
-import { defaultHeadLimits, type HeadLimits, type HeadResult, newScan, parseHead, type RequestHead, type ScanState } from "./Parser.ts"
+import { ConnState, type Next, type Phase, Shared } from "./ConnState.ts"
+import { defaultHeadLimits, type HeadLimits, type HeadResult, parseHead, type RequestHead } from "./Parser.ts"
 import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
 
@@ -67,191 +68,14 @@ export interface HttpServer<R> {
   readonly requests: () => number
 }
 
-type Phase = "idle" | "head" | "body" | "busy"
-
 const EMPTY = Buffer.alloc(0)
-const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1")
 const SMALL_BODY = 1024
-/** Coalesced output up to this size is copied into one (pooled) buffer; beyond, it goes out as a writev. */
-const COALESCE_COPY = 4 * 1024
 const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
 
 /** What serializing a response needs to know about its request. */
 type Framing = Pick<RequestHead, "method" | "minor">
 /** Error responses are framed for an HTTP/1.1 GET (a body, Content-Length). */
 const ERROR_FRAMING: Framing = { method: "GET", minor: 1 }
-
-const httpDate = (millis: number) => new Date(millis).toUTCString()
-
-/** Shared by all connections of one server. */
-class Shared {
-  date = httpDate(0)
-  now = 0
-  requests = 0
-  draining = false
-  /** Every open connection (drain closes the idle ones). */
-  readonly connections = new Set<ConnState>()
-  readonly timeouts: Timeouts.TimeoutManager
-  constructor(timeouts: Timeouts.TimeoutManager) {
-    this.timeouts = timeouts
-  }
-}
-
-/** Per-connection state: the input buffer, timers, and what has been sent. */
-class ConnState implements Timeouts.Timed, Req.BodySource {
-  buffer: Uint8Array = EMPTY
-  start = 0
-  end = 0
-  /** The buffer is ours (appending into its free tail is allowed), not a chunk from the connection. */
-  owned = false
-  /** How far the pending head was scanned (the parser resumes there). */
-  readonly scan: ScanState = newScan()
-  requests = 0
-  lastActive = 0
-  timeoutTicks = 0
-  phase: Phase = "idle"
-  timedOut: Phase | undefined = undefined
-  registered = false
-  /** The current request's response has started (its head is queued or written); reset when it is done. */
-  sent = false
-  expectContinue = false
-  continued = false
-  out: Array<Uint8Array> = []
-  outBytes = 0
-  /** Body bytes of the current streamed response written so far. */
-  streamed = 0
-  /** The entry to log if the request is cut short. */
-  pending: { requestLine: string; time: number; started: number; head: RequestHead } | undefined = undefined
-  readonly conn: Connection
-  readonly fiber: Fiber.Fiber<unknown, unknown>
-  readonly shared: Shared
-  readonly ticks: Readonly<Record<Phase, number>>
-
-  constructor(conn: Connection, fiber: Fiber.Fiber<unknown, unknown>, shared: Shared, ticks: Readonly<Record<Phase, number>>) {
-    this.conn = conn
-    this.fiber = fiber
-    this.shared = shared
-    this.ticks = ticks
-  }
-
-  /** Enters a phase and arms its timeout (the entry stays registered; "busy" has none). */
-  setPhase(phase: Phase): void {
-    this.phase = phase
-    this.timeoutTicks = this.ticks[phase]
-    this.lastActive = this.shared.timeouts.epoch
-    if (!this.registered) {
-      this.shared.timeouts.add(this)
-      this.registered = true
-    }
-  }
-
-  /** The server drains (this engine's drain, or the listener's drain signal). */
-  draining(): boolean {
-    return this.shared.draining || this.conn.isDraining()
-  }
-
-  /**
-   * The server drains and this connection has no request in progress: it
-   * times out after `ticks` of idleness (from its last activity) instead of
-   * its full timeout, and its next answer says Connection: close.
-   */
-  drainGrace(ticks: number): void {
-    this.shared.draining = true
-    this.timeoutTicks = Math.min(this.timeoutTicks, ticks)
-    if (!this.registered) {
-      this.shared.timeouts.add(this)
-      this.registered = true
-    }
-  }
-
-  onTimeout(): void {
-    this.registered = false
-    this.timedOut = this.phase
-    this.fiber.interruptUnsafe()
-  }
-
-  /**
-   * Reads more bytes into the buffer. Whatever is queued for output is written
-   * first: a connection never waits for input while answers sit in its buffer
-   * (the client may be waiting for them before it sends more).
-   */
-  readonly fill: Effect.Effect<boolean, ConnectionError> = this.readMore(false)
-
-  /**
-   * `fill` between requests, when no byte of a next head has arrived: the
-   * connection is idle, so a drain (shutdown) ends it as at EOF.
-   */
-  readonly fillIdle: Effect.Effect<boolean, ConnectionError> = this.readMore(true)
-
-  private readMore(idle: boolean): Effect.Effect<boolean, ConnectionError> {
-    // built before the constructor body sets `conn`: look it up when run
-    return Effect.map(
-      Effect.suspend(() => {
-        const read = idle ? this.conn.readIdle : this.conn.read
-        return this.out.length === 0 ? read : Effect.andThen(this.flush(), read)
-      }),
-      (chunk) => {
-        if (Option.isNone(chunk)) return false
-        this.append(chunk.value)
-        return true
-      }
-    )
-  }
-
-  /**
-   * Adds a chunk after the unconsumed bytes. With nothing pending the chunk
-   * itself becomes the buffer (no copy); otherwise bytes are appended to a
-   * buffer of our own that grows geometrically, so a head that arrives a byte
-   * at a time costs linear time, not quadratic.
-   */
-  append(data: Uint8Array): void {
-    const pending = this.end - this.start
-    if (pending <= 0) {
-      this.buffer = data
-      this.start = 0
-      this.end = data.byteLength
-      this.owned = false
-      return
-    }
-    if (this.owned && this.end + data.byteLength <= this.buffer.byteLength) {
-      this.buffer.set(data, this.end)
-      this.end += data.byteLength
-      return
-    }
-    const need = pending + data.byteLength
-    const grown = Buffer.allocUnsafe(Math.max(need * 2, 4096))
-    grown.set(this.buffer.subarray(this.start, this.end), 0)
-    grown.set(data, pending)
-    this.buffer = grown
-    this.start = 0
-    this.end = need
-    this.owned = true
-  }
-
-  /** The head at `start` was consumed: the next one is scanned from scratch. */
-  nextHead(end: number): void {
-    this.start = end
-    this.scan.scanned = 0
-    this.scan.lineEnd = -1
-  }
-
-  readonly continue: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
-    if (!this.expectContinue || this.continued || this.sent) return Effect.void
-    this.continued = true
-    return this.conn.write(CONTINUE)
-  })
-
-  flush(): Effect.Effect<void, ConnectionError> {
-    const out = this.out
-    if (out.length === 0) return Effect.void
-    const bytes = this.outBytes
-    this.out = []
-    this.outBytes = 0
-    // pipelined small responses: one contiguous buffer is cheaper for the kernel than many iovecs
-    if (out.length === 1) return this.conn.write(out[0]!)
-    return this.conn.write(bytes <= COALESCE_COPY ? Buffer.concat(out, bytes) : out)
-  }
-}
 
 /** A short plain-text error response. */
 const errorResponse = (status: number, reason: string, headers?: ReadonlyArray<readonly [string, string]>): Res.Response =>
@@ -294,16 +118,19 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
       busy: Number.POSITIVE_INFINITY
     }
     // the Date header, refreshed once a second on Effect's clock
-    const tick = Clock.currentTimeMillis.pipe(Effect.map((now) => {
-      shared.now = now
-      shared.date = httpDate(now)
-    }))
+    const tick = Clock.currentTimeMillis.pipe(Effect.map((now) => shared.setNow(now)))
     yield* tick
     yield* Effect.forkScoped(Effect.forever(Effect.sleep("1 second").pipe(Effect.andThen(tick))), { startImmediately: true })
 
     const counters = new HttpMetrics.HttpCounters()
     const recording = options.metricsName !== undefined
     if (options.metricsName !== undefined) yield* HttpMetrics.register(options.metricsName, counters)
+
+    /** When a request's time starts (only measured when metrics are recorded: no clock read otherwise). */
+    const startedAt = (s: ConnState): number => {
+      if (!recording) return 0
+      return s.arrived >= 0 ? s.arrived : performance.now()
+    }
 
     /** Every answer: its access-log entry and its metrics. */
     const log = (
@@ -314,14 +141,15 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
       time: number,
       started: number
     ) => {
-      if (!recording && accessLog === undefined) return
-      const durationMs = performance.now() - started
-      if (recording) counters.record(head.method ?? "other", status, bytes, durationMs)
+      let durationMs: number | undefined
+      if (recording) {
+        durationMs = performance.now() - started
+        counters.record(head.method ?? "other", status, bytes, durationMs)
+      }
       if (accessLog === undefined) return
-      const remote = s.conn.remote
       const headers = head.headers
       accessLog.tellUnsafe({
-        peer: remote.address,
+        peer: s.conn.remote.address,
         time,
         requestLine: head.requestLine,
         status,
@@ -331,6 +159,18 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         durationMs
       })
     }
+
+    /** A request was answered completely (the head and the whole body are queued or written). */
+    const answered = (s: ConnState, head: RequestHead, status: number, bytes: number, time: number, started: number) => {
+      s.pending = undefined
+      s.sent = false
+      log(s, head, status, bytes, time, started)
+      shared.requests++
+    }
+
+    /** Whether the answer to the connection's `count`th request closes it. */
+    const closes = (s: ConnState, head: RequestHead, count: number): boolean =>
+      !head.keepAlive || count >= maxRequests || shared.draining
 
     /**
      * Serializes a response with an empty or in-memory body into the output
@@ -345,16 +185,17 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
       const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes
       // HEAD announces the length GET would send (RFC 9110 §9.3.2), whatever the body's kind
       const length = bodyLength(body)
-      const text = Res.serializeHead(response, s.shared.date, length, close, !close && head.minor === 0, noBody)
+      const headBytes = Res.headBytes(response, s.shared.date, length, close, !close && head.minor === 0, noBody)
+      const size = headBytes.byteLength + bytes.byteLength
       if (bytes.byteLength <= SMALL_BODY) {
-        const buf = Buffer.allocUnsafe(text.length + bytes.byteLength)
-        buf.write(text, 0, "latin1")
-        buf.set(bytes, text.length)
+        const buf = Buffer.allocUnsafe(size)
+        buf.set(headBytes, 0)
+        buf.set(bytes, headBytes.byteLength)
         s.out.push(buf)
       } else {
-        s.out.push(Buffer.from(text, "latin1"), bytes)
+        s.out.push(headBytes, bytes)
       }
-      s.outBytes += text.length + bytes.byteLength
+      s.outBytes += size
       return bytes.byteLength
     }
 
@@ -405,14 +246,19 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     const failConnection = (s: ConnState, status: number, reason: string, requestLine: string, headers?: RequestHead["headers"]) =>
       Effect.gen(function*() {
         const time = s.shared.now
-        const started = performance.now()
+        const started = startedAt(s)
         const response = errorResponse(status, reason)
         const bytes = yield* send(s, ERROR_FRAMING, response, true).pipe(Effect.orElseSucceed(() => 0))
         log(s, { requestLine, ...(headers !== undefined ? { headers } : {}) }, status, bytes, time, started)
         yield* s.conn.close
       })
 
-    /** Answers one request; returns whether the connection goes on. */
+    /**
+     * Answers one request on the effectful path (a body to read, an
+     * asynchronous or failing app, a streamed answer); returns whether the
+     * connection goes on. `known` is the app's result when the fast path
+     * already ran it.
+     */
     const serveOne = (
       s: ConnState,
       head: RequestHead,
@@ -420,7 +266,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     ): Effect.Effect<boolean, ConnectionError, R> =>
       Effect.gen(function*() {
         const time = s.shared.now
-        const started = performance.now()
+        const started = startedAt(s)
         s.sent = false
         s.continued = false
         s.expectContinue = head.expectContinue && head.minor === 1
@@ -445,7 +291,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         }
         s.setPhase("busy")
         let response: Res.Response
-        let close = !head.keepAlive || s.requests >= maxRequests || s.shared.draining
+        let close = closes(s, head, s.requests)
         if (Exit.isSuccess(exit)) {
           response = exit.value
         } else {
@@ -472,9 +318,11 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
           }
         }
         if (!reader.done && s.expectContinue && !s.continued) close = true // the client may never send that body
-        let status = response.status
-        let bytes = queue(s, head, response, close)
-        if (bytes < 0) {
+        const bytes = queue(s, head, response, close)
+        if (bytes >= 0) {
+          answered(s, head, response.status, bytes, time, started)
+          if (close || s.start >= s.end || s.outBytes >= maxPipelineOutput) yield* s.flush()
+        } else {
           const streamed = yield* Effect.result(stream(s, head, response, close))
           if (streamed._tag === "Failure") {
             const error = streamed.failure
@@ -482,16 +330,11 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
             // the head is out and the body cannot be finished: the client sees a short body and the close
             yield* Effect.logError(`http: ${head.method} ${head.target}: ${error.message} after ${s.streamed} body bytes`)
             s.pending = undefined
-            log(s, head, status, s.streamed, time, started)
+            log(s, head, response.status, s.streamed, time, started)
             return false
           }
-          status = streamed.success
-          bytes = s.streamed
-        } else if (close || s.start >= s.end || s.outBytes >= maxPipelineOutput) yield* s.flush()
-        s.pending = undefined
-        s.sent = false
-        log(s, head, status, bytes, time, started)
-        shared.requests++
+          answered(s, head, streamed.success, s.streamed, time, started)
+        }
         if (close) return false
         if (!reader.done) {
           s.setPhase("body")
@@ -502,12 +345,13 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
       })
 
     /**
-     * The synchronous fast path: answers every complete, body-less request in
-     * the buffer whose app answers synchronously (returns an Exit), queuing
-     * the responses (coalesced). Stops at the first request that needs the
-     * effectful path, and returns it; or returns what to do next.
+     * The fast path, plain JavaScript: answers every complete, body-less
+     * request in the buffer whose app answers synchronously (returns an
+     * Exit), queuing the answers (coalesced). Stops at the first request that
+     * needs the effectful path and returns it, with the app's result when the
+     * app already ran; or returns what to do next.
      */
-    const advance = (s: ConnState): HeadResult | "close" | "flush" => {
+    const advance = (s: ConnState): Next | "flush" => {
       while (s.start < s.end) {
         const parsed = parseHead(s.buffer, s.start, s.end, limits, s.scan)
         if (parsed._tag !== "Head") return parsed
@@ -515,63 +359,90 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         if (head.framing._tag !== "None") return parsed
         const request = Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader: Req.noBody })
         const result = app(request)
-        if (!Exit.isExit(result) || Exit.isFailure(result)) {
-          // the app is asynchronous or failed: serve this request on the effectful path
-          return { _tag: "Head", head, end: parsed.end, result } as HeadResult
-        }
-        const started = performance.now()
+        // the app is asynchronous or failed: serve this request on the effectful path
+        if (!Exit.isExit(result) || Exit.isFailure(result)) return { _tag: "Head", head, end: parsed.end, result } as HeadResult
         const response = (result as Exit.Success<Res.Response>).value
-        const close = !head.keepAlive || s.requests + 1 >= maxRequests || s.shared.draining
+        const close = closes(s, head, s.requests + 1)
         const bytes = queue(s, head, response, close)
         // a streamed body: take the effectful path with the answer we already have
         if (bytes < 0) return { _tag: "Head", head, end: parsed.end, result } as HeadResult
         s.nextHead(parsed.end)
         s.requests++
-        s.sent = false
-        log(s, head, response.status, bytes, s.shared.now, started)
-        shared.requests++
+        answered(s, head, response.status, bytes, shared.now, startedAt(s))
         if (close) return "close"
         if (s.outBytes >= maxPipelineOutput) return "flush"
       }
       return INCOMPLETE
     }
 
+    /**
+     * Before waiting for input: arms the header timeout (it runs from the
+     * first byte of a head, or from accept, and more bytes do not reset it)
+     * or the keep-alive one; a drain shortens an idle wait to the grace.
+     */
+    const awaitInput = (s: ConnState, served: number): void => {
+      const idle = s.start >= s.end
+      const phase = !idle || s.requests === 0 ? "head" : "idle"
+      if (s.phase !== phase || s.requests !== served) s.setPhase(phase)
+      if (idle && s.draining()) s.drainGrace(drainGraceTicks)
+    }
+
+    /**
+     * The connection's `readWith` consumer: runs the fast path over each
+     * chunk in the socket's event, writes the answers (one write per chunk),
+     * and keeps the fiber asleep until a request needs it.
+     */
+    shared.consume = (s: ConnState, chunk: Uint8Array): boolean => {
+      s.append(chunk)
+      s.arrived = recording ? performance.now() : -1
+      const served = s.requests
+      let next = advance(s)
+      while (next === "flush") next = s.writeNow() ? advance(s) : "writable"
+      s.arrived = -1
+      if (next !== INCOMPLETE) {
+        s.next = next
+        return false
+      }
+      if (!s.writeNow()) {
+        s.next = "writable"
+        return false
+      }
+      awaitInput(s, served)
+      return true
+    }
+
     const loop = (s: ConnState) =>
       Effect.gen(function*() {
+        let next: Next | "flush" = advance(s)
         while (true) {
-          const next = advance(s)
           if (next === "close") return yield* s.flush()
           if (next === "flush") {
             yield* s.flush()
-            continue
-          }
-          if (next._tag === "Incomplete") {
-            yield* s.flush()
-            // the header timeout runs from the first byte of a head (or from accept) and is not reset by more bytes
-            const phase = s.start < s.end || s.requests === 0 ? "head" : "idle"
-            if (s.phase !== phase) s.setPhase(phase)
-            const idle = s.start >= s.end
-            // an idle read ends at EOF, or when the server starts to drain (now, or while it waited)
-            if ((idle && s.draining()) || !(yield* (idle ? s.fillIdle : s.fill))) {
-              if (!idle || !s.draining()) return // EOF
-              // draining, no request in progress: a request already on its way gets a short grace
-              // (it is answered, with Connection: close); then the connection closes
-              s.drainGrace(drainGraceTicks)
-              if (!(yield* s.fill)) return
-            }
-            if (s.phase === "idle") s.setPhase("head")
-            continue
-          }
-          if (next._tag === "Error") {
+          } else if (next === "writable") {
+            yield* s.writable
+          } else if (next._tag === "Error") {
             return yield* failConnection(s, next.status, next.reason, "-")
-          }
-          s.nextHead(next.end)
-          s.requests++
-          const known = (next as { result?: Effect.Effect<Res.Response, E, R> }).result
-          if (!(yield* serveOne(s, next.head, known))) {
+          } else if (next._tag === "Head") {
+            s.nextHead(next.end)
+            s.requests++
+            if (!(yield* serveOne(s, next.head, (next as { result?: Effect.Effect<Res.Response, E, R> }).result))) {
+              return yield* s.flush()
+            }
+          } else {
+            // nothing complete in the buffer: write what is queued, then sleep until the consumer
+            // (running on each chunk as it arrives) needs the fiber
             yield* s.flush()
-            return
+            awaitInput(s, s.requests)
+            const outcome = yield* s.conn.readWith(s.consume)
+            if (outcome === "eof") return
+            if (outcome === "yield") {
+              next = s.next!
+              s.next = undefined
+              continue
+            }
+            // "drain": the server began to drain while this connection waited (awaitInput shortens an idle wait)
           }
+          next = advance(s)
         }
       })
 

@@ -1,0 +1,216 @@
+/**
+ * The HTTP engine's per-connection state: the input buffer (bytes are parsed
+ * where they arrived; copied only when a head spans reads), the coalesced
+ * output of pipelined answers, the phase whose timeout is armed, and the two
+ * ways bytes move: synchronously from the connection's `readWith` consumer
+ * (`writeNow`), or from the fiber (`fill`, `flush`), which waits.
+ */
+import { Effect, Option } from "effect"
+import type { Fiber } from "effect"
+import type { Connection, ConnectionError } from "../../io/Connection.ts"
+import type * as Timeouts from "../../core/Timeouts.ts"
+import { type HeadResult, newScan, type RequestHead, type ScanState } from "./Parser.ts"
+import type * as Req from "./Request.ts"
+
+/** What the connection is waiting for: its timeout ("busy": the app runs, no timeout). */
+export type Phase = "idle" | "head" | "body" | "busy"
+
+/**
+ * What the fiber must do when the consumer hands the connection back: a
+ * request head it could not answer synchronously (or a framing error), close
+ * after the queued answers, or wait until the peer reads what was written.
+ */
+export type Next = HeadResult | "close" | "writable"
+
+const EMPTY = Buffer.alloc(0)
+const NO_BYTES: ReadonlyArray<Uint8Array> = []
+const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1")
+/** Coalesced output up to this size is copied into one (pooled) buffer; beyond, it goes out as a writev. */
+const COALESCE_COPY = 4 * 1024
+
+const httpDate = (millis: number) => new Date(millis).toUTCString()
+
+/** Shared by all connections of one server. */
+export class Shared {
+  date = httpDate(0)
+  now = 0
+  requests = 0
+  draining = false
+  /** Every open connection. */
+  readonly connections = new Set<ConnState>()
+  readonly timeouts: Timeouts.TimeoutManager
+  /** The engine's synchronous chunk handler (see `ConnState.consume`). */
+  consume: (s: ConnState, chunk: Uint8Array) => boolean = () => false
+  constructor(timeouts: Timeouts.TimeoutManager) {
+    this.timeouts = timeouts
+  }
+  /** Sets the clock (ms since the epoch) and the Date header it gives. */
+  setNow(now: number): void {
+    this.now = now
+    this.date = httpDate(now)
+  }
+}
+
+/** One connection's state. */
+export class ConnState implements Timeouts.Timed, Req.BodySource {
+  buffer: Uint8Array = EMPTY
+  start = 0
+  end = 0
+  /** The buffer is ours (appending into its free tail is allowed), not a chunk from the connection. */
+  owned = false
+  /** How far the pending head was scanned (the parser resumes there). */
+  readonly scan: ScanState = newScan()
+  requests = 0
+  lastActive = 0
+  timeoutTicks = 0
+  phase: Phase = "idle"
+  timedOut: Phase | undefined = undefined
+  registered = false
+  /** The current request's response has started (its head is queued or written); reset when it is done. */
+  sent = false
+  expectContinue = false
+  continued = false
+  out: Array<Uint8Array> = []
+  outBytes = 0
+  /** Body bytes of the current streamed response written so far. */
+  streamed = 0
+  /** `performance.now()` when the current batch of input arrived (durations are measured from it), or -1. */
+  arrived = -1
+  /** Set by the consumer when it hands the connection back to the fiber. */
+  next: Next | undefined = undefined
+  /** The entry to log if the request is cut short. */
+  pending: { requestLine: string; time: number; started: number; head: RequestHead } | undefined = undefined
+  readonly conn: Connection
+  readonly fiber: Fiber.Fiber<unknown, unknown>
+  readonly shared: Shared
+  readonly ticks: Readonly<Record<Phase, number>>
+
+  constructor(conn: Connection, fiber: Fiber.Fiber<unknown, unknown>, shared: Shared, ticks: Readonly<Record<Phase, number>>) {
+    this.conn = conn
+    this.fiber = fiber
+    this.shared = shared
+    this.ticks = ticks
+  }
+
+  /** The `readWith` consumer: runs the engine over each chunk as it arrives, in plain JS. */
+  readonly consume = (chunk: Uint8Array): boolean => this.shared.consume(this, chunk)
+
+  /** Enters a phase and arms its timeout (the entry stays registered; "busy" has none). */
+  setPhase(phase: Phase): void {
+    this.phase = phase
+    this.timeoutTicks = this.ticks[phase]
+    this.lastActive = this.shared.timeouts.epoch
+    if (!this.registered) {
+      this.shared.timeouts.add(this)
+      this.registered = true
+    }
+  }
+
+  /** The server drains (this engine's drain, or the listener's drain signal). */
+  draining(): boolean {
+    return this.shared.draining || this.conn.isDraining()
+  }
+
+  /**
+   * The server drains and this connection has no request in progress: it
+   * times out after `ticks` of idleness (from its last activity) instead of
+   * its full timeout, and its next answer says Connection: close.
+   */
+  drainGrace(ticks: number): void {
+    this.shared.draining = true
+    this.timeoutTicks = Math.min(this.timeoutTicks, ticks)
+    if (!this.registered) {
+      this.shared.timeouts.add(this)
+      this.registered = true
+    }
+  }
+
+  onTimeout(): void {
+    this.registered = false
+    this.timedOut = this.phase
+    this.fiber.interruptUnsafe()
+  }
+
+  /**
+   * Reads more bytes into the buffer (a request body's reader uses it).
+   * Whatever is queued for output is written first: a connection never waits
+   * for input while answers sit in its buffer.
+   */
+  readonly fill: Effect.Effect<boolean, ConnectionError> = Effect.map(
+    Effect.suspend(() => (this.out.length === 0 ? this.conn.read : Effect.andThen(this.flush(), this.conn.read))),
+    (chunk) => {
+      if (Option.isNone(chunk)) return false
+      this.append(chunk.value)
+      return true
+    }
+  )
+
+  /**
+   * Adds a chunk after the unconsumed bytes. With nothing pending the chunk
+   * itself becomes the buffer (no copy); otherwise bytes are appended to a
+   * buffer of our own that grows geometrically, so a head that arrives a byte
+   * at a time costs linear time, not quadratic.
+   */
+  append(data: Uint8Array): void {
+    const pending = this.end - this.start
+    if (pending <= 0) {
+      this.buffer = data
+      this.start = 0
+      this.end = data.byteLength
+      this.owned = false
+      return
+    }
+    if (this.owned && this.end + data.byteLength <= this.buffer.byteLength) {
+      this.buffer.set(data, this.end)
+      this.end += data.byteLength
+      return
+    }
+    const need = pending + data.byteLength
+    const grown = Buffer.allocUnsafe(Math.max(need * 2, 4096))
+    grown.set(this.buffer.subarray(this.start, this.end), 0)
+    grown.set(data, pending)
+    this.buffer = grown
+    this.start = 0
+    this.end = need
+    this.owned = true
+  }
+
+  /** The head at `start` was consumed: the next one is scanned from scratch. */
+  nextHead(end: number): void {
+    this.start = end
+    this.scan.scanned = 0
+    this.scan.lineEnd = -1
+  }
+
+  readonly continue: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
+    if (!this.expectContinue || this.continued || this.sent) return Effect.void
+    this.continued = true
+    return this.conn.write(CONTINUE)
+  })
+
+  /**
+   * Hands the queued output to the connection now, coalesced: one buffer
+   * (small pipelined answers are copied together; one contiguous buffer is
+   * cheaper for the kernel than many iovecs) or one writev. False when the
+   * writer must wait before writing more (the peer reads slowly).
+   */
+  writeNow(): boolean {
+    const out = this.out
+    if (out.length === 0) return true
+    const bytes = this.outBytes
+    this.out = []
+    this.outBytes = 0
+    if (out.length === 1) return this.conn.writeUnsafe(out[0]!)
+    return this.conn.writeUnsafe(bytes <= COALESCE_COPY ? Buffer.concat(out, bytes) : out)
+  }
+
+  /** `writeNow`, then waits while the outgoing buffer is full (fails if the connection is gone). */
+  flush(): Effect.Effect<void, ConnectionError> {
+    return this.writeNow() ? Effect.void : this.conn.write(NO_BYTES)
+  }
+
+  /** Waits until the peer has read enough of what was written (or fails if the connection is gone). */
+  get writable(): Effect.Effect<void, ConnectionError> {
+    return this.conn.write(NO_BYTES)
+  }
+}
