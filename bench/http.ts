@@ -4,7 +4,8 @@
  * servers on CPU 0), medians: node:http answering from Buffers (the
  * baseline), the ceiling server (node:net + fiberd's parser + a canned
  * answer + coalesced writes), fiberd hello (Router + Effect.succeed, access
- * log on) and fiberd static files (access log on). Each cell: req/s, the
+ * log on), fiberd async (the same after `Effect.sleep(0)`: the effectful
+ * path) and fiberd static files (access log on). Each cell: req/s, the
  * ratio to node:http, p99, and the server's CPU time per request (from
  * /proc), which wrk's own limit does not compress.
  */
@@ -33,6 +34,7 @@ const servers = [
   { name: "node:http", script: "http-node", serves: () => true },
   { name: "ceiling", script: "http-ceiling", serves: (row: Row) => row.path === "/hello.txt" },
   { name: "fiberd hello", script: "http-hello", serves: (row: Row) => row.path === "/hello.txt" },
+  { name: "fiberd async", script: "http-hello-async", serves: (row: Row) => row.path === "/hello.txt" && row.connections === 100 },
   { name: "fiberd static", script: "http-fiberd", serves: () => true }
 ] as const
 

@@ -93,7 +93,11 @@ export interface AccessLogOptions extends LogWriter.LogLimits {
   readonly format?: Format
   /** Most entries per append. Default 8192. */
   readonly batchSize?: number
-  /** How long a small batch waits for more. Default 0. */
+  /**
+   * How long a small batch waits for more before it is written (nginx's
+   * `flush=`): one append per interval instead of one per event-loop turn
+   * under load. Default 100 ms.
+   */
   readonly flushInterval?: Duration.Input
 }
 
@@ -108,7 +112,7 @@ export const make = (options: AccessLogOptions = {}): Effect.Effect<LogWriter.Lo
     format: formatEntry(options.format ?? "combined"),
     ...LogWriter.limitsOf(options),
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
-    ...(options.flushInterval !== undefined ? { flushInterval: options.flushInterval } : {})
+    flushInterval: options.flushInterval ?? "100 millis"
   })
 
 /** The access log as a Layer: flushed and closed when the layer is released. */

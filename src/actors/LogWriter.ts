@@ -51,7 +51,12 @@ export interface LogWriterOptions<A> extends LogLimits {
   readonly format: (entry: A) => string
   /** Most entries per append. Default 8192. */
   readonly batchSize?: number
-  /** How long a small batch waits for more entries before it is written. Default 0 (write what is there). */
+  /**
+   * How long a small batch waits for more entries before it is written
+   * (nginx's `flush=`): fewer, larger appends. Real time, not Effect's Clock
+   * (it is I/O coalescing, not a timeout); `flush`, `reopen` and shutdown
+   * do not wait for it. Default 0 (write what is there).
+   */
   readonly flushInterval?: Duration.Input
   /** A second sink for every formatted batch of entries (e.g. syslog), called after the file append. */
   readonly alsoSend?: (entries: ReadonlyArray<A>) => void
@@ -323,7 +328,24 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
     let droppedUnreported = 0
     const stats: LogWriterStats = { written: 0, dropped: 0, writeErrors: 0, batches: 0 }
     const batchSize = options.batchSize ?? 8192
-    const flushInterval = Duration.fromInputUnsafe(options.flushInterval ?? 0)
+    const delayMillis = Duration.toMillis(Duration.fromInputUnsafe(options.flushInterval ?? 0))
+    /** Waits `flushInterval` of real time, or less: a control message (flush, reopen) ends the wait. */
+    let wakeEarly: (() => void) | undefined
+    const coalesce = Effect.callback<void>((resume) => {
+      const timer = setTimeout(() => {
+        wakeEarly = undefined
+        resume(Effect.void)
+      }, delayMillis)
+      wakeEarly = () => {
+        wakeEarly = undefined
+        clearTimeout(timer)
+        resume(Effect.void)
+      }
+      return Effect.sync(() => {
+        wakeEarly = undefined
+        clearTimeout(timer)
+      })
+    })
     const attributes = { log: options.name }
     const format = options.format
     const alsoSend = options.alsoSend
@@ -411,8 +433,8 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
     const loop = Effect.gen(function*() {
       while (true) {
         let batch = yield* Queue.takeAll(mailbox)
-        if (current.count < batchSize && Duration.toMillis(flushInterval) > 0) {
-          yield* Effect.sleep(flushInterval)
+        if (delayMillis > 0 && current.count < batchSize && !batch.some((item) => item instanceof Control)) {
+          yield* coalesce
           batch = [...batch, ...(yield* Queue.clear(mailbox))]
         }
         yield* handle(batch)
@@ -425,7 +447,11 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
 
     const fiber = yield* Effect.forkScoped(loop, { startImmediately: true })
     yield* Effect.addFinalizer(() =>
-      Queue.end(mailbox).pipe(Effect.andThen(Fiber.join(fiber)), Effect.andThen(Effect.sync(() => sink.close())))
+      Effect.sync(() => wakeEarly?.()).pipe(
+        Effect.andThen(Queue.end(mailbox)),
+        Effect.andThen(Fiber.join(fiber)),
+        Effect.andThen(Effect.sync(() => sink.close()))
+      )
     )
 
     const control = (kind: "reopen" | "flush") =>
@@ -433,6 +459,7 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
         const done = yield* Deferred.make<void>()
         seal()
         if (!Queue.offerUnsafe(mailbox, new Control(kind, done))) return
+        wakeEarly?.()
         yield* Deferred.await(done)
       })
 

@@ -151,6 +151,7 @@ export const start = (
         const writer = yield* AccessLog.make(defined({
           destination: accessLogPath(t),
           format: t.accessLog?.format,
+          flushInterval: duration(t.accessLog?.flushInterval),
           writeStallTimeout: duration(t.accessLog?.writeStallTimeout),
           maxQueued: t.accessLog?.maxQueued,
           allowNonRegular: t.accessLog?.allowNonRegular

@@ -67,6 +67,7 @@ export const Table = Schema.Struct({
   accessLog: Schema.optional(Schema.Struct({
     path: Schema.String,
     format: Schema.optional(Schema.Literals(["common", "combined"])),
+    flushInterval: Schema.optional(Duration),
     ...logLimits
   })),
   errorLog: Schema.optional(Schema.Struct({

@@ -7,7 +7,7 @@
  */
 import { Effect, Option } from "effect"
 import type { Fiber } from "effect"
-import type { Connection, ConnectionError } from "../../io/Connection.ts"
+import type { Connection, ConnectionError, ReadWithOutcome } from "../../io/Connection.ts"
 import type * as Timeouts from "../../core/Timeouts.ts"
 import { type HeadResult, newScan, type RequestHead, type ScanState } from "./Parser.ts"
 import type * as Req from "./Request.ts"
@@ -78,8 +78,10 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
   arrived = -1
   /** Set by the consumer when it hands the connection back to the fiber. */
   next: Next | undefined = undefined
-  /** The entry to log if the request is cut short. */
-  pending: { requestLine: string; time: number; started: number; head: RequestHead } | undefined = undefined
+  /** The request in progress on the effectful path (logged if it is cut short), when it arrived, when its time started. */
+  pending: RequestHead | undefined = undefined
+  pendingTime = 0
+  pendingStarted = 0
   readonly conn: Connection
   readonly fiber: Fiber.Fiber<unknown, unknown>
   readonly shared: Shared
@@ -94,6 +96,12 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
 
   /** The `readWith` consumer: runs the engine over each chunk as it arrives, in plain JS. */
   readonly consume = (chunk: Uint8Array): boolean => this.shared.consume(this, chunk)
+
+  /** Waits for input with `consume` as the consumer (built once per connection). */
+  get readWith(): Effect.Effect<ReadWithOutcome, ConnectionError> {
+    return this.readWithEffect ??= this.conn.readWith(this.consume)
+  }
+  private readWithEffect: Effect.Effect<ReadWithOutcome, ConnectionError> | undefined = undefined
 
   /** Enters a phase and arms its timeout (the entry stays registered; "busy" has none). */
   setPhase(phase: Phase): void {

@@ -270,7 +270,9 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         s.sent = false
         s.continued = false
         s.expectContinue = head.expectContinue && head.minor === 1
-        s.pending = { requestLine: head.requestLine, time, started, head }
+        s.pending = head
+        s.pendingTime = time
+        s.pendingStarted = started
         const framing = head.framing
         if (framing._tag === "ContentLength" && framing.length > maxBody) {
           yield* failConnection(s, 413, `request body larger than ${maxBody} bytes`, head.requestLine, head.headers)
@@ -433,7 +435,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
             // (running on each chunk as it arrives) needs the fiber
             yield* s.flush()
             awaitInput(s, s.requests)
-            const outcome = yield* s.conn.readWith(s.consume)
+            const outcome = yield* s.readWith
             if (outcome === "eof") return
             if (outcome === "yield") {
               next = s.next!
@@ -454,9 +456,9 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         if (s.timedOut === "head" && (s.start < s.end || (s.requests === 0 && !s.shared.draining)) && !s.sent) {
           yield* failConnection(s, 408, "request head not received in time", "-").pipe(Effect.ignore)
         } else if (s.timedOut === "body" && pending !== undefined && !s.sent) {
-          yield* failConnection(s, 408, "request body not received in time", pending.requestLine, pending.head.headers).pipe(Effect.ignore)
+          yield* failConnection(s, 408, "request body not received in time", pending.requestLine, pending.headers).pipe(Effect.ignore)
         } else if (pending !== undefined) {
-          log(s, pending.head, 499, 0, pending.time, pending.started)
+          log(s, pending, 499, 0, s.pendingTime, s.pendingStarted)
         } else if (s.timedOut === "idle" || s.timedOut === "head") {
           yield* s.conn.close // idle keep-alive (or silent new, or drained) connection: a polite close
         }
@@ -468,7 +470,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         shared.connections.add(s)
         return loop(s).pipe(
           Effect.catchIf(isConnectionError, (e) => {
-            if (s.pending !== undefined) log(s, s.pending.head, 499, 0, s.pending.time, s.pending.started)
+            if (s.pending !== undefined) log(s, s.pending, 499, 0, s.pendingTime, s.pendingStarted)
             return Effect.logDebug(`http connection ${conn.id}: ${e.message}`)
           }),
           Effect.onInterrupt(() => interrupted(s)),
