@@ -42,7 +42,13 @@ export const formatTime = (millis: number): string => {
   }:${pad(d.getUTCSeconds())} +0000`
 }
 
-/** Escapes a quoted field the way Apache does: `"` and `\` escaped, control bytes as \xNN. */
+const hex = (byte: number) => `\\x${byte.toString(16).padStart(2, "0")}`
+
+/**
+ * Escapes a field the way Apache and nginx do: `"` and `\` escaped, control
+ * and non-ASCII bytes as \xNN (a character above U+00FF as the \xNN of its
+ * UTF-8 bytes), so every line is printable ASCII whatever a client sends.
+ */
 export const escape = (value: string): string => {
   let plain = true
   for (let i = 0; i < value.length; i++) {
@@ -58,8 +64,12 @@ export const escape = (value: string): string => {
     const c = value.charCodeAt(i)
     if (c === 0x22) out += "\\\""
     else if (c === 0x5c) out += "\\\\"
-    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, "0")}`
-    else out += value[i]
+    else if (c < 0x20 || c === 0x7f || (c >= 0x80 && c <= 0xff)) out += hex(c)
+    else if (c > 0xff) {
+      const cp = value.codePointAt(i)!
+      for (const byte of Buffer.from(String.fromCodePoint(cp), "utf8")) out += hex(byte)
+      if (cp > 0xffff) i++
+    } else out += value[i]
   }
   return out
 }
@@ -76,7 +86,7 @@ export const formatEntry = (format: Format) => {
       cachedSecond = second
       cachedTime = formatTime(e.time)
     }
-    const common = `${e.peer} ${field(e.identity)} ${field(e.user)} [${cachedTime}] "${escape(e.requestLine)}" ${e.status} ${
+    const common = `${e.peer} ${escape(field(e.identity))} ${escape(field(e.user))} [${cachedTime}] "${escape(e.requestLine)}" ${e.status} ${
       e.bytes === 0 ? "-" : e.bytes
     }`
     return format === "common"
@@ -110,6 +120,7 @@ export const make = (options: AccessLogOptions = {}): Effect.Effect<LogWriter.Lo
     name: "access-log",
     destination: options.destination ?? "logs/access.log",
     format: formatEntry(options.format ?? "combined"),
+    ascii: true,
     ...LogWriter.limitsOf(options),
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
     flushInterval: options.flushInterval ?? "100 millis"

@@ -6,6 +6,12 @@
 
 /** Bytes of one chunk; a line longer than a chunk gets a buffer of its own. */
 const CHUNK = 64 * 1024
+/** Node's encoders without `Buffer.write`'s argument juggling (on every Buffer; not in @types/node). */
+interface Encoders {
+  latin1Write(string: string, offset: number): number
+  utf8Write(string: string, offset: number): number
+}
+
 /** Chunks kept for reuse once their batch was written. */
 const SPARES = 2
 
@@ -23,21 +29,28 @@ export class LogBatch {
   /** Lines in the batch. */
   count = 0
   private readonly spares: Array<Buffer> = []
+  /** Lines are ASCII: one byte per character (else UTF-8, up to three). */
+  private readonly ascii: boolean
+
+  constructor(ascii: boolean) {
+    this.ascii = ascii
+  }
 
   /** Whether `line` fits after what the batch holds (an empty batch takes any line). */
   fits(line: string): boolean {
-    return this.count === 0 || this.used + line.length * 3 <= this.chunk!.byteLength
+    return this.count === 0 || this.used + line.length * (this.ascii ? 1 : 3) <= this.chunk!.byteLength
   }
 
   /** Appends a line (call `fits` first; seal when it says false). */
   add(line: string): void {
     let chunk = this.chunk
-    const most = line.length * 3
+    const most = line.length * (this.ascii ? 1 : 3)
     if (chunk === undefined || (this.count === 0 && most > chunk.byteLength)) {
       chunk = this.chunk = most > CHUNK ? Buffer.allocUnsafe(most) : (this.spares.pop() ?? Buffer.allocUnsafe(CHUNK))
       this.used = 0
     }
-    this.used += chunk.write(line, this.used, "utf8")
+    const encoders = chunk as unknown as Encoders
+    this.used += this.ascii ? encoders.latin1Write(line, this.used) : encoders.utf8Write(line, this.used)
     this.count++
   }
 

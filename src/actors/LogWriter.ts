@@ -49,6 +49,8 @@ export interface LogWriterOptions<A> extends LogLimits {
   readonly destination: Destination
   /** Formats one entry as one line (with its newline). */
   readonly format: (entry: A) => string
+  /** Every formatted line is ASCII (the access log's are: it escapes the rest), so it is copied byte for byte. Default false (UTF-8). */
+  readonly ascii?: boolean
   /** Most entries per append. Default 8192. */
   readonly batchSize?: number
   /**
@@ -353,7 +355,7 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
     // Entries are formatted when told, into the current batch (bytes: nothing else of an entry stays
     // alive); a batch is sealed onto the mailbox before a control message (so the control applies
     // after exactly the entries told before it), when it is full, or when it holds `batchSize` entries.
-    const current = new LogBatch()
+    const current = new LogBatch(options.ascii ?? false)
     let currentEntries: Array<A> = []
     /** Entries told and not yet taken for writing (the `maxQueued` bound). */
     let queued = 0

@@ -33,6 +33,22 @@ const clf = /^(\S+) (\S+) (\S+) \[(\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0
 const lines = (file: string) => Fs.readFileSync(file, "utf8").split("\n").filter((l) => l !== "")
 
 describe("AccessLog", () => {
+  it("every line is printable ASCII whatever a client sends (control and non-ASCII bytes as \\xNN), and written byte for byte", () => {
+    const format = AccessLog.formatEntry("combined")
+    const printable = /^[\x20-\x7e]*\n$/
+    fc.assert(fc.property(fc.string({ unit: "binary" }), fc.string({ unit: "binary" }), fc.string({ unit: "grapheme" }), (line, agent, user) => {
+      assert.match(format(entry(0, { requestLine: line, userAgent: agent, user })), printable)
+      const text = format(entry(0, { requestLine: line, userAgent: agent }))
+      assert.match(text, printable)
+      // unescaping gives back what the client sent: UTF-8 bytes of the characters above U+00FF, latin1 bytes of the rest
+      const quoted = [...text.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!)
+      const unescape = (s: string) => Buffer.from(s.replace(/\\x([0-9a-f]{2})|\\(.)/g, (_, h, c) => (h !== undefined ? String.fromCharCode(parseInt(h, 16)) : c)), "latin1")
+      const bytesOf = (s: string) => Buffer.concat([...s].map((ch) => Buffer.from(ch, ch.codePointAt(0)! > 0xff ? "utf8" : "latin1")))
+      assert.deepStrictEqual(unescape(quoted[0]!), bytesOf(line))
+      assert.deepStrictEqual(unescape(quoted[2]!), bytesOf(agent === "" ? "-" : agent))
+    }))
+  })
+
   it("formats Common and Combined Log Format lines", () => {
     const e = entry(1, { referer: "http://a/", userAgent: "curl/8 \"quoted\"" })
     assert.strictEqual(AccessLog.formatEntry("common")(e), "127.0.0.1 - - [23/Nov/2026:01:02:03 +0000] \"GET /item/1 HTTP/1.1\" 200 12\n")

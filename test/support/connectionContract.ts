@@ -34,6 +34,13 @@ const readExactly = (conn: Connection, n: number) =>
     return Buffer.concat(parts).toString()
   })
 
+/** Lets bytes move (event-loop turns) until `done` holds. */
+const readAfter = (done: () => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 10_000 && !done(); i++) yield* turn
+    assert.isTrue(done())
+  })
+
 /** One turn of the event loop (its I/O phase included), so real sockets can move bytes. */
 const turn = Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
 
@@ -122,6 +129,70 @@ export const connectionContract = (
         assert.isNull(yield* readString(client))
         const error = yield* Effect.flip(server.read)
         assert.strictEqual(error._tag, "ConnectionClosed")
+      })
+    ))
+
+  test(`${name}: readWith hands every chunk to its consumer in order, without resuming the fiber, until the consumer says stop; then EOF`, () =>
+    scoped(({ client, server }) =>
+      Effect.gen(function*() {
+        yield* client.write(text("queued "))
+        yield* settle(() => 0)
+        yield* turn
+        let seen = ""
+        let calls = 0
+        const reader = yield* Effect.forkChild(
+          server.readWith((chunk) => {
+            calls++
+            seen += Buffer.from(chunk).toString()
+            return !seen.includes("stop")
+          }),
+          { startImmediately: true }
+        )
+        for (const word of ["one ", "two ", "three "]) {
+          yield* client.write(text(word))
+          yield* readAfter(() => seen.endsWith(word))
+        }
+        assert.isUndefined(reader.pollUnsafe(), "the fiber sleeps while the consumer takes the chunks")
+        yield* client.write(text("stop"))
+        assert.strictEqual(yield* Fiber.join(reader), "yield")
+        assert.strictEqual(seen, "queued one two three stop")
+        assert.isAtLeast(calls, 2) // the queued chunk, then what arrived while it waited (TCP may merge writes)
+        yield* client.endWrite
+        assert.strictEqual(yield* server.readWith(() => true), "eof")
+      })
+    ))
+
+  test(`${name}: a readWith consumer that throws fails the read with that defect (the connection's owner sees it)`, () =>
+    scoped(({ client, server }) =>
+      Effect.gen(function*() {
+        const reader = yield* Effect.forkChild(Effect.exit(server.readWith(() => {
+          throw new Error("consumer bug")
+        })), { startImmediately: true })
+        yield* client.write(text("x"))
+        const exit = yield* Fiber.join(reader)
+        assert.isTrue(exit._tag === "Failure" && String(exit.cause).includes("consumer bug"))
+      })
+    ))
+
+  test(`${name}: writeUnsafe says false once the peer stops reading; write([]) then waits until the peer reads`, () =>
+    scoped(({ client, server }) =>
+      Effect.gen(function*() {
+        const block = Buffer.alloc(64 * 1024, 2)
+        let written = 0
+        while (server.writeUnsafe(block)) {
+          written += block.byteLength
+          if (written > 256 * 1024 * 1024) break
+          if (written % (4 * 1024 * 1024) === 0) yield* turn
+        }
+        written += block.byteLength
+        assert.isBelow(written, 256 * 1024 * 1024, "the peer does not read: writeUnsafe must say stop")
+        let waited = false
+        const waiter = yield* Effect.forkChild(server.write([]).pipe(Effect.tap(() => Effect.sync(() => (waited = true)))), { startImmediately: true })
+        yield* turn
+        assert.isFalse(waited)
+        assert.strictEqual((yield* readExactly(client, written)).length, written)
+        yield* Fiber.join(waiter)
+        assert.isTrue(waited)
       })
     ))
 

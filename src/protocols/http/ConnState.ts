@@ -76,6 +76,8 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
   streamed = 0
   /** `performance.now()` when the current batch of input arrived (durations are measured from it), or -1. */
   arrived = -1
+  /** `performance.now()` when the first answer of the current chunk was logged, or -1. */
+  answeredAt = -1
   /** Set by the consumer when it hands the connection back to the fiber. */
   next: Next | undefined = undefined
   /** The request in progress on the effectful path (logged if it is cut short), when it arrived, when its time started. */

@@ -143,7 +143,9 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     ) => {
       let durationMs: number | undefined
       if (recording) {
-        durationMs = performance.now() - started
+        // answers of one chunk (the fast path) share one clock read: they are written together
+        const now = s.arrived < 0 ? performance.now() : s.answeredAt >= 0 ? s.answeredAt : (s.answeredAt = performance.now())
+        durationMs = now - started
         counters.record(head.method ?? "other", status, bytes, durationMs)
       }
       if (accessLog === undefined) return
@@ -362,8 +364,8 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         const request = Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader: Req.noBody })
         const result = app(request)
         // the app is asynchronous or failed: serve this request on the effectful path
-        if (!Exit.isExit(result) || Exit.isFailure(result)) return { _tag: "Head", head, end: parsed.end, result } as HeadResult
-        const response = (result as Exit.Success<Res.Response>).value
+        if (!Exit.isExit(result) || result._tag !== "Success") return { _tag: "Head", head, end: parsed.end, result } as HeadResult
+        const response = result.value as Res.Response
         const close = closes(s, head, s.requests + 1)
         const bytes = queue(s, head, response, close)
         // a streamed body: take the effectful path with the answer we already have
@@ -397,6 +399,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     shared.consume = (s: ConnState, chunk: Uint8Array): boolean => {
       s.append(chunk)
       s.arrived = recording ? performance.now() : -1
+      s.answeredAt = -1
       const served = s.requests
       let next = advance(s)
       while (next === "flush") next = s.writeNow() ? advance(s) : "writable"
