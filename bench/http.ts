@@ -34,7 +34,7 @@ const servers = [
   { name: "node:http", script: "http-node", serves: () => true },
   { name: "ceiling", script: "http-ceiling", serves: (row: Row) => row.path === "/hello.txt" },
   { name: "fiberd hello", script: "http-hello", serves: (row: Row) => row.path === "/hello.txt" },
-  { name: "fiberd async", script: "http-hello-async", serves: (row: Row) => row.path === "/hello.txt" && row.connections === 100 },
+  { name: "fiberd async", script: "http-hello-async", serves: (row: Row) => row.path === "/hello.txt" && row.connections === 100 && row.pipeline !== true },
   { name: "fiberd static", script: "http-fiberd", serves: () => true }
 ] as const
 
