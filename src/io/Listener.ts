@@ -258,29 +258,36 @@ export const make = <E, R>(
     }
 
     // each handler runs in a Scope of its own that closes with the connection (its finalizers run then)
-    const connectionEffect = (conn: NodeConnection): Effect.Effect<void, never, Exclude<R, Scope.Scope>> =>
-      Effect.scoped(Effect.suspend(() => handler(conn))).pipe(
-        Effect.matchCauseEffect({
-          onSuccess: () => Effect.sync(() => conn.closeGracefully()),
-          onFailure: (cause) => {
-            conn.abort()
-            if (Cause.hasInterruptsOnly(cause)) return Effect.void
-            const error = Cause.findErrorOption(cause)
-            if (Option.isSome(error) && isConnectionError(error.value) && !Cause.hasDies(cause)) {
-              // The peer went away or stalled: an event of the network, not a bug of the handler.
-              return Effect.logDebug(`connection ${conn.id} ended: ${error.value.message}`)
-            }
-            stats.handlerFailures++
-            return Effect.logError("connection handler failed", cause).pipe(
-              Effect.annotateLogs({
-                service: name,
-                connection: conn.id,
-                peer: conn.remote.family === "unix" ? conn.remote.address : `${conn.remote.address}:${conn.remote.port}`
-              })
-            )
-          }
+    const connectionEffect = (conn: NodeConnection): Effect.Effect<void, unknown, Exclude<R, Scope.Scope>> => {
+      let effect: Effect.Effect<void, unknown, R>
+      try {
+        effect = handler(conn)
+      } catch (defect) {
+        effect = Effect.die(defect)
+      }
+      return Effect.scoped(effect)
+    }
+
+    /** How a handler ended (from its fiber's observer: no closures kept per connection while it runs). */
+    const ended = (conn: NodeConnection, exit: Exit.Exit<void, unknown>): void => {
+      if (Exit.isSuccess(exit)) return conn.closeGracefully()
+      conn.abort()
+      const cause = exit.cause
+      if (Cause.hasInterruptsOnly(cause)) return
+      const error = Cause.findErrorOption(cause)
+      if (Option.isSome(error) && isConnectionError(error.value) && !Cause.hasDies(cause)) {
+        // The peer went away or stalled: an event of the network, not a bug of the handler.
+        return report(Effect.logDebug(`connection ${conn.id} ended: ${error.value.message}`))
+      }
+      stats.handlerFailures++
+      report(Effect.logError("connection handler failed", cause).pipe(
+        Effect.annotateLogs({
+          service: name,
+          connection: conn.id,
+          peer: conn.remote.family === "unix" ? conn.remote.address : `${conn.remote.address}:${conn.remote.port}`
         })
-      )
+      ))
+    }
 
     const owner: ConnectionOwner = {
       onIdle: (conn) => {
@@ -313,13 +320,14 @@ export const make = <E, R>(
       stats.active++
       open.add(conn)
       const fiber = runFork(connectionEffect(conn))
-      if (fiber.pollUnsafe() !== undefined) return
+      const done = fiber.pollUnsafe()
+      if (done !== undefined) return ended(conn, done)
       conn.fiber = fiber
       running++
       fiber.addObserver((exit) => {
         conn.fiber = undefined
         running--
-        if (Exit.isFailure(exit)) conn.abort()
+        ended(conn, exit)
         if (running === 0 && onHandlersDone !== undefined) onHandlersDone()
       })
     }

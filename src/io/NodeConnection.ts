@@ -105,7 +105,7 @@ export class NodeConnection implements Connection, Timed {
   lastActive = 0
   timeoutTicks: number
   /** The fiber running the handler, while it runs. */
-  fiber: Fiber.Fiber<void, never> | undefined = undefined
+  fiber: Fiber.Fiber<void, unknown> | undefined = undefined
   private readonly timeouts: TimeoutManager
   private readonly counters: ByteCounters
   private readonly owner: ConnectionOwner
@@ -163,15 +163,24 @@ export class NodeConnection implements Connection, Timed {
 
   // ---- Connection -------------------------------------------------------
 
-  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => this.startRead(resume, false))
+  // built when first used (a connection read in push mode never builds them): memory per idle connection counts
+  get read(): Effect.Effect<Option.Option<Uint8Array>, ConnectionError> {
+    return this.readEffect ??= Effect.callback((resume) => this.startRead(resume, false))
+  }
+  private readEffect: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> | undefined = undefined
 
-  readonly readIdle: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => this.startRead(resume, true))
+  get readIdle(): Effect.Effect<Option.Option<Uint8Array>, ConnectionError> {
+    return this.readIdleEffect ??= Effect.callback((resume) => this.startRead(resume, true))
+  }
+  private readIdleEffect: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> | undefined = undefined
 
   get draining(): Effect.Effect<void> {
     return this.drainSignal.draining
   }
 
-  readonly isDraining = (): boolean => this.drainSignal.started
+  isDraining(): boolean {
+    return this.drainSignal.started
+  }
 
   private startRead(resume: Resume<Option.Option<Uint8Array>>, idle: boolean): Effect.Effect<void> | undefined {
     if (this.queue !== undefined && this.queue.length > 0) return void resume(Effect.succeed(Option.some(this.dequeue())))
