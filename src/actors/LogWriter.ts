@@ -2,10 +2,10 @@
  * The batching log-writer actor that the access log and the error log share.
  *
  * Entries are told (from fibers, or synchronously from plain-JS hot paths)
- * and formatted at once into the current batch, as UTF-8 bytes in a reused
- * chunk (no entry object outlives its tell, no string is concatenated); one
- * fiber takes each batch and appends it to the file with one write. On `reopen` (log rotation) the file is closed and
- * opened again by path. When the owning scope closes, everything told before
+ * and formatted at once into the current batch, as bytes in a reused chunk
+ * (no entry object outlives its tell, no string is concatenated); one fiber
+ * takes each batch and appends it to the file (`LogSink`) with one write.
+ * On `reopen` (log rotation) the file is closed and opened again by path. When the owning scope closes, everything told before
  * is written and the file closed before the scope finishes. A file that cannot
  * be written (permissions, disk full) is reported on stderr once per failure
  * streak and in metrics; its entries are dropped and counted, and the next
@@ -21,9 +21,9 @@ import type { Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { LogBatch, type Sealed } from "./LogBatch.ts"
+import { type Destination, errno, Sink } from "./LogSink.ts"
 
-/** Where a log goes: a file path (appended, created with its directory), `-` for stdout, `stderr` for stderr. */
-export type Destination = string
+export type { Destination } from "./LogSink.ts"
 
 /** The limits every log shares (the access log's and the error log's options include them). */
 export interface LogLimits {
@@ -112,140 +112,6 @@ class Segment<A> {
 
 /** "Entries were told": wakes the writer (offered when the current segment gets its first entry). */
 const WAKE = "wake" as const
-
-const appendAll = (fd: number, data: Buffer): Promise<void> =>
-  new Promise((resolve, reject) => {
-    const step = (offset: number) =>
-      Fs.write(fd, data, offset, data.byteLength - offset, null, (error, written) => {
-        if (error) return reject(error)
-        if (offset + written < data.byteLength) return step(offset + written)
-        resolve()
-      })
-    step(0)
-  })
-
-const errno = (code: string, message: string) => Object.assign(new Error(message), { code })
-
-/**
- * Creates `dir` and its missing parents, one `mkdir` at a time (asynchronously).
- * Node's own recursive mkdir spins forever on some paths (under /proc).
- */
-const ensureDir = async (dir: string): Promise<void> => {
-  const stat = await Fs.promises.stat(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === "ENOENT") return undefined
-    throw e
-  })
-  if (stat !== undefined) {
-    if (!stat.isDirectory()) throw errno("ENOTDIR", `${dir} is not a directory`)
-    return
-  }
-  const parent = Path.dirname(dir)
-  if (parent === dir) throw errno("ENOENT", `${dir} does not exist`)
-  await ensureDir(parent)
-  await Fs.promises.mkdir(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== "EEXIST") throw e
-  })
-}
-
-/** Append, create, and never block in open(): a FIFO without a reader fails (ENXIO) instead of hanging a thread. */
-const OPEN_FLAGS = Fs.constants.O_WRONLY | Fs.constants.O_APPEND | Fs.constants.O_CREAT | Fs.constants.O_NONBLOCK
-
-/**
- * The file behind a log: opened lazily (asynchronously), reopened on demand,
- * after errors, and when the file at the path is no longer the one open
- * (deleted or replaced: checked at most once a second).
- */
-class Sink {
-  private fd: number | undefined = undefined
-  private inode = 0
-  private device = 0
-  private checkedAt = 0
-  private failing = false
-  private readonly options: { readonly name: string; readonly destination: Destination; readonly allowNonRegular: boolean }
-  /** Milliseconds now, from Effect's Clock (tests move it with TestClock). */
-  private readonly now: () => number
-  constructor(
-    options: { readonly name: string; readonly destination: Destination; readonly allowNonRegular: boolean },
-    now: () => number
-  ) {
-    this.options = options
-    this.now = now
-  }
-
-  private get standard(): number | undefined {
-    return this.options.destination === "-" ? 1 : this.options.destination === "stderr" ? 2 : undefined
-  }
-
-  private async open(): Promise<number> {
-    const standard = this.standard
-    if (standard !== undefined) return standard
-    if (this.fd !== undefined) {
-      await this.checkStillThere()
-      if (this.fd !== undefined) return this.fd
-    }
-    const path = this.options.destination
-    await ensureDir(Path.dirname(path))
-    const fd = await new Promise<number>((resolve, reject) =>
-      Fs.open(path, OPEN_FLAGS, 0o644, (error, fd) => (error ? reject(error) : resolve(fd)))
-    )
-    const stat = await new Promise<Fs.Stats>((resolve, reject) => Fs.fstat(fd, (error, st) => (error ? reject(error) : resolve(st))))
-    if (!stat.isFile() && !this.options.allowNonRegular) {
-      Fs.close(fd, () => {})
-      throw errno("ENOTREG", "not a regular file (allowNonRegular is off)")
-    }
-    this.fd = fd
-    this.inode = stat.ino
-    this.device = stat.dev
-    this.checkedAt = this.now()
-    return fd
-  }
-
-  /** At most once a second: if the path no longer names the open file (deleted, rotated away), close it. */
-  private async checkStillThere(): Promise<void> {
-    const now = this.now()
-    if (now - this.checkedAt < 1000) return
-    this.checkedAt = now
-    const stat = await Fs.promises.stat(this.options.destination).catch(() => undefined)
-    if (stat === undefined || stat.ino !== this.inode || stat.dev !== this.device) this.close()
-  }
-
-  /** Closes the file (asynchronously); the next append opens it again by path. */
-  close(): void {
-    const fd = this.fd
-    this.fd = undefined
-    if (fd !== undefined) Fs.close(fd, () => {})
-  }
-
-  /**
-   * Forgets the file without closing it yet: a write to it is still in flight
-   * (stalled). It is closed when that write ends, so its descriptor number
-   * cannot be reused under the stalled write.
-   */
-  abandon(inFlight: Promise<unknown>): void {
-    const fd = this.fd
-    this.fd = undefined
-    if (fd !== undefined) inFlight.finally(() => Fs.close(fd, () => {})).catch(() => {})
-  }
-
-  /** Appends everything; rejects on an error (the caller drops the batch). */
-  async append(data: Buffer): Promise<void> {
-    await appendAll(await this.open(), data)
-  }
-
-  /** Reports the start (once) and the end of a failure streak on stderr. */
-  report(ok: boolean, entries: number, reason?: string): void {
-    if (ok && this.failing) {
-      this.failing = false
-      process.stderr.write(`fiberd: ${this.options.name} ${this.options.destination}: writing again\n`)
-    } else if (!ok && !this.failing) {
-      this.failing = true
-      process.stderr.write(
-        `fiberd: ${this.options.name} ${this.options.destination}: cannot write (${reason}); ` +
-          `dropping ${entries} entries and every batch until it can be written again\n`
-      )
-    }
-  }
-}
 
 /** A log destination that cannot be used: not a regular file, in a directory that cannot exist... */
 export class LogPathError extends Data.TaggedError("LogPathError")<{

@@ -11,15 +11,14 @@
  * the protocol says so. Every response becomes an access-log entry.
  */
 import { Cause, Clock, Duration, Effect, Exit, Option } from "effect"
-import type * as Fs from "node:fs"
 import type { Scope } from "effect"
 import type { AccessEntry } from "../../actors/AccessLog.ts"
 import type { LogWriter } from "../../actors/LogWriter.ts"
 import { type Connection, type ConnectionError, isConnectionError } from "../../io/Connection.ts"
 import * as Timeouts from "../../core/Timeouts.ts"
 import { ChunkedDecoder, ContentLengthDecoder } from "./Body.ts"
-import * as BodyWriter from "./BodyWriter.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
+import { ERROR_FRAMING, errorResponse, queue, send, stream } from "./Answer.ts"
 import { ConnState, type Next, type Phase, Shared } from "./ConnState.ts"
 import { defaultHeadLimits, type HeadLimits, type HeadResult, parseHead, type RequestHead } from "./Parser.ts"
 import * as Req from "./Request.ts"
@@ -68,24 +67,7 @@ export interface HttpServer<R> {
   readonly requests: () => number
 }
 
-const EMPTY = Buffer.alloc(0)
-const SMALL_BODY = 1024
 const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
-
-/** What serializing a response needs to know about its request. */
-type Framing = Pick<RequestHead, "method" | "minor">
-/** Error responses are framed for an HTTP/1.1 GET (a body, Content-Length). */
-const ERROR_FRAMING: Framing = { method: "GET", minor: 1 }
-
-/** A short plain-text error response. */
-const errorResponse = (status: number, reason: string, headers?: ReadonlyArray<readonly [string, string]>): Res.Response =>
-  Res.text(`${status} ${Res.reasonPhrase(status)}: ${reason}\n`, headers === undefined ? { status } : { status, headers })
-
-const RETRY_AFTER: ReadonlyArray<readonly [string, string]> = [["Retry-After", "1"]]
-
-/** The length of a body when it is known (-1 for a stream of unknown length). */
-const bodyLength = (body: Res.Body): number =>
-  body._tag === "Bytes" ? body.bytes.byteLength : body._tag === "File" ? body.end - body.start : body._tag === "Stream" ? body.length ?? -1 : 0
 
 /**
  * Builds the HTTP engine for `app` (scoped: its timeout sweep and Date cache
@@ -173,76 +155,6 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     /** Whether the answer to the connection's `count`th request closes it. */
     const closes = (s: ConnState, head: RequestHead, count: number): boolean =>
       !head.keepAlive || count >= maxRequests || shared.draining
-
-    /**
-     * Serializes a response with an empty or in-memory body into the output
-     * (coalesced with other pipelined responses); returns the body bytes, or
-     * -1 when the body must be streamed (then nothing was queued).
-     */
-    const queue = (s: ConnState, head: Framing, response: Res.Response, close: boolean): number => {
-      const noBody = Res.bodyless(head.method, response.status)
-      const body = response.body
-      if (!noBody && body._tag !== "Empty" && body._tag !== "Bytes") return -1
-      s.sent = true
-      const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes
-      // HEAD announces the length GET would send (RFC 9110 §9.3.2), whatever the body's kind
-      const length = bodyLength(body)
-      const headBytes = Res.headBytes(response, s.shared.date, length, close, !close && head.minor === 0, noBody)
-      const size = headBytes.byteLength + bytes.byteLength
-      if (bytes.byteLength <= SMALL_BODY) {
-        const buf = Buffer.allocUnsafe(size)
-        buf.set(headBytes, 0)
-        buf.set(bytes, headBytes.byteLength)
-        s.out.push(buf)
-      } else {
-        s.out.push(headBytes, bytes)
-      }
-      s.outBytes += size
-      return bytes.byteLength
-    }
-
-    /**
-     * Writes a response whose body is streamed (a Stream or a file); returns
-     * the status sent (`s.streamed` counts the body bytes). A file is opened
-     * before the head goes out: if that fails, the client gets 503 (out of
-     * descriptors, with Retry-After), 404 or 500 instead of a 200 and a reset.
-     */
-    const stream = (s: ConnState, head: Framing, response: Res.Response, close: boolean) =>
-      Effect.scoped(Effect.gen(function*() {
-        const body = response.body as Extract<Res.Body, { _tag: "Stream" | "File" }>
-        s.streamed = 0
-        let handle: Fs.promises.FileHandle | undefined
-        if (body._tag === "File") {
-          const opened = yield* Effect.result(BodyWriter.openFile(body.path))
-          if (opened._tag === "Failure") {
-            const status = BodyWriter.statusForFileError(opened.failure)
-            yield* Effect.logWarning(`http: ${opened.failure.message}; answered ${status}`)
-            const answer = errorResponse(status, status === 503 ? "the server is busy, try again" : "the file cannot be read", status === 503 ? RETRY_AFTER : undefined)
-            s.streamed = queue(s, head, answer, close)
-            yield* s.flush()
-            return status
-          }
-          handle = opened.success
-        }
-        const length = bodyLength(body)
-        const chunked = length < 0 && head.minor === 1
-        const mustClose = close || (length < 0 && head.minor === 0)
-        const text = Res.serializeHead(response, s.shared.date, length < 0 && !chunked ? -2 : length, mustClose, !mustClose && head.minor === 0, false)
-        s.sent = true
-        s.out.push(Buffer.from(text, "latin1"))
-        yield* s.flush()
-        if (handle !== undefined) yield* BodyWriter.file(s.conn, handle, body as Extract<Res.Body, { _tag: "File" }>, s)
-        else yield* BodyWriter.stream(s.conn, (body as Extract<Res.Body, { _tag: "Stream" }>).stream, chunked, s)
-        return response.status
-      }))
-
-    /** Writes any response; returns body bytes sent. */
-    const send = (s: ConnState, head: Framing, response: Res.Response, close: boolean) =>
-      Effect.suspend(() => {
-        const sent = queue(s, head, response, close)
-        if (sent >= 0) return Effect.as(s.flush(), sent)
-        return stream(s, head, response, close).pipe(Effect.map(() => s.streamed))
-      })
 
     /** Answers a framing error or timeout with `status` and closes. */
     const failConnection = (s: ConnState, status: number, reason: string, requestLine: string, headers?: RequestHead["headers"]) =>

@@ -1,0 +1,101 @@
+/**
+ * Answers into a connection's output: a response with an empty or in-memory
+ * body is serialized (cached head bytes, the body copied after it when small)
+ * and queued, coalesced with other pipelined answers; a file or stream body
+ * is written after its head, with backpressure. Error answers are short
+ * plain-text responses.
+ */
+import { Effect } from "effect"
+import type * as Fs from "node:fs"
+import * as BodyWriter from "./BodyWriter.ts"
+import type { ConnState } from "./ConnState.ts"
+import type { RequestHead } from "./Parser.ts"
+import * as Res from "./Response.ts"
+
+const EMPTY = Buffer.alloc(0)
+const SMALL_BODY = 1024
+
+/** What serializing a response needs to know about its request. */
+export type Framing = Pick<RequestHead, "method" | "minor">
+/** Error responses are framed for an HTTP/1.1 GET (a body, Content-Length). */
+export const ERROR_FRAMING: Framing = { method: "GET", minor: 1 }
+
+/** A short plain-text error response. */
+export const errorResponse = (status: number, reason: string, headers?: ReadonlyArray<readonly [string, string]>): Res.Response =>
+  Res.text(`${status} ${Res.reasonPhrase(status)}: ${reason}\n`, headers === undefined ? { status } : { status, headers })
+
+const RETRY_AFTER: ReadonlyArray<readonly [string, string]> = [["Retry-After", "1"]]
+
+/** The length of a body when it is known (-1 for a stream of unknown length). */
+export const bodyLength = (body: Res.Body): number =>
+  body._tag === "Bytes" ? body.bytes.byteLength : body._tag === "File" ? body.end - body.start : body._tag === "Stream" ? body.length ?? -1 : 0
+
+/**
+ * Serializes a response with an empty or in-memory body into the output
+ * (coalesced with other pipelined responses); returns the body bytes, or
+ * -1 when the body must be streamed (then nothing was queued).
+ */
+export const queue = (s: ConnState, head: Framing, response: Res.Response, close: boolean): number => {
+  const noBody = Res.bodyless(head.method, response.status)
+  const body = response.body
+  if (!noBody && body._tag !== "Empty" && body._tag !== "Bytes") return -1
+  s.sent = true
+  const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes
+  // HEAD announces the length GET would send (RFC 9110 §9.3.2), whatever the body's kind
+  const length = bodyLength(body)
+  const headBytes = Res.headBytes(response, s.shared.date, length, close, !close && head.minor === 0, noBody)
+  const size = headBytes.byteLength + bytes.byteLength
+  if (bytes.byteLength <= SMALL_BODY) {
+    const buf = Buffer.allocUnsafe(size)
+    buf.set(headBytes, 0)
+    buf.set(bytes, headBytes.byteLength)
+    s.out.push(buf)
+  } else {
+    s.out.push(headBytes, bytes)
+  }
+  s.outBytes += size
+  return bytes.byteLength
+}
+
+/**
+ * Writes a response whose body is streamed (a Stream or a file); returns
+ * the status sent (`s.streamed` counts the body bytes). A file is opened
+ * before the head goes out: if that fails, the client gets 503 (out of
+ * descriptors, with Retry-After), 404 or 500 instead of a 200 and a reset.
+ */
+export const stream = (s: ConnState, head: Framing, response: Res.Response, close: boolean) =>
+  Effect.scoped(Effect.gen(function*() {
+    const body = response.body as Extract<Res.Body, { _tag: "Stream" | "File" }>
+    s.streamed = 0
+    let handle: Fs.promises.FileHandle | undefined
+    if (body._tag === "File") {
+      const opened = yield* Effect.result(BodyWriter.openFile(body.path))
+      if (opened._tag === "Failure") {
+        const status = BodyWriter.statusForFileError(opened.failure)
+        yield* Effect.logWarning(`http: ${opened.failure.message}; answered ${status}`)
+        const answer = errorResponse(status, status === 503 ? "the server is busy, try again" : "the file cannot be read", status === 503 ? RETRY_AFTER : undefined)
+        s.streamed = queue(s, head, answer, close)
+        yield* s.flush()
+        return status
+      }
+      handle = opened.success
+    }
+    const length = bodyLength(body)
+    const chunked = length < 0 && head.minor === 1
+    const mustClose = close || (length < 0 && head.minor === 0)
+    const text = Res.serializeHead(response, s.shared.date, length < 0 && !chunked ? -2 : length, mustClose, !mustClose && head.minor === 0, false)
+    s.sent = true
+    s.out.push(Buffer.from(text, "latin1"))
+    yield* s.flush()
+    if (handle !== undefined) yield* BodyWriter.file(s.conn, handle, body as Extract<Res.Body, { _tag: "File" }>, s)
+    else yield* BodyWriter.stream(s.conn, (body as Extract<Res.Body, { _tag: "Stream" }>).stream, chunked, s)
+    return response.status
+  }))
+
+/** Writes any response; returns body bytes sent. */
+export const send = (s: ConnState, head: Framing, response: Res.Response, close: boolean) =>
+  Effect.suspend(() => {
+    const sent = queue(s, head, response, close)
+    if (sent >= 0) return Effect.as(s.flush(), sent)
+    return stream(s, head, response, close).pipe(Effect.map(() => s.streamed))
+  })
