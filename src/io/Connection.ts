@@ -134,6 +134,24 @@ export interface Connection {
 /** How a `readWith` ended: the consumer asked for its fiber, end of input, or the server began to drain. */
 export type ReadWithOutcome = "yield" | "eof" | "drain"
 
+const YIELDED: Effect.Effect<ReadWithOutcome> = EffectModule.succeed("yield")
+
+/**
+ * For implementations of `readWith`: runs its consumer on one chunk.
+ * Undefined while the consumer goes on; otherwise what ends the read (its
+ * "yield", or the defect it threw).
+ */
+export const consumeChunk = (
+  consume: (chunk: Uint8Array) => boolean,
+  chunk: Uint8Array
+): Effect.Effect<ReadWithOutcome> | undefined => {
+  try {
+    return consume(chunk) ? undefined : YIELDED
+  } catch (defect) {
+    return EffectModule.die(defect)
+  }
+}
+
 /**
  * The drain signal a listener shares with its connections: `start` once,
  * when shutdown begins; connections waiting in `readIdle` are woken by the

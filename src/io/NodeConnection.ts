@@ -22,6 +22,7 @@ import {
   ConnectionReset,
   ConnectionTimeout,
   type Connection,
+  consumeChunk,
   type ReadWithOutcome,
   type RemoteAddress
 } from "./Connection.ts"
@@ -56,7 +57,6 @@ type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
 /** Bytes queued for a reader that is not reading before the socket is paused. */
 const MAX_BUFFERED = 64 * 1024
 const EOF: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
-const YIELDED: Effect.Effect<ReadWithOutcome> = Effect.succeed("yield")
 const ENDED: Effect.Effect<ReadWithOutcome> = Effect.succeed("eof")
 const DRAINING: Effect.Effect<ReadWithOutcome> = Effect.succeed("drain")
 const resetCodes = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"])
@@ -198,13 +198,8 @@ export class NodeConnection implements Connection, Timed {
   readWith(consume: (chunk: Uint8Array) => boolean): Effect.Effect<ReadWithOutcome, ConnectionError> {
     return Effect.callback((resume) => {
       while (this.queue !== undefined && this.queue.length > 0) {
-        let more: boolean
-        try {
-          more = consume(this.dequeue())
-        } catch (defect) {
-          return resume(Effect.die(defect))
-        }
-        if (!more) return resume(YIELDED)
+        const ended = consumeChunk(consume, this.dequeue())
+        if (ended !== undefined) return resume(ended)
       }
       if (this.failure !== undefined) return resume(Effect.fail(this.failure))
       if (this.eof) return resume(ENDED)
@@ -367,13 +362,8 @@ export class NodeConnection implements Connection, Timed {
     if (this.lingering) return
     const consume = this.consumer
     if (consume !== undefined) {
-      let more: boolean
-      try {
-        more = consume(this.took(chunk))
-      } catch (defect) {
-        return this.endPush(Effect.die(defect))
-      }
-      if (!more) this.endPush(YIELDED)
+      const ended = consumeChunk(consume, this.took(chunk))
+      if (ended !== undefined) this.endPush(ended)
       return
     }
     const waiter = this.readWaiter

@@ -15,6 +15,7 @@ import {
   ConnectionReset,
   ConnectionTimeout,
   type Connection,
+  consumeChunk,
   DrainSignal,
   type ReadWithOutcome,
   type RemoteAddress
@@ -23,7 +24,6 @@ import {
 type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
 
 const EOF: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
-const YIELDED: Effect.Effect<ReadWithOutcome> = Effect.succeed("yield")
 const ENDED: Effect.Effect<ReadWithOutcome> = Effect.succeed("eof")
 const DRAINING: Effect.Effect<ReadWithOutcome> = Effect.succeed("drain")
 
@@ -50,13 +50,8 @@ class Pipe {
     this.onActivity()
     const consume = this.consumer
     if (consume !== undefined) {
-      let more: boolean
-      try {
-        more = consume(chunk)
-      } catch (defect) {
-        return this.endPush(Effect.die(defect))
-      }
-      if (!more) this.endPush(YIELDED)
+      const ended = consumeChunk(consume, chunk)
+      if (ended !== undefined) this.endPush(ended)
       return
     }
     const reader = this.reader
@@ -198,13 +193,8 @@ export class MemoryEnd implements Connection {
       if (pipe.failure !== undefined) return resume(Effect.fail(pipe.failure))
       if (this.closedLocally) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
       while (pipe.chunks.length > 0) {
-        let more: boolean
-        try {
-          more = consume(pipe.shift())
-        } catch (defect) {
-          return resume(Effect.die(defect))
-        }
-        if (!more) return resume(YIELDED)
+        const ended = consumeChunk(consume, pipe.shift())
+        if (ended !== undefined) return resume(ended)
       }
       if (pipe.ended) return resume(ENDED)
       pipe.consumer = consume

@@ -69,6 +69,20 @@ export interface HttpServer<R> {
 
 const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
 
+/** One request on the effectful path: its head, its body's reader, when it arrived, when its time started. */
+class Exchange {
+  readonly head: RequestHead
+  readonly reader: Req.BodyReader
+  readonly time: number
+  readonly started: number
+  constructor(head: RequestHead, reader: Req.BodyReader, time: number, started: number) {
+    this.head = head
+    this.reader = reader
+    this.time = time
+    this.started = started
+  }
+}
+
 /**
  * Builds the HTTP engine for `app` (scoped: its timeout sweep and Date cache
  * live in the scope).
@@ -197,44 +211,30 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         const reader = framing._tag === "None"
           ? Req.noBody
           : new Req.BodyReader(s, framing._tag === "ContentLength" ? new ContentLengthDecoder(framing.length) : new ChunkedDecoder({ maxBody }))
+        const x = new Exchange(head, reader, time, started)
         s.setPhase(reader.done ? "busy" : "body")
         // an app that answers synchronously (Effect.succeed) returns an Exit: no need to run it
         const result = known ?? app(Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader }))
-        if (Exit.isExit(result)) return afterApp(s, head, reader, result as Exit.Exit<Res.Response, E>, time, started)
+        if (Exit.isExit(result)) return afterApp(s, x, result as Exit.Exit<Res.Response, E>)
         // answers already queued go out before an asynchronous app runs (it may take its time)
         const run = Effect.exit(result)
-        return Effect.flatMap(s.out.length > 0 ? Effect.andThen(s.flush(), run) : run, (exit) => afterApp(s, head, reader, exit, time, started))
+        return Effect.flatMap(s.out.length > 0 ? Effect.andThen(s.flush(), run) : run, (exit) => afterApp(s, x, exit))
       })
 
     /** The app has answered (or failed): write the answer, then read what is left of the body. */
-    const afterApp = (
-      s: ConnState,
-      head: RequestHead,
-      reader: Req.BodyReader,
-      exit: Exit.Exit<Res.Response, E>,
-      time: number,
-      started: number
-    ): Effect.Effect<boolean, ConnectionError> => {
+    const afterApp = (s: ConnState, x: Exchange, exit: Exit.Exit<Res.Response, E>): Effect.Effect<boolean, ConnectionError> => {
       s.setPhase("busy")
-      if (Exit.isFailure(exit)) return appFailed(s, head, reader, exit.cause, time, started)
-      return respond(s, head, reader, exit.value, closes(s, head, s.requests), time, started)
+      if (Exit.isFailure(exit)) return appFailed(s, x, exit.cause)
+      return respond(s, x, exit.value, closes(s, x.head, s.requests))
     }
 
     /** Writes the answer to a request (queued with others when more input waits, or streamed). */
-    const respond = (
-      s: ConnState,
-      head: RequestHead,
-      reader: Req.BodyReader,
-      response: Res.Response,
-      close: boolean,
-      time: number,
-      started: number
-    ): Effect.Effect<boolean, ConnectionError> => {
-      if (!reader.done && s.expectContinue && !s.continued) close = true // the client may never send that body
-      const bytes = queue(s, head, response, close)
-      if (bytes < 0) return respondStreamed(s, head, reader, response, close, time, started)
-      answered(s, head, response.status, bytes, time, started)
-      const goOn = close ? Effect.succeed(false) : afterAnswer(s, reader)
+    const respond = (s: ConnState, x: Exchange, response: Res.Response, close: boolean): Effect.Effect<boolean, ConnectionError> => {
+      if (!x.reader.done && s.expectContinue && !s.continued) close = true // the client may never send that body
+      const bytes = queue(s, x.head, response, close)
+      if (bytes < 0) return respondStreamed(s, x, response, close)
+      answered(s, x.head, response.status, bytes, x.time, x.started)
+      const goOn = close ? Effect.succeed(false) : afterAnswer(s, x.reader)
       return close || s.start >= s.end || s.outBytes >= maxPipelineOutput ? Effect.andThen(s.flush(), goOn) : goOn
     }
 
@@ -248,46 +248,32 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     }
 
     /** A response whose body is streamed (a Stream or a file). */
-    const respondStreamed = (
-      s: ConnState,
-      head: RequestHead,
-      reader: Req.BodyReader,
-      response: Res.Response,
-      close: boolean,
-      time: number,
-      started: number
-    ): Effect.Effect<boolean, ConnectionError> =>
+    const respondStreamed = (s: ConnState, x: Exchange, response: Res.Response, close: boolean): Effect.Effect<boolean, ConnectionError> =>
       Effect.gen(function*() {
-        const streamed = yield* Effect.result(stream(s, head, response, close))
+        const streamed = yield* Effect.result(stream(s, x.head, response, close))
         if (streamed._tag === "Failure") {
           const error = streamed.failure
           if (isConnectionError(error)) return yield* error
           // the head is out and the body cannot be finished: the client sees a short body and the close
-          yield* Effect.logError(`http: ${head.method} ${head.target}: ${error.message} after ${s.streamed} body bytes`)
+          yield* Effect.logError(`http: ${x.head.method} ${x.head.target}: ${error.message} after ${s.streamed} body bytes`)
           s.pending = undefined
-          log(s, head, response.status, s.streamed, time, started)
+          log(s, x.head, response.status, s.streamed, x.time, x.started)
           return false
         }
-        answered(s, head, streamed.success, s.streamed, time, started)
-        return close ? false : yield* afterAnswer(s, reader)
+        answered(s, x.head, streamed.success, s.streamed, x.time, x.started)
+        return close ? false : yield* afterAnswer(s, x.reader)
       })
 
     /** The app failed: a body or connection error ends the connection; an HttpError is an answer; anything else a 500. */
-    const appFailed = (
-      s: ConnState,
-      head: RequestHead,
-      reader: Req.BodyReader,
-      cause: Cause.Cause<E>,
-      time: number,
-      started: number
-    ): Effect.Effect<boolean, ConnectionError> =>
+    const appFailed = (s: ConnState, x: Exchange, cause: Cause.Cause<E>): Effect.Effect<boolean, ConnectionError> =>
       Effect.gen(function*() {
+        const head = x.head
         if (Cause.hasInterruptsOnly(cause)) return yield* Effect.interrupt
         const error = Cause.findErrorOption(cause)
         if (Option.isSome(error) && (error.value instanceof Req.BodyError || isConnectionError(error.value))) {
           // the body's framing is broken, or the client is gone: answer if possible, and close
           const status = error.value instanceof Req.BodyError ? error.value.status : 499
-          if (status === 499) log(s, head, 499, 0, time, started)
+          if (status === 499) log(s, head, 499, 0, x.time, x.started)
           else yield* failConnection(s, status, (error.value as Req.BodyError).reason, head.requestLine, head.headers)
           return false
         }
@@ -295,13 +281,13 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         if (Option.isSome(error) && error.value instanceof Req.HttpError && !s.sent) {
           // the app refused the request (415, 422...): an answer, not a failure; an unread body is
           // drained afterwards as for any answer
-          return yield* respond(s, head, reader, errorResponse(error.value.status, error.value.reason), close, time, started)
+          return yield* respond(s, x, errorResponse(error.value.status, error.value.reason), close)
         }
         yield* Effect.logError(`app failed on ${head.method} ${head.target}`, cause).pipe(
           Effect.annotateLogs({ peer: `${s.conn.remote.address}:${s.conn.remote.port}` })
         )
         if (s.sent) return false
-        return yield* respond(s, head, reader, errorResponse(500, "the application failed"), close || !reader.done, time, started)
+        return yield* respond(s, x, errorResponse(500, "the application failed"), close || !x.reader.done)
       })
 
     /**
