@@ -9,6 +9,7 @@
  */
 import { Data, Effect as EffectModule } from "effect"
 import type { Effect, Option } from "effect"
+import type { TlsInfo } from "./Tls.ts"
 
 /** Where the peer of a connection is. `port` is 0 for Unix domain sockets. */
 export interface RemoteAddress {
@@ -76,6 +77,8 @@ export interface Connection {
   readonly id: number
   /** The peer's address. */
   readonly remote: RemoteAddress
+  /** TLS details (protocol, ALPN, SNI name, client certificate); undefined on a plain connection. */
+  readonly tls?: TlsInfo | undefined
   /** The next chunk of bytes from the peer; `None` once the peer has ended its write side (EOF). */
   readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError>
   /**

@@ -18,6 +18,7 @@ import { DrainSignal, type Handler, isConnectionError } from "./Connection.ts"
 import { type ListenerCounters, ListenerStats, registerMetrics } from "./ListenerStats.ts"
 import { type ConnectionOwner, NodeConnection, remoteOf } from "./NodeConnection.ts"
 import * as Timeouts from "../core/Timeouts.ts"
+import * as Tls from "./Tls.ts"
 
 /** Where and how to listen. Every field has a default. */
 export interface ListenOptions {
@@ -68,6 +69,12 @@ export interface ListenOptions {
    * stops while a successor owns the socket, it drains without closing it.
    */
   readonly socket?: ListenSocket
+  /**
+   * Serve over TLS: the handler's fiber starts after the handshake; a
+   * handshake that fails or times out is counted (`tlsHandshakeFailures`)
+   * and logged at debug level, never a handler failure.
+   */
+  readonly tls?: Tls.TlsOptions
 }
 
 /**
@@ -86,6 +93,11 @@ export class ListenSocket {
   /** Where accepted connections and accept errors go: the owner's handlers. */
   onConnection: ((socket: Net.Socket) => void) | undefined = undefined
   onError: ((error: NodeJS.ErrnoException) => void) | undefined = undefined
+  onTlsError: ((error: Error) => void) | undefined = undefined
+  /** The TLS side of the server, when it serves TLS (a successor replaces its certificates). */
+  tls: Tls.TlsServer | undefined = undefined
+  /** TCP sockets of a TLS server that are still open (some mid-handshake): closed with the server. */
+  readonly raw = new Set<Net.Socket>()
 }
 
 /** The address a listener is bound to. */
@@ -108,6 +120,12 @@ export interface Listener {
   readonly address: BoundAddress
   /** Live counters, read-only (also published as metrics). */
   readonly stats: ListenerCounters
+  /**
+   * Reads the TLS certificates again and uses them for new connections (open
+   * ones keep theirs; session tickets stay valid). On failure the old ones
+   * stay. A no-op without TLS.
+   */
+  readonly reloadTls: Effect.Effect<void, Tls.TlsConfigError>
 }
 
 /** The listener could not bind (address in use, permission denied, bad address...). */
@@ -230,6 +248,10 @@ export const make = <E, R>(
     const idleMillis = Duration.toMillis(idleTimeout)
     const lingerMillis = Duration.toMillis(lingerTimeout)
     const display = options.path ?? `${options.host ?? "127.0.0.1"}:${options.port ?? 0}`
+    const tlsOptions = options.tls
+    const contexts = tlsOptions === undefined ? undefined : yield* Tls.load(tlsOptions).pipe(
+      Effect.mapError((e) => new ListenError({ service: name, address: e.file, code: "TLS", reason: e.reason }))
+    )
 
     const stats = new ListenerStats()
     const drain = new DrainSignal()
@@ -395,25 +417,51 @@ export const make = <E, R>(
       if (backoffMillis > 0 && !backingOff) backoffMillis = 0
       onConnection(socket)
     }
+    const onTlsError = (error: Error) => {
+      stats.tlsHandshakeFailures++
+      report(Effect.logDebug(`TLS handshake failed: ${(error as NodeJS.ErrnoException).code ?? error.message}`))
+    }
     const takeOver = Effect.sync(() => {
       shared.owner = token
       shared.onConnection = accept
       shared.onError = onAcceptError
+      shared.onTlsError = onTlsError
+      if (contexts !== undefined) shared.tls?.replace(contexts)
     })
     const adopt = shared.server !== undefined && shared.server.listening
-    const server = adopt ? shared.server! : Net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true })
+    if (adopt && (shared.tls !== undefined) !== (contexts !== undefined)) {
+      return yield* new ListenError({ service: name, address: display, code: "ETLSSWITCH", reason: "switching TLS on or off needs a restart" })
+    }
+    const tlsServer = adopt || contexts === undefined ? undefined : new Tls.TlsServer(tlsOptions!, contexts)
+    const server = adopt
+      ? shared.server!
+      : tlsServer?.server ?? Net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true })
     if (!adopt) {
       // the server dispatches to whichever listener owns the socket now
-      server.on("connection", (socket) => {
+      const dispatch = (socket: Net.Socket) => {
         if (shared.onConnection !== undefined) shared.onConnection(socket)
         else socket.destroy()
-      })
+      }
+      if (tlsServer === undefined) server.on("connection", dispatch)
+      else {
+        // after the handshake; paused like a plain socket until its handler reads
+        server.on("secureConnection", (socket: Net.Socket) => {
+          socket.pause()
+          dispatch(socket)
+        })
+        server.on("tlsClientError", (error: Error) => shared.onTlsError?.(error))
+        server.on("connection", (raw: Net.Socket) => {
+          shared.raw.add(raw)
+          raw.once("close", () => shared.raw.delete(raw))
+        })
+      }
     }
 
     yield* Effect.acquireRelease(
       (adopt ? takeOver : listen(server, name, options, display).pipe(
         Effect.andThen(Effect.sync(() => {
           shared.server = server
+          shared.tls = tlsServer
           server.on("error", (error: NodeJS.ErrnoException) => shared.onError?.(error))
           options.onServer?.(server)
         })),
@@ -439,6 +487,8 @@ export const make = <E, R>(
         shared.owner = undefined
         shared.onConnection = undefined
         shared.onError = undefined
+        shared.onTlsError = undefined
+        shared.tls = undefined
       }
       for (const socket of waiting.splice(0)) {
         stats.refused++
@@ -465,6 +515,8 @@ export const make = <E, R>(
         yield* Fiber.interruptAll(remaining)
       }
       for (const conn of [...open]) conn.destroy()
+      // a handshake still in progress would hold server.close until the handshake timeout
+      if (owner) for (const raw of [...shared.raw]) raw.destroy()
       if (!serverClosed) {
         yield* Effect.callback<void>((resume) => {
           if (serverClosed) return resume(Effect.void)
@@ -473,7 +525,10 @@ export const make = <E, R>(
       }
     })
 
-    return { name, address: boundAddress(server, options), stats }
+    const reloadTls = tlsOptions === undefined
+      ? Effect.void
+      : Tls.load(tlsOptions).pipe(Effect.map((fresh) => shared.tls?.replace(fresh)))
+    return { name, address: boundAddress(server, options), stats, reloadTls }
   })
 
 /** The service a listener layer provides: the running listener (its bound address, its stats). */

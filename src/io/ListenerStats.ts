@@ -36,11 +36,13 @@ export class ListenerStats {
   sendTimeouts = 0
   /** Errors from accept(2), such as EMFILE. */
   acceptErrors = 0
+  /** TLS handshakes that failed or timed out (a plaintext client on a TLS port, a bad certificate...). */
+  tlsHandshakeFailures = 0
 
 }
 
 /** A listener's counters as its users see them: live, read-only (only the listener counts). */
-export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted" | "refused" | "limited" | "pending" | "bytesIn" | "bytesOut" | "readPauses" | "handlerFailures" | "idleTimeouts" | "sendTimeouts" | "acceptErrors">>
+export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted" | "refused" | "limited" | "pending" | "bytesIn" | "bytesOut" | "readPauses" | "handlerFailures" | "idleTimeouts" | "sendTimeouts" | "acceptErrors" | "tlsHandshakeFailures">>
 
 /**
  * Registers the listener's metrics in the current metric registry until the
@@ -64,6 +66,7 @@ export const registerMetrics = (service: string, stats: ListenerStats): Effect.E
     counter("fiberd_handler_failures_total", "handlers that failed or died", () => stats.handlerFailures),
     counter("fiberd_idle_timeouts_total", "connections closed idle", () => stats.idleTimeouts),
     counter("fiberd_send_timeouts_total", "connections closed because writes made no progress", () => stats.sendTimeouts),
-    counter("fiberd_accept_errors_total", "accept errors", () => stats.acceptErrors)
+    counter("fiberd_accept_errors_total", "accept errors", () => stats.acceptErrors),
+    counter("fiberd_tls_handshake_failures_total", "TLS handshakes that failed or timed out", () => stats.tlsHandshakeFailures)
   ])
 }

@@ -27,6 +27,7 @@ import {
   type RemoteAddress
 } from "./Connection.ts"
 import type { Timed, TimeoutManager } from "../core/Timeouts.ts"
+import { infoOf, type TlsInfo } from "./Tls.ts"
 
 /** Counters a connection adds to as data moves (shared per listener). */
 export interface ByteCounters {
@@ -101,6 +102,7 @@ function onSocketClose(this: OwnedSocket) {
 export class NodeConnection implements Connection, Timed {
   readonly id: number
   readonly remote: RemoteAddress
+  readonly tls: TlsInfo | undefined
   readonly socket: Net.Socket
   lastActive = 0
   timeoutTicks: number
@@ -146,6 +148,7 @@ export class NodeConnection implements Connection, Timed {
     this.id = options.id
     this.socket = options.socket
     this.remote = options.remote
+    this.tls = infoOf(options.socket)
     this.counters = options.counters
     this.timeouts = options.timeouts
     this.owner = options.owner

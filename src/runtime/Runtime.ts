@@ -56,7 +56,24 @@ const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table,
     maxConnections: service.maxConnections ?? table.maxConnections,
     idleTimeout: duration(service.idleTimeout),
     sendTimeout: duration(service.sendTimeout),
-    drainTimeout: duration(table.drainTimeout)
+    drainTimeout: duration(table.drainTimeout),
+    tls: tlsOptions(service)
+  })
+}
+
+/** A service's TLS keys as listener options (relative paths are as given: from the working directory). */
+const tlsOptions = (service: ServiceTable.Service): Listener.ListenOptions["tls"] => {
+  const tls = service.tls
+  if (tls === undefined) return undefined
+  const timeout = ServiceTable.toDuration(tls.handshakeTimeout)
+  return defined({
+    cert: tls.cert,
+    key: tls.key,
+    ca: tls.ca,
+    requireClientCert: tls.requireClientCert,
+    minVersion: tls.minVersion,
+    sni: tls.sni,
+    handshakeTimeoutMillis: timeout === undefined ? undefined : Duration.toMillis(timeout)
   })
 }
 
@@ -76,7 +93,7 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
     const base = { name: service.name, protocol: service.protocol, transport }
     const listen = <E>(handler: (conn: import("../io/Connection.ts").Connection) => Effect.Effect<void, E>) =>
       Listener.make(listenOptions(service, deps.table, deps.socketFor(service)), handler).pipe(
-        Effect.map((l): Status.ServiceEntry => ({ ...base, address: Listener.formatAddress(l.address), stats: l.stats }))
+        Effect.map((l): Status.ServiceEntry => ({ ...base, address: Listener.formatAddress(l.address), stats: l.stats, reloadTls: l.reloadTls }))
       )
     switch (service.protocol) {
       case "http": {
@@ -93,7 +110,13 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
             maxRequestsPerConnection: service.maxRequestsPerConnection
           })
         })
-        return { ...base, address: Listener.formatAddress(server.listener.address), stats: server.listener.stats, requests: server.requests }
+        return {
+          ...base,
+          address: Listener.formatAddress(server.listener.address),
+          stats: server.listener.stats,
+          requests: server.requests,
+          reloadTls: server.listener.reloadTls
+        }
       }
       case "echo":
       case "daytime": {
@@ -285,7 +308,16 @@ export const start = (
         }
         for (const service of next.services) {
           const old = before.get(service.name)
-          if (old !== undefined && effective(old, previous) === effective(service, next)) continue
+          if (old !== undefined && effective(old, previous) === effective(service, next)) {
+            // unchanged: its certificates are read again in place (renewed files); on error the old ones stay
+            const reloadTls = running.get(service.name)?.entry.reloadTls
+            if (service.tls !== undefined && reloadTls !== undefined) {
+              const result = yield* Effect.result(reloadTls)
+              if (result._tag === "Failure") yield* Effect.logError(`SIGHUP: ${service.name}: keeping the current certificate: ${result.failure.message}`)
+              else yield* Effect.logInfo(`SIGHUP: ${service.name}: certificates reloaded`)
+            }
+            continue
+          }
           const exit = yield* Effect.exit(launch(service))
           if (Exit.isSuccess(exit)) {
             if (old !== undefined && handOver(old, service)) {

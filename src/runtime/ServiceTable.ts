@@ -27,6 +27,19 @@ export const toDuration = (d: number | string | undefined): EffectDuration.Durat
   d === undefined ? undefined : typeof d === "number" ? EffectDuration.millis(d) : EffectDuration.fromInputUnsafe(d as EffectDuration.Input)
 const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 
+const CertFiles = Schema.Struct({ cert: Schema.String, key: Schema.String })
+
+/** TLS on a TCP service: certificate and key files (PEM), optional client CA, SNI certificates per host name. */
+const Tls = Schema.Struct({
+  cert: Schema.String,
+  key: Schema.String,
+  ca: Schema.optional(Schema.String),
+  requireClientCert: Schema.optional(Schema.Boolean),
+  minVersion: Schema.optional(Schema.Literals(["TLSv1.2", "TLSv1.3"])),
+  sni: Schema.optional(Schema.Record(Schema.String, CertFiles)),
+  handshakeTimeout: Schema.optional(Duration)
+})
+
 /** One service. Protocol options sit beside the common ones. */
 export const Service = Schema.Struct({
   name: Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]+$/, { message: "a name of letters, digits, _ . -" })),
@@ -37,6 +50,7 @@ export const Service = Schema.Struct({
   maxConnections: Schema.optional(PositiveInt),
   idleTimeout: Schema.optional(Duration),
   sendTimeout: Schema.optional(Duration),
+  tls: Schema.optional(Tls),
   // http
   root: Schema.optional(Schema.String),
   headerTimeout: Schema.optional(Duration),
@@ -124,6 +138,9 @@ const crossCheck = (table: Table): Array<{ path: string; message: string }> => {
     }
     const address = parseListen(s.listen, transport)
     if (typeof address === "string") problems.push({ path: at("listen"), message: `Expected ${address}` })
+    if (s.tls !== undefined && transport === "udp") {
+      problems.push({ path: at("tls"), message: "Expected no tls on a UDP service (TLS runs over TCP and Unix sockets)" })
+    }
     if (s.protocol === "exec" && s.command === undefined) {
       problems.push({ path: at("command"), message: "Expected an argv array such as [\"wc\", \"-c\"] (exec needs a command)" })
     }

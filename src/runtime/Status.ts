@@ -9,6 +9,7 @@ import { PrometheusMetrics } from "effect/observability"
 import type * as Supervisor from "../actors/Supervisor.ts"
 import type { LogWriterStats } from "../actors/LogWriter.ts"
 import type { ListenerCounters } from "../io/ListenerStats.ts"
+import type { TlsConfigError } from "../io/Tls.ts"
 import type { Request } from "../protocols/http/Request.ts"
 import * as Res from "../protocols/http/Response.ts"
 
@@ -21,6 +22,8 @@ export interface ServiceEntry {
   readonly stats?: ListenerCounters
   readonly udp?: { readonly received: number; readonly sent: number; readonly failures: number }
   readonly requests?: () => number
+  /** Reads the service's TLS certificates again (SIGHUP); a no-op without TLS. */
+  readonly reloadTls?: Effect.Effect<void, TlsConfigError>
 }
 
 /** What the status page reads. */

@@ -29,7 +29,9 @@ export const listen = <E, R>(
 ): Effect.Effect<HttpServer, Listener.ListenError, R | Scope.Scope> =>
   Effect.gen(function*() {
     const http = yield* Serve.make(app, { metricsName: options.listen.name ?? "http", ...options.http })
-    const listener = yield* Listener.make({ name: "http", ...options.listen, onDrain: http.drain }, http.handler)
+    // over TLS, an HTTP server offers http/1.1 by ALPN unless told otherwise
+    const tls = options.listen.tls === undefined ? {} : { tls: { alpn: ["http/1.1"], ...options.listen.tls } }
+    const listener = yield* Listener.make({ name: "http", ...options.listen, ...tls, onDrain: http.drain }, http.handler)
     return { listener, requests: http.requests }
   })
 
