@@ -18,6 +18,8 @@ export interface Row {
   readonly path: string
   readonly connections: number
   readonly pipeline?: boolean
+  /** Over TLS (wrk speaks https). */
+  readonly https?: boolean
 }
 
 export const rows: ReadonlyArray<Row> = [
@@ -29,20 +31,28 @@ export const rows: ReadonlyArray<Row> = [
   { name: "404, 16-deep pipeline, c=100", path: "/missing.txt", connections: 100, pipeline: true }
 ]
 
+/** A benchmark server script (`bench/servers/<script>.ts`) and the rows it can answer. */
+export interface BenchServerSpec {
+  readonly name: string
+  readonly script: string
+  readonly serves: (row: Row) => boolean
+}
+
 /** The servers, and which rows each can answer (hello and the ceiling serve only /hello.txt). */
-const servers = [
+const servers: ReadonlyArray<BenchServerSpec> = [
   { name: "node:http", script: "http-node", serves: () => true },
   { name: "ceiling", script: "http-ceiling", serves: (row: Row) => row.path === "/hello.txt" },
   { name: "fiberd hello", script: "http-hello", serves: (row: Row) => row.path === "/hello.txt" },
   { name: "fiberd async", script: "http-hello-async", serves: (row: Row) => row.path === "/hello.txt" && row.connections === 100 && row.pipeline !== true },
   { name: "fiberd static", script: "http-fiberd", serves: () => true }
-] as const
+
+]
 
 const wrk = (port: number, row: Row, seconds: number): Promise<{ rps: number; p99: string; requests: number }> =>
   new Promise((resolve, reject) => {
     const args = ["-c", "1", "wrk", "-t1", `-c${row.connections}`, `-d${seconds}s`, "--latency", "--timeout", "5s"]
     if (row.pipeline) args.push("-s", Path.join(import.meta.dirname, "pipeline.lua"))
-    args.push(`http://127.0.0.1:${port}${row.path}`)
+    args.push(`${row.https === true ? "https" : "http"}://127.0.0.1:${port}${row.path}`)
     execFile("taskset", args, { maxBuffer: 1 << 20 }, (error, stdout) => {
       if (error) return reject(error)
       const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN)
@@ -58,12 +68,17 @@ export interface Cell {
   readonly cpuPerRequest: number
 }
 
-export const run = async (rounds: number, seconds: number, only?: (row: Row) => boolean) => {
+export const run = async (
+  rounds: number,
+  seconds: number,
+  only?: (row: Row) => boolean,
+  suite: { readonly rows: ReadonlyArray<Row>; readonly servers: ReadonlyArray<BenchServerSpec> } = { rows, servers }
+) => {
   const table: Array<{ row: Row; cells: Map<string, Cell> }> = []
-  for (const row of rows.filter(only ?? (() => true))) {
+  for (const row of suite.rows.filter(only ?? (() => true))) {
     const samples = new Map<string, Array<{ rps: number; p99: string; cpu: number }>>()
     for (let r = 0; r < rounds; r++) {
-      for (const s of servers.filter((x) => x.serves(row))) {
+      for (const s of suite.servers.filter((x) => x.serves(row))) {
         const server = await startServer(s.script)
         await wrk(server.port, { ...row, connections: Math.min(row.connections, 100) }, 1) // warm-up
         const cpu0 = server.cpuMicros()
@@ -82,9 +97,10 @@ export const run = async (rounds: number, seconds: number, only?: (row: Row) => 
       cells.set(name, { rps, p99: closest.p99, cpuPerRequest: median(list.map((x) => x.cpu)) })
     }
     table.push({ row, cells })
-    const base = cells.get("node:http")!
+    const baseName = suite.servers[0]!.name // the baseline comes first
+    const base = cells.get(baseName)!
     const parts = [...cells].map(([name, c]) =>
-      `${name} ${Math.round(c.rps)} req/s${name === "node:http" ? "" : ` (${(c.rps / base.rps).toFixed(2)}×)`} p99 ${c.p99} CPU ${c.cpuPerRequest.toFixed(1)} µs/req`
+      `${name} ${Math.round(c.rps)} req/s${name === baseName ? "" : ` (${(c.rps / base.rps).toFixed(2)}×)`} p99 ${c.p99} CPU ${c.cpuPerRequest.toFixed(1)} µs/req`
     )
     console.log(`  ${row.name.padEnd(32)} ${parts.join(" | ")}`)
   }

@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
  * each figure with its ratio to the baseline measured in the same run.
+ * Suites: echo timeouts idle actors http https metrics slowloris soak.
  * Options: --rounds N (default 3), --seconds S (default 10), --rows TEXT (HTTP rows whose name
  * contains TEXT, e.g. "c=100" or "pipeline").
  */
@@ -12,6 +13,7 @@ import * as MetricsCost from "./metricsCost.ts"
 import * as Slowloris from "./slowloris.ts"
 import * as Soak from "./soak.ts"
 import { pinnedNote } from "./harness.ts"
+import { makeBenchCert } from "./tlsCert.ts"
 
 const args = process.argv.slice(2)
 const flag = (name: string, fallback: number) => {
@@ -57,6 +59,22 @@ if (wanted("http")) {
   console.log(`\nHTTP: node:http (Buffers), the ceiling server, fiberd hello and fiberd static (access log on); wrk -t1, ${seconds} s, median of ${rounds}`)
   console.log(`  issue 15 targets at c=100: hello ≥ 1.35× node:http and ≥ 0.8× the ceiling, CPU/req ≤ 0.75× node:http's; pipelined ≥ 8×`)
   await Http.run(rounds, seconds, rowFilter === undefined ? undefined : (row) => row.name.includes(rowFilter))
+}
+if (wanted("https")) {
+  console.log(`\nHTTPS (issue 12): node:https vs fiberd hello over TLS, keep-alive, wrk -t1, ${seconds} s, median of ${rounds} (target ≥ 1.0×)`)
+  const cert = makeBenchCert()
+  process.env.FIBERD_BENCH_CERT = cert.cert
+  process.env.FIBERD_BENCH_KEY = cert.key
+  await Http.run(rounds, seconds, undefined, {
+    rows: [
+      { name: "12 B over TLS, c=100", path: "/hello.txt", connections: 100, https: true },
+      { name: "12 B over TLS, 16-deep pipeline", path: "/hello.txt", connections: 100, https: true, pipeline: true }
+    ],
+    servers: [
+      { name: "node:https", script: "https-node", serves: () => true },
+      { name: "fiberd hello", script: "https-hello", serves: () => true }
+    ]
+  })
 }
 if (wanted("metrics")) {
   console.log(`\nHTTP metrics on vs off: fiberd static 12 B, c=100, ${seconds} s, median of ${rounds}`)

@@ -12,9 +12,14 @@ export {
   ConnectionTimeout,
   type Handler,
   DrainSignal,
+  consumeChunk,
   isConnectionError,
+  type ReadWithOutcome,
   type RemoteAddress
 } from "./io/Connection.ts"
+
+/** TLS for listeners: options (certificate files, SNI, ALPN), what a handler learns (`conn.tls`), config errors. */
+export * as Tls from "./io/Tls.ts"
 
 /** TCP / Unix-socket listener: accept loop, limits, idle timeout, drain. */
 export * as Listener from "./io/Listener.ts"

@@ -17,7 +17,14 @@ export interface CertFiles {
   readonly key: string
 }
 
-/** TLS options of a listener (paths are read at start and again on `reload`). */
+/**
+ * TLS options of a listener (paths are read at start and again on `reloadTls`).
+ *
+ * @example
+ * const tls: Tls.TlsOptions = { cert: "certs/site.crt", key: "certs/site.key", sni: { "api.example.org": { cert: "certs/api.crt", key: "certs/api.key" } } }
+ * const listener = yield* Listener.make({ name: "secure-echo", port: 7443, tls }, Echo.handler)
+ * yield* listener.reloadTls // after renewing the files: new connections get the new certificates
+ */
 export interface TlsOptions extends CertFiles {
   /** CA certificates (PEM file) to verify client certificates with; setting it asks clients for one. */
   readonly ca?: string

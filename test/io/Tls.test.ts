@@ -18,6 +18,7 @@ import type { TlsInfo } from "../../src/io/Tls.ts"
 import * as Echo from "../../src/protocols/echo.ts"
 import * as Res from "../../src/protocols/http/Response.ts"
 import * as Router from "../../src/protocols/http/Router.ts"
+import * as StaticFiles from "../../src/protocols/http/StaticFiles.ts"
 import * as HttpServer from "../../src/protocols/http/Server.ts"
 import { certDir, makeCert } from "../support/certs.ts"
 
@@ -95,6 +96,32 @@ describe("TLS listener", () => {
       assert.strictEqual(out, `${body}|200|1\n${body}|200|0\n`, "two requests, one connection")
       const head = yield* run("curl", ["-sS", "-I", "--cacert", caFile, "--resolve", `localhost:${portOf(server.listener)}:127.0.0.1`, url])
       assert.match(head, /content-length: 16/i)
+    }).pipe(Effect.scoped))
+
+  it.live("HTTPS static files with curl: a Range request gets 206 and the bytes asked for", () =>
+    Effect.gen(function*() {
+      const root = Fs.mkdtempSync(Path.join(dir, "site-"))
+      Fs.writeFileSync(Path.join(root, "data.txt"), "0123456789abcdef")
+      const site = yield* StaticFiles.make({ root })
+      const server = yield* HttpServer.listen(site, { listen: { name: "https", tls: main } })
+      const port = portOf(server.listener)
+      const out = yield* run("curl", ["-sS", "--cacert", main.cert, "--resolve", `localhost:${port}:127.0.0.1`, "-r", "2-5", "-w", "|%{http_code}", `https://localhost:${port}/data.txt`])
+      assert.strictEqual(out, "2345|206")
+    }).pipe(Effect.scoped))
+
+  it.live("slow-client protection over TLS: a head not finished within headerTimeout gets 408, as over plain TCP", () =>
+    Effect.gen(function*() {
+      const app = Router.make([Router.get("/", () => Effect.succeed(Res.text("hi\n")))])
+      const server = yield* HttpServer.listen(app, { listen: { name: "https", tls: main }, http: { headerTimeout: "300 millis" } })
+      const socket = yield* tlsConnect(portOf(server.listener))
+      const answer = yield* Effect.callback<string>((resume) => {
+        let got = ""
+        socket.on("data", (d) => (got += d.toString()))
+        socket.on("close", () => resume(Effect.succeed(got)))
+        socket.on("end", () => socket.end())
+        socket.write("GET / HTTP/1.1\r\nHost: x\r\n") // never finished
+      })
+      assert.match(answer, /^HTTP\/1\.1 408 /)
     }).pipe(Effect.scoped))
 
   it.live("a plaintext client on a TLS port and a client that never finishes the handshake are dropped and counted, not handler failures", () =>
