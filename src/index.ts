@@ -18,6 +18,10 @@ export {
   type RemoteAddress
 } from "./io/Connection.ts"
 
+/** WebSocket (RFC 6455) routes: the socket a route's fiber sees, the handshake check, the frame codec. */
+export * as WebSocket from "./protocols/websocket/WebSocket.ts"
+export * as WebSocketFrame from "./protocols/websocket/Frame.ts"
+
 /** TLS for listeners: options (certificate files, SNI, ALPN), what a handler learns (`conn.tls`), config errors. */
 export * as Tls from "./io/Tls.ts"
 

@@ -38,6 +38,7 @@ export const bodyLength = (body: Res.Body): number =>
 export const queue = (s: ConnState, head: Framing, response: Res.Response, close: boolean): number => {
   const noBody = Res.bodyless(head.method, response.status)
   const body = response.body
+  if (body._tag === "Upgrade") return -1
   if (!noBody && body._tag !== "Empty" && body._tag !== "Bytes") return -1
   s.sent = true
   const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes

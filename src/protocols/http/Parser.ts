@@ -41,6 +41,8 @@ export interface RequestHead {
   /** What the client asked for: persistent connection or not (RFC 9112 §9.3). */
   readonly keepAlive: boolean
   readonly expectContinue: boolean
+  /** The request asks to switch protocols (an `Upgrade` field, e.g. WebSocket's opening handshake). */
+  readonly upgrade: boolean
   /** `METHOD target HTTP/1.x`, for the access log. */
   readonly requestLine: string
 }
@@ -261,6 +263,7 @@ const parseHeadText = (text: string, limits: HeadLimits, end: number): HeadResul
   let hosts = 0
   let connection: string | undefined
   let expect: string | undefined
+  let upgrade = false
   let te: Array<string> | undefined
   let cl: Array<string> | undefined
   let at = lineEnd + 2
@@ -291,6 +294,9 @@ const parseHeadText = (text: string, limits: HeadLimits, end: number): HeadResul
         break
       case "expect":
         expect ??= value
+        break
+      case "upgrade":
+        upgrade = true
         break
       case "transfer-encoding":
         ;(te ??= []).push(value)
@@ -340,6 +346,7 @@ const parseHeadText = (text: string, limits: HeadLimits, end: number): HeadResul
       framing,
       keepAlive,
       expectContinue: expect !== undefined && expect.toLowerCase() === "100-continue",
+      upgrade,
       requestLine: line
     },
     end

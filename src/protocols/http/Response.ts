@@ -3,7 +3,8 @@
  * serializer that turns a status and headers into the bytes of a head (status
  * lines prebuilt, Date cached by the server, framing headers computed here).
  */
-import type { Stream } from "effect"
+import type { Effect, Stream } from "effect"
+import type { Connection } from "../../io/Connection.ts"
 import { STATUS_CODES } from "node:http"
 
 /** A response body. */
@@ -13,6 +14,11 @@ export type Body =
   | { readonly _tag: "Stream"; readonly stream: Stream.Stream<Uint8Array, unknown>; readonly length?: number }
   /** Bytes `[start, end)` of a file, read from disk in chunks with backpressure. */
   | { readonly _tag: "File"; readonly path: string; readonly start: number; readonly end: number }
+  /**
+   * Switch protocols (101): after the head, the connection belongs to `run`, which gets the bytes
+   * that already arrived after the request; the connection closes when it ends.
+   */
+  | { readonly _tag: "Upgrade"; readonly run: (conn: Connection, buffered: Uint8Array) => Effect.Effect<void, unknown> }
 
 /** A response: status, headers (any case; framing headers are the server's), body. */
 export interface Response {
@@ -93,6 +99,12 @@ export const status = (code: number, init?: Omit<Init, "status">): Response => (
   body: EMPTY
 })
 
+/** Switching protocols (101) with `headers`; then `run` owns the connection (see `Body`). */
+export const upgrade = (
+  headers: ReadonlyArray<readonly [string, string]>,
+  run: (conn: Connection, buffered: Uint8Array) => Effect.Effect<void, unknown>
+): Response => ({ status: 101, headers, body: { _tag: "Upgrade", run } })
+
 /** A redirect (302 by default) to `location`. */
 export const redirect = (location: string, code: 301 | 302 | 303 | 307 | 308 = 302): Response => ({
   status: code,
@@ -167,7 +179,8 @@ export const serializeHead = (
       ? ""
       : "Transfer-Encoding: chunked\r\n"
   }
-  if (close) head += "Connection: close\r\n"
+  if (response.status === 101) head += "Connection: Upgrade\r\n"
+  else if (close) head += "Connection: close\r\n"
   else if (keepAlive10) head += "Connection: keep-alive\r\n"
   return head + "\r\n"
 }

@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import type { App } from "./Serve.ts"
 import type { Request } from "./Request.ts"
 import * as Res from "./Response.ts"
+import * as WebSocket from "../websocket/WebSocket.ts"
 
 /** One route. */
 export interface Route<E, R> {
@@ -25,6 +26,28 @@ export const patch = route("PATCH")
 export const del = route("DELETE")
 /** Any method. */
 export const any = route("*")
+
+/**
+ * A WebSocket route: the opening handshake is checked (400/426 with a
+ * reason otherwise) and `handler` runs as the connection's fiber over
+ * messages.
+ *
+ * @example
+ * const app = Router.make([
+ *   Router.ws("/echo", (socket) => Effect.gen(function*() {
+ *     while (true) {
+ *       const message = yield* socket.receive
+ *       if (Option.isNone(message)) return
+ *       yield* socket.send(message.value)
+ *     }
+ *   }))
+ * ])
+ */
+export const ws = <E = never, R = never>(
+  pattern: string,
+  handler: (socket: WebSocket.WebSocket) => Effect.Effect<void, E, R>,
+  options?: WebSocket.WebSocketOptions
+): Route<never, R> => ({ method: "GET", pattern, app: WebSocket.route(handler, options) })
 
 interface Compiled<E, R> {
   readonly route: Route<E, R>

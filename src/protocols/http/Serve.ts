@@ -69,6 +69,11 @@ export interface HttpServer<R> {
 
 const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
 
+const isWebSocketUpgrade = (head: RequestHead): boolean =>
+  (head.headers.get("upgrade") ?? "").split(",").some((t) => t.trim().toLowerCase() === "websocket")
+
+const NOT_WEBSOCKET = Res.text("426 Upgrade Required: this resource does not speak WebSocket\n", { status: 426 })
+
 /** One request on the effectful path: its head, its body's reader, when it arrived, when its time started. */
 class Exchange {
   readonly head: RequestHead
@@ -230,6 +235,9 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
 
     /** Writes the answer to a request (queued with others when more input waits, or streamed). */
     const respond = (s: ConnState, x: Exchange, response: Res.Response, close: boolean): Effect.Effect<boolean, ConnectionError> => {
+      if (response.body._tag === "Upgrade") return switchProtocols(s, x, response, response.body.run)
+      // a WebSocket handshake on a resource that does not speak it: 426, never a 200 the client would take as a refusal it cannot read
+      if (x.head.upgrade && response.status >= 200 && response.status < 300 && isWebSocketUpgrade(x.head)) response = NOT_WEBSOCKET
       if (!x.reader.done && s.expectContinue && !s.continued) close = true // the client may never send that body
       const bytes = queue(s, x.head, response, close)
       if (bytes < 0) return respondStreamed(s, x, response, close)
@@ -239,6 +247,23 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     }
 
     const GO_ON = Effect.succeed(true)
+
+    /** 101 Switching Protocols: the head goes out, then the connection (and the bytes after the request) belong to `run`. */
+    const switchProtocols = (
+      s: ConnState,
+      x: Exchange,
+      response: Res.Response,
+      run: (conn: Connection, buffered: Uint8Array) => Effect.Effect<void, unknown>
+    ): Effect.Effect<boolean, ConnectionError> =>
+      Effect.suspend(() => {
+        s.sent = true
+        s.out.push(Res.headBytes(response, s.shared.date, 0, false, false, true))
+        answered(s, x.head, 101, 0, x.time, x.started)
+        const buffered = s.buffer.subarray(s.start, s.end)
+        s.start = s.end
+        s.setPhase("busy") // the connection's own idle timeout still applies
+        return Effect.andThen(s.flush(), Effect.as(Effect.ignore(run(s.conn, buffered)), false))
+      })
 
     /** The connection goes on once the rest of the request's body (if any) is read and dropped. */
     const afterAnswer = (s: ConnState, reader: Req.BodyReader): Effect.Effect<boolean> => {
@@ -302,7 +327,7 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         const parsed = parseHead(s.buffer, s.start, s.end, limits, s.scan)
         if (parsed._tag !== "Head") return parsed
         const head = parsed.head
-        if (head.framing._tag !== "None") return parsed
+        if (head.framing._tag !== "None" || head.upgrade) return parsed
         const request = Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader: Req.noBody })
         const result = app(request)
         // the app is asynchronous or failed: serve this request on the effectful path

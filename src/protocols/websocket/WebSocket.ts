@@ -1,0 +1,189 @@
+/**
+ * WebSocket (RFC 6455) on fiberd's model: a route is a fiber over messages.
+ * `Router.ws(path, handler)` checks the opening handshake (400/426 with a
+ * reason when it is not a valid one), the HTTP engine answers 101 and hands
+ * the connection to the session: `receive` pulls the next message (text as a
+ * string, binary as bytes, fragments reassembled up to `maxMessage`; `None`
+ * once closed), `send` writes one, `close` closes with a code. Pings are
+ * answered; a protocol error closes with 1002, invalid UTF-8 with 1007, a
+ * message over the limit with 1009, the server's drain with 1001.
+ */
+import { Effect, Option } from "effect"
+import * as Crypto from "node:crypto"
+import type { Connection, ConnectionError } from "../../io/Connection.ts"
+import type { Request } from "../http/Request.ts"
+import * as Res from "../http/Response.ts"
+import { closePayload, encode, type Frame, isValidCloseCode, Opcode, parse } from "./Frame.ts"
+
+/** One message. */
+export type Message = string | Uint8Array
+
+/** A WebSocket as its route's fiber sees it. */
+export interface WebSocket {
+  /** The request that opened it (path, query, headers). */
+  readonly request: Request
+  /** The next message; `None` once the connection is closed (by the peer, an error or the server's drain). */
+  readonly receive: Effect.Effect<Option.Option<Message>, ConnectionError>
+  /** Sends a text (string) or binary message. */
+  readonly send: (message: Message) => Effect.Effect<void, ConnectionError>
+  /** Starts the closing handshake (default 1000) and ends the session. */
+  readonly close: (code?: number, reason?: string) => Effect.Effect<void>
+}
+
+/** WebSocket route options. */
+export interface WebSocketOptions {
+  /** Largest message (after reassembly), in bytes; more closes with 1009. Default 1 MiB. */
+  readonly maxMessage?: number
+}
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/** `Sec-WebSocket-Accept` for a key (RFC 6455 §4.2.2). */
+export const acceptKey = (key: string): string => Crypto.createHash("sha1").update(key + GUID).digest("base64")
+
+const hasToken = (value: string | undefined, token: string) =>
+  value !== undefined && value.split(",").some((t) => t.trim().toLowerCase() === token)
+
+/** Why a request is not a valid opening handshake (status and reason), or undefined when it is. */
+export const handshakeProblem = (request: Request): { readonly status: 400 | 426; readonly reason: string } | undefined => {
+  const h = request.headers
+  if (!hasToken(h.get("upgrade"), "websocket")) return { status: 426, reason: "this resource speaks WebSocket: send Upgrade: websocket" }
+  if (request.method !== "GET") return { status: 400, reason: "a WebSocket handshake is a GET" }
+  if (!hasToken(h.get("connection"), "upgrade")) return { status: 400, reason: "Connection: Upgrade is missing" }
+  if (h.get("sec-websocket-version") !== "13") return { status: 426, reason: "only WebSocket version 13 is supported" }
+  const key = h.get("sec-websocket-key")
+  if (key === undefined || Buffer.from(key, "base64").byteLength !== 16 || !/^[A-Za-z0-9+/]{22}==$/.test(key)) {
+    return { status: 400, reason: "Sec-WebSocket-Key must be 16 random bytes in base64" }
+  }
+  return undefined
+}
+
+const NEED_VERSION: ReadonlyArray<readonly [string, string]> = [["Sec-WebSocket-Version", "13"], ["Upgrade", "websocket"]]
+
+/**
+ * The app of a WebSocket route: answers the opening handshake with an
+ * upgrade that runs `handler` on the connection, or 400/426 with a reason.
+ */
+export const route = <E, R>(handler: (socket: WebSocket) => Effect.Effect<void, E, R>, options: WebSocketOptions = {}) =>
+(request: Request): Effect.Effect<Res.Response, never, R> => {
+  const problem = handshakeProblem(request)
+  if (problem !== undefined) {
+    return Effect.succeed(Res.text(`${problem.status} ${Res.reasonPhrase(problem.status)}: ${problem.reason}\n`, {
+      status: problem.status,
+      ...(problem.status === 426 ? { headers: NEED_VERSION } : {})
+    }))
+  }
+  const accept = acceptKey(request.headers.get("sec-websocket-key")!)
+  return Effect.map(Effect.context<R>(), (context) =>
+    Res.upgrade(
+      [["Upgrade", "websocket"], ["Connection", "Upgrade"], ["Sec-WebSocket-Accept", accept]],
+      (conn, buffered) =>
+        session(conn, buffered, request, options, (socket) => Effect.provide(Effect.ignore(handler(socket)), context))
+    ))
+}
+
+/** Runs a session on an upgraded connection until the handler ends and the closing handshake is done. */
+const session = (
+  conn: Connection,
+  buffered: Uint8Array,
+  request: Request,
+  options: WebSocketOptions,
+  handler: (socket: WebSocket) => Effect.Effect<void>
+): Effect.Effect<void, ConnectionError> => {
+  const maxMessage = options.maxMessage ?? 1024 * 1024
+  let buffer: Uint8Array = buffered
+  let start = 0
+  let fragments: Array<Uint8Array> = []
+  let fragmentBytes = 0
+  let fragmentOpcode = -1
+  let closeSent = false
+  let closed = false
+  const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+  const sendClose = (code: number, reason: string) =>
+    Effect.suspend(() => {
+      if (closeSent) return Effect.void
+      closeSent = true
+      return Effect.ignore(conn.write(encode(Opcode.Close, code === 1005 ? new Uint8Array(0) : closePayload(code, reason))))
+    })
+
+  /** Ends the session with `code`: our close frame, then the connection ends. */
+  const fail = (code: number, reason: string) =>
+    Effect.as(Effect.andThen(sendClose(code, reason), Effect.sync(() => (closed = true))), Option.none<Message>())
+
+  const more = Effect.map(conn.readIdle, (chunk) => {
+    if (Option.isNone(chunk)) return false
+    const rest = buffer.subarray(start)
+    buffer = rest.byteLength === 0 ? chunk.value : Buffer.concat([rest, chunk.value])
+    start = 0
+    return true
+  })
+
+  /** A data frame: completes a message (returned) or adds a fragment (undefined). */
+  const data = (frame: Frame): Option.Option<Message> | { readonly code: 1002 | 1007 | 1009; readonly reason: string } | undefined => {
+    if (frame.opcode === Opcode.Continuation) {
+      if (fragmentOpcode === -1) return { code: 1002, reason: "a continuation frame without a message" }
+    } else if (fragmentOpcode !== -1) {
+      return { code: 1002, reason: "a new message before the previous one was finished" }
+    } else fragmentOpcode = frame.opcode
+    fragmentBytes += frame.payload.byteLength
+    if (fragmentBytes > maxMessage) return { code: 1009, reason: `a message over ${maxMessage} bytes` }
+    fragments.push(frame.payload)
+    if (!frame.fin) return undefined
+    const bytes = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments)
+    const opcode = fragmentOpcode
+    fragments = []
+    fragmentBytes = 0
+    fragmentOpcode = -1
+    if (opcode === Opcode.Binary) return Option.some(bytes)
+    try {
+      return Option.some(utf8.decode(bytes))
+    } catch {
+      return { code: 1007, reason: "a text message that is not UTF-8" }
+    }
+  }
+
+  const receive: Effect.Effect<Option.Option<Message>, ConnectionError> = Effect.suspend(function loop(): Effect.Effect<Option.Option<Message>, ConnectionError> {
+    if (closed) return Effect.succeed(Option.none())
+    while (true) {
+      const parsed = parse(buffer, start, buffer.byteLength, maxMessage)
+      if (parsed._tag === "Error") return fail(parsed.error.code, parsed.error.reason)
+      if (parsed._tag === "Incomplete") break
+      start = parsed.end
+      const frame = parsed.frame
+      if (frame.opcode === Opcode.Ping) return Effect.andThen(conn.write(encode(Opcode.Pong, frame.payload)), Effect.suspend(loop))
+      if (frame.opcode === Opcode.Pong) continue
+      if (frame.opcode === Opcode.Close) {
+        const code = frame.payload.byteLength >= 2 ? frame.payload[0]! * 256 + frame.payload[1]! : 1005
+        if (frame.payload.byteLength === 1 || (code !== 1005 && !isValidCloseCode(code))) return fail(1002, "an invalid close frame")
+        // the peer closes: answer with the same code (the closing handshake), and the session ends
+        return fail(code, "")
+      }
+      const message = data(frame)
+      if (message === undefined) continue
+      if (Option.isOption(message)) return Effect.succeed(message)
+      return fail(message.code, message.reason)
+    }
+    if (conn.isDraining()) return fail(1001, "the server is shutting down")
+    // between frames the read is idle: a drain that begins while it waits ends it too (then 1001)
+    return Effect.flatMap(more, (got) =>
+      got
+        ? Effect.suspend(loop)
+        : conn.isDraining()
+        ? fail(1001, "the server is shutting down")
+        : Effect.as(Effect.sync(() => (closed = true)), Option.none<Message>()))
+  })
+
+  const socket: WebSocket = {
+    request,
+    receive,
+    send: (message) =>
+      Effect.suspend(() =>
+        closeSent
+          ? Effect.void
+          : conn.write(typeof message === "string" ? encode(Opcode.Text, Buffer.from(message, "utf8")) : encode(Opcode.Binary, message))
+      ),
+    close: (code = 1000, reason = "") => Effect.andThen(sendClose(code, reason), Effect.sync(() => (closed = true)))
+  }
+  return Effect.andThen(handler(socket), sendClose(1000, ""))
+}
