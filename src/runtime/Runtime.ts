@@ -17,6 +17,7 @@ import * as Chat from "../protocols/chat/Chat.ts"
 import * as Daytime from "../protocols/daytime.ts"
 import * as Echo from "../protocols/echo.ts"
 import * as Exec from "../protocols/exec.ts"
+import * as Router from "../protocols/http/Router.ts"
 import * as HttpServer from "../protocols/http/Server.ts"
 import * as StaticFiles from "../protocols/http/StaticFiles.ts"
 import * as ServiceTable from "./ServiceTable.ts"
@@ -44,6 +45,8 @@ interface Deps {
   readonly status: Status.StatusSource
   /** The listening socket of a service's address, shared by its generations across reloads. */
   readonly socketFor: (service: ServiceTable.Service) => Listener.ListenSocket
+  /** Running chat services by name (an HTTP service's WebSocket chat joins their rooms). */
+  readonly chats: Map<string, Chat.ChatServer>
 }
 
 const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table, socket?: Listener.ListenSocket): Listener.ListenOptions => {
@@ -98,7 +101,16 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
     switch (service.protocol) {
       case "http": {
         const site = yield* StaticFiles.make({ root: service.root ?? ServiceTable.bundledPublic })
-        const app = Status.withStatus(site, deps.status, service.status ?? "loopback")
+        const withStatus = Status.withStatus(site, deps.status, service.status ?? "loopback")
+        const chatName = service.chat
+        // GET /chat (WebSocket) joins the rooms of the chat service named by `chat`, looked up per connection
+        // (it may restart, or reload, on its own)
+        const app = chatName === undefined ? withStatus : Router.make([
+          Router.ws("/chat", (socket) => {
+            const chat = deps.chats.get(chatName)
+            return chat === undefined ? socket.close(1011, `the chat service ${chatName} is not running`) : chat.websocket(socket)
+          })
+        ], withStatus)
         const server = yield* HttpServer.listen(app, {
           listen: listenOptions(service, deps.table, deps.socketFor(service)),
           http: defined({
@@ -133,6 +145,10 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
       }
       case "chat": {
         const chat = yield* Chat.make(defined({ maxLineLength: service.maxLineLength, outboxSize: service.outboxSize, maxRooms: service.maxRooms }))
+        deps.chats.set(service.name, chat)
+        yield* Effect.addFinalizer(() => Effect.sync(() => {
+          if (deps.chats.get(service.name) === chat) deps.chats.delete(service.name)
+        }))
         return yield* listen(chat.handler)
       }
       case "exec": {
@@ -221,7 +237,8 @@ export const start = (
       if (socket === undefined) sockets.set(key, socket = new Listener.ListenSocket())
       return socket
     }
-    const deps = (): Deps => ({ table: current, accessLog, status, socketFor })
+    const chats = new Map<string, Chat.ChatServer>()
+    const deps = (): Deps => ({ table: current, accessLog, status, socketFor, chats })
     /** The supervisor child id of each running service: its name, then name~N for later generations (hand-over reloads). */
     const childIds = new Map<string, string>()
     let generation = 1

@@ -59,6 +59,8 @@ export const Service = Schema.Struct({
   maxBody: Schema.optional(PositiveInt),
   maxRequestsPerConnection: Schema.optional(PositiveInt),
   status: Schema.optional(Schema.Literals(["loopback", "any", "off"])),
+  /** The chat service whose rooms `GET /chat` (WebSocket) joins. */
+  chat: Schema.optional(Schema.String),
   // exec
   command: Schema.optional(Schema.Array(Schema.String).check(Schema.isMinLength(1))),
   maxInstances: Schema.optional(PositiveInt),
@@ -141,6 +143,9 @@ const crossCheck = (table: Table): Array<{ path: string; message: string }> => {
     if (s.tls !== undefined && transport === "udp") {
       problems.push({ path: at("tls"), message: "Expected no tls on a UDP service (TLS runs over TCP and Unix sockets)" })
     }
+    if (s.chat !== undefined && (s.protocol !== "http" || !table.services.some((c) => c.name === s.chat && c.protocol === "chat"))) {
+      problems.push({ path: at("chat"), message: `Expected the name of a chat service in this table (an http service's WebSocket chat joins its rooms)` })
+    }
     if (s.protocol === "exec" && s.command === undefined) {
       problems.push({ path: at("command"), message: "Expected an argv array such as [\"wc\", \"-c\"] (exec needs a command)" })
     }
@@ -191,7 +196,7 @@ export const bundledPublic = Path.resolve(import.meta.dirname, "../../public")
 /** The built-in table: web, echo (tcp+udp), daytime (tcp+udp), chat; loopback only. */
 export const defaults: Table = {
   services: [
-    { name: "web", protocol: "http", listen: "127.0.0.1:8080", root: bundledPublic },
+    { name: "web", protocol: "http", listen: "127.0.0.1:8080", root: bundledPublic, chat: "chat" },
     { name: "echo", protocol: "echo", listen: "127.0.0.1:7007" },
     { name: "echo-udp", protocol: "echo", transport: "udp", listen: "127.0.0.1:7007" },
     { name: "daytime", protocol: "daytime", listen: "127.0.0.1:7013" },

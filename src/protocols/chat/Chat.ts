@@ -15,6 +15,7 @@ import * as Supervisor from "../../actors/Supervisor.ts"
 import type { Connection, ConnectionError } from "../../io/Connection.ts"
 import * as Codec from "../codecs/Codec.ts"
 import * as Lines from "../codecs/Lines.ts"
+import type * as WebSocket from "../websocket/WebSocket.ts"
 
 /** Chat options. */
 export interface ChatOptions {
@@ -125,8 +126,26 @@ interface Room {
 }
 
 /** A running chat service. */
+/** How a member's client is reached: lines in, lines out (a TCP connection, or a WebSocket). */
+interface Transport {
+  /** A unique id within the chat (members of every transport share rooms). */
+  readonly id: number
+  /** The next line (or a line too long); None at the end of input or when the server drains. */
+  readonly next: Effect.Effect<Option.Option<Lines.Line>, ConnectionError>
+  /** Writes lines, each without its end of line, in one go. */
+  readonly write: (lines: ReadonlyArray<string>) => Effect.Effect<void, ConnectionError>
+  readonly close: Effect.Effect<void>
+  /** True once the server drains (the member is told why it is closed). */
+  readonly isDraining: () => boolean
+}
+
 export interface ChatServer {
   readonly handler: (conn: Connection) => Effect.Effect<void>
+  /**
+   * A chat member over a WebSocket: one text message is one line, either way,
+   * with the same commands and rooms as the TCP members.
+   */
+  readonly websocket: (socket: WebSocket.WebSocket) => Effect.Effect<void>
   /** Room names. */
   readonly rooms: () => ReadonlyArray<string>
 }
@@ -178,7 +197,31 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
         yield* Scope.close(closed.scope, Exit.void)
       })
 
+    let nextMember = 0
     const handler = (conn: Connection): Effect.Effect<void> =>
+      serve({
+        id: ++nextMember,
+        // lines through the framing codec: UTF-8 decoded whole, a drain ends the stream between lines
+        next: Codec.reader(conn, new Lines.Decoder({ maxLength: maxLine })),
+        write: (lines) => conn.write(Buffer.from(lines.join("\r\n") + "\r\n", "utf8")),
+        close: conn.close,
+        isDraining: () => conn.isDraining()
+      })
+
+    const websocket = (socket: WebSocket.WebSocket): Effect.Effect<void> =>
+      serve({
+        id: ++nextMember,
+        next: Effect.map(socket.receive, Option.map((message): Lines.Line => {
+          if (typeof message !== "string") return { _tag: "Line", text: "" } // binary: not a chat line, ignored
+          if (Buffer.byteLength(message) > maxLine) return { _tag: "TooLong", maxLength: maxLine }
+          return { _tag: "Line", text: message.replace(/\r?\n$/, "") }
+        })),
+        write: (lines) => Effect.forEach(lines, (line) => socket.send(line), { discard: true }),
+        close: socket.close(1000),
+        isDraining: () => false // the socket closes itself with 1001 (going away) on a drain
+      })
+
+    const serve = (conn: Transport): Effect.Effect<void> =>
       Effect.gen(function*() {
         const outbox = yield* Queue.unbounded<string | { readonly kick: string | undefined }>()
         let kicked = false
@@ -211,19 +254,19 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
           Effect.gen(function*() {
             while (true) {
               const items = yield* Queue.takeAll(outbox)
-              let text = ""
+              const lines: Array<string> = []
               let end: { readonly kick: string | undefined } | undefined
               for (const item of items) {
-                if (typeof item === "string") text += item + "\r\n"
+                if (typeof item === "string") lines.push(item)
                 else {
                   end = item
                   break
                 }
               }
-              if (end?.kick !== undefined) text += `*** disconnected: ${end.kick}\r\n`
-              if (text !== "") {
+              if (end?.kick !== undefined) lines.push(`*** disconnected: ${end.kick}`)
+              if (lines.length > 0) {
                 blocked = true
-                yield* conn.write(Buffer.from(text, "utf8"))
+                yield* conn.write(lines)
                 blocked = false
               }
               if (end !== undefined) return yield* conn.close
@@ -263,8 +306,7 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
             return false
           })
         yield* say(`*** welcome to fiberd chat, ${member.nick}. Commands: /nick NAME, /join ROOM, /part, /who, /quit`)
-        // lines through the framing codec: UTF-8 decoded whole, a drain ends the stream between lines
-        const next = Codec.reader(conn, new Lines.Decoder({ maxLength: maxLine }))
+        const next = conn.next
         let burst = 0
         const loop: Effect.Effect<void, ConnectionError> = Effect.gen(function*() {
           while (!kicked) {
@@ -340,5 +382,5 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
         yield* Fiber.await(writer)
       }).pipe(Effect.scoped) as Effect.Effect<void>
 
-    return { handler, rooms: () => [...rooms.keys()] }
+    return { handler, websocket, rooms: () => [...rooms.keys()] }
   })
