@@ -8,7 +8,7 @@
  * answered; a protocol error closes with 1002, invalid UTF-8 with 1007, a
  * message over the limit with 1009, the server's drain with 1001.
  */
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import * as Crypto from "node:crypto"
 import type { Connection, ConnectionError } from "../../io/Connection.ts"
 import type { Request } from "../http/Request.ts"
@@ -34,6 +34,11 @@ export interface WebSocket {
 export interface WebSocketOptions {
   /** Largest message (after reassembly), in bytes; more closes with 1009. Default 1 MiB. */
   readonly maxMessage?: number
+  /**
+   * Nothing from the client this long: it is pinged; nothing again for as long (not even the pong):
+   * the session closes with 1001. Default 60 seconds.
+   */
+  readonly idleTimeout?: Duration.Input
 }
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -91,6 +96,8 @@ const session = (
   handler: (socket: WebSocket) => Effect.Effect<void>
 ): Effect.Effect<void, ConnectionError> => {
   const maxMessage = options.maxMessage ?? 1024 * 1024
+  const idle = Duration.fromInputUnsafe(options.idleTimeout ?? "60 seconds")
+  let pinged = false
   let buffer: Uint8Array = buffered
   let start = 0
   let fragments: Array<Uint8Array> = []
@@ -111,12 +118,20 @@ const session = (
   const fail = (code: number, reason: string) =>
     Effect.as(Effect.andThen(sendClose(code, reason), Effect.sync(() => (closed = true))), Option.none<Message>())
 
-  const more = Effect.map(conn.readIdle, (chunk) => {
-    if (Option.isNone(chunk)) return false
+  /** More bytes: true, false at the end; "idle" when the client stayed silent after a ping. */
+  const more: Effect.Effect<boolean | "idle", ConnectionError> = Effect.flatMap(Effect.timeoutOption(conn.readIdle, idle), (read) => {
+    if (Option.isNone(read)) {
+      if (pinged) return Effect.succeed("idle" as const)
+      pinged = true
+      return Effect.andThen(conn.write(encode(Opcode.Ping, new Uint8Array(0))), more)
+    }
+    const chunk = read.value
+    if (Option.isNone(chunk)) return Effect.succeed(false)
+    pinged = false
     const rest = buffer.subarray(start)
     buffer = rest.byteLength === 0 ? chunk.value : Buffer.concat([rest, chunk.value])
     start = 0
-    return true
+    return Effect.succeed(true)
   })
 
   /** A data frame: completes a message (returned) or adds a fragment (undefined). */
@@ -167,7 +182,9 @@ const session = (
     if (conn.isDraining()) return fail(1001, "the server is shutting down")
     // between frames the read is idle: a drain that begins while it waits ends it too (then 1001)
     return Effect.flatMap(more, (got) =>
-      got
+      got === "idle"
+        ? fail(1001, "idle: no answer to a ping")
+        : got
         ? Effect.suspend(loop)
         : conn.isDraining()
         ? fail(1001, "the server is shutting down")

@@ -27,6 +27,7 @@ const echo = (socket: WS.WebSocket) =>
 const serve = Effect.gen(function*() {
   const app = Router.make([
     Router.ws("/echo", echo, { maxMessage: 1000 }),
+    Router.ws("/quick", echo, { idleTimeout: "150 millis" }),
     Router.get("/page", () => Effect.succeed(Res.text("a page\n")))
   ])
   const server = yield* HttpServer.listen(app, { listen: { name: "ws" } })
@@ -173,6 +174,26 @@ describe("WebSocket", () => {
       assert.strictEqual(parse(frames.subarray(0, cut), 0, cut, 1 << 20)._tag, cut < 12 ? "Incomplete" : "Frame")
     }
   })
+})
+
+describe("WebSocket and idle clients", () => {
+  it.live("a silent client is pinged after idleTimeout, then closed with 1001 when it does not answer; a client that answers stays", () =>
+    Effect.gen(function*() {
+      const port = yield* serve
+      const got = serverFrames(yield* raw(port, [handshake("/quick")]))
+      assert.deepStrictEqual(got.map((f) => f.opcode), [Opcode.Ping, Opcode.Close])
+      assert.strictEqual(closeCode(got[1]!), 1001)
+      // Node's client answers pings: it is still open after several idle periods, and echoes
+      const echoed = yield* Effect.callback<string>((resume) => {
+        const client = new WebSocket(`ws://127.0.0.1:${port}/quick`)
+        client.onopen = () => setTimeout(() => client.send("still here"), 700)
+        client.onmessage = (e) => {
+          client.close()
+          resume(Effect.succeed(String(e.data)))
+        }
+      })
+      assert.strictEqual(echoed, "still here")
+    }).pipe(Effect.scoped))
 })
 
 describe("WebSocket and the server's drain", () => {
