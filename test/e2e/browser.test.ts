@@ -1,0 +1,164 @@
+/**
+ * Chat in a real browser: two headless Chromium pages open /chat.html and
+ * chat with each other and with a TCP member (as `nc` would). The pages are
+ * read through the DevTools protocol (Chromium's own remote debugging,
+ * driven with Node's WebSocket client). Chromium comes from Debian's
+ * package; `npm test`'s pretest installs it when missing.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { certDir, makeCert } from "../support/certs.ts"
+import { start } from "../support/serverProcess.ts"
+
+const chromiumPath = (() => {
+  for (const name of ["chromium", "chromium-browser"]) {
+    try {
+      return execFileSync("which", [name]).toString().trim()
+    } catch {
+      // try the next name
+    }
+  }
+  throw new Error("Chromium is missing: install it (Debian: apt-get install -y chromium); npm test's pretest does")
+})()
+
+const until = async <A>(what: string, probe: () => Promise<A | undefined> | A | undefined, ms = 20_000): Promise<A> => {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    const value = await probe()
+    if (value !== undefined) return value
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/** A headless Chromium on `url`, with the text of its page readable through the DevTools protocol. */
+const openPage = async (url: string, extraFlags: ReadonlyArray<string> = []) => {
+  const profile = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-chromium-"))
+  const child: ChildProcess = spawn(chromiumPath, [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+    "--disable-dev-shm-usage", `--user-data-dir=${profile}`, "--remote-debugging-port=0", ...extraFlags, url
+  ], { stdio: "ignore" })
+  const portFile = Path.join(profile, "DevToolsActivePort")
+  const port = await until("Chromium's DevTools port", () => (Fs.existsSync(portFile) ? Fs.readFileSync(portFile, "utf8").split("\n")[0] || undefined : undefined))
+  const target = await until("the page target", async () => {
+    const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ type: string; url: string; webSocketDebuggerUrl: string }>
+    return targets.find((t) => t.type === "page" && t.url.startsWith(url.split("?")[0]!))
+  })
+  const devtools = new WebSocket(target.webSocketDebuggerUrl)
+  await new Promise((resolve, reject) => {
+    devtools.onopen = resolve
+    devtools.onerror = reject
+  })
+  let nextId = 0
+  const pending = new Map<number, (value: unknown) => void>()
+  devtools.onmessage = (e) => {
+    const message = JSON.parse(String(e.data)) as { id?: number; result?: { result?: { value?: unknown } } }
+    if (message.id !== undefined) pending.get(message.id)?.(message.result?.result?.value)
+  }
+  const evaluate = (expression: string) =>
+    new Promise<unknown>((resolve) => {
+      const id = ++nextId
+      pending.set(id, resolve)
+      devtools.send(JSON.stringify({ id, method: "Runtime.evaluate", params: { expression, returnByValue: true } }))
+    })
+  return {
+    /** Waits until the chat log shows a line matching `pattern`. */
+    sees: (pattern: RegExp) =>
+      until(`the page ${url} to show ${pattern}`, async () => {
+        const text = String(await evaluate(`document.getElementById("log")?.innerText ?? ""`))
+        return text.split("\n").find((l) => pattern.test(l))
+      }),
+    close: () => {
+      devtools.close()
+      child.kill("SIGKILL")
+      Fs.rmSync(profile, { recursive: true, force: true })
+    }
+  }
+}
+
+describe("chat in headless Chromium", () => {
+  it("two browser pages and a TCP member chat in one room", { timeout: 90_000 }, async () => {
+    const server = await start({
+      services: [
+        { name: "web", protocol: "http", listen: "127.0.0.1:0", chat: "chat" },
+        { name: "chat", protocol: "chat", listen: "127.0.0.1:0" }
+      ]
+    })
+    const pages: Array<{ close: () => void }> = []
+    const tcp = Net.connect({ host: "127.0.0.1", port: server.port("chat") })
+    try {
+      const lines: Array<string> = []
+      let pending = ""
+      tcp.on("data", (d: Buffer) => {
+        pending += d.toString("utf8")
+        const parts = pending.split("\r\n")
+        pending = parts.pop()!
+        lines.push(...parts)
+      })
+      const tcpSees = (pattern: RegExp) => until(`the TCP member to see ${pattern}`, () => lines.find((l) => pattern.test(l)))
+      await tcpSees(/welcome/)
+      tcp.write("/nick carol\r\n/join lobby\r\n")
+      await tcpSees(/carol joined #lobby/)
+
+      const page = (nick: string) => `http://127.0.0.1:${server.port("web")}/chat.html?nick=${nick}&room=lobby&say=hi+from+${nick}`
+      const ann = await openPage(page("ann"))
+      pages.push(ann)
+      assert.strictEqual(await tcpSees(/hi from ann/), "<ann> hi from ann")
+      const ben = await openPage(page("ben"))
+      pages.push(ben)
+      assert.strictEqual(await tcpSees(/hi from ben/), "<ben> hi from ben")
+      assert.strictEqual(await ann.sees(/hi from ben/), "<ben> hi from ben", "page to page")
+      tcp.write("hello browsers\r\n")
+      assert.strictEqual(await ann.sees(/hello browsers/), "<carol> hello browsers")
+      assert.strictEqual(await ben.sees(/hello browsers/), "<carol> hello browsers")
+      assert.match(await ben.sees(/joined #lobby/), /joined #lobby/)
+    } finally {
+      for (const p of pages) p.close()
+      tcp.destroy()
+      await server.stop()
+    }
+  })
+
+  it("over HTTPS: Chromium trusts the test certificate (by its key's hash, nothing else), loads /chat.html and chats over wss", { timeout: 90_000 }, async () => {
+    const cert = makeCert(certDir(), "browser", ["localhost"])
+    // the certificate's public key hash: Chromium trusts exactly this key, not any certificate
+    const spki = execFileSync("bash", ["-c", `openssl x509 -in '${cert.cert}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`]).toString().trim()
+    const server = await start({
+      services: [
+        { name: "web", protocol: "http", listen: "127.0.0.1:0", chat: "chat", tls: { cert: cert.cert, key: cert.key } },
+        { name: "chat", protocol: "chat", listen: "127.0.0.1:0" }
+      ]
+    })
+    const tcp = Net.connect({ host: "127.0.0.1", port: server.port("chat") })
+    let page: { close: () => void } | undefined
+    try {
+      const lines: Array<string> = []
+      let pending = ""
+      tcp.on("data", (d: Buffer) => {
+        pending += d.toString("utf8")
+        const parts = pending.split("\r\n")
+        pending = parts.pop()!
+        lines.push(...parts)
+      })
+      const tcpSees = (pattern: RegExp) => until(`the TCP member to see ${pattern}`, () => lines.find((l) => pattern.test(l)))
+      await tcpSees(/welcome/)
+      tcp.write("/nick carol\r\n/join lobby\r\n")
+      await tcpSees(/carol joined #lobby/)
+      const secure = await openPage(`https://127.0.0.1:${server.port("web")}/chat.html?nick=dora&room=lobby&say=over+wss`, [
+        `--ignore-certificate-errors-spki-list=${spki}`
+      ])
+      page = secure
+      assert.strictEqual(await tcpSees(/over wss/), "<dora> over wss")
+      tcp.write("hello secure page\r\n")
+      assert.strictEqual(await secure.sees(/hello secure page/), "<carol> hello secure page")
+    } finally {
+      page?.close()
+      tcp.destroy()
+      await server.stop()
+    }
+  })
+})
