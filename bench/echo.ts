@@ -16,13 +16,19 @@ export const timeoutVariants = [
   { label: "fiberd, no idle timeout", server: "echo-fiberd", args: ["--no-idle-timeout"] }
 ]
 
-export const throughput = async (rounds: number, seconds: number, connections = 100, which = variants) => {
+/** WebSocket echo (issue 12): the `ws` package's server vs fiberd's WebSocket route, 64-byte messages. */
+export const wsVariants = [
+  { label: "ws server", server: "ws-echo-ws" },
+  { label: "fiberd WebSocket", server: "ws-echo-fiberd" }
+]
+
+export const throughput = async (rounds: number, seconds: number, connections = 100, which = variants, client = "echoClient.ts") => {
   const rates: Record<string, Array<number>> = {}
   for (let round = 0; round < rounds; round++) {
     for (const v of which) {
       const server = await startServer(v.server, v.args)
-      await runClient("echoClient.ts", [server.port, connections, 1]) // warm-up
-      const r = await runClient("echoClient.ts", [server.port, connections, seconds])
+      await runClient(client, [server.port, connections, 1]) // warm-up
+      const r = await runClient(client, [server.port, connections, seconds])
       await server.stop()
       ;(rates[v.label] ??= []).push(r.messages / r.seconds)
       console.log(`  round ${round + 1} ${v.label}: ${Math.round(r.messages / r.seconds)} msg/s`)

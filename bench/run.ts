@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
  * each figure with its ratio to the baseline measured in the same run.
- * Suites: echo timeouts idle actors http https metrics slowloris soak.
+ * Suites: echo timeouts idle actors http https websocket metrics slowloris soak.
  * Options: --rounds N (default 3), --seconds S (default 10), --rows TEXT (HTTP rows whose name
  * contains TEXT, e.g. "c=100" or "pipeline").
  */
@@ -75,6 +75,11 @@ if (wanted("https")) {
       { name: "fiberd hello", script: "https-hello", serves: () => true }
     ]
   })
+}
+if (wanted("websocket")) {
+  console.log(`\nWebSocket echo (issue 12): 100 connections × 64-byte messages, ws's server vs fiberd, ${seconds} s, ${rounds} alternating rounds (median; target ≥ 1.0×)`)
+  const r = await Echo.throughput(rounds, seconds, 100, Echo.wsVariants, "wsClient.ts")
+  console.log(`  ws ${Math.round(r.base)} msg/s | fiberd ${Math.round(r.ours)} msg/s | ratio ${r.ratio.toFixed(2)}×`)
 }
 if (wanted("metrics")) {
   console.log(`\nHTTP metrics on vs off: fiberd static 12 B, c=100, ${seconds} s, median of ${rounds}`)

@@ -35,8 +35,9 @@ export interface WebSocketOptions {
   /** Largest message (after reassembly), in bytes; more closes with 1009. Default 1 MiB. */
   readonly maxMessage?: number
   /**
-   * Nothing from the client this long: it is pinged; nothing again for as long (not even the pong):
-   * the session closes with 1001. Default 60 seconds.
+   * Nothing from the client for a whole period of this length (checked once per period, so after
+   * one to two periods of silence): it is pinged; nothing again for another period (not even the
+   * pong): the session closes with 1001. Default 60 seconds.
    */
   readonly idleTimeout?: Duration.Input
 }
@@ -97,7 +98,10 @@ const session = (
 ): Effect.Effect<void, ConnectionError> => {
   const maxMessage = options.maxMessage ?? 1024 * 1024
   const idle = Duration.fromInputUnsafe(options.idleTimeout ?? "60 seconds")
+  /** Bytes arrived since the idle watch last looked; the watch pinged and waits for an answer; the client was silent too long. */
+  let heard = false
   let pinged = false
+  let silent = false
   let buffer: Uint8Array = buffered
   let start = 0
   let fragments: Array<Uint8Array> = []
@@ -118,21 +122,33 @@ const session = (
   const fail = (code: number, reason: string) =>
     Effect.as(Effect.andThen(sendClose(code, reason), Effect.sync(() => (closed = true))), Option.none<Message>())
 
-  /** More bytes: true, false at the end; "idle" when the client stayed silent after a ping. */
-  const more: Effect.Effect<boolean | "idle", ConnectionError> = Effect.flatMap(Effect.timeoutOption(conn.readIdle, idle), (read) => {
-    if (Option.isNone(read)) {
-      if (pinged) return Effect.succeed("idle" as const)
-      pinged = true
-      return Effect.andThen(conn.write(encode(Opcode.Ping, new Uint8Array(0))), more)
-    }
-    const chunk = read.value
-    if (Option.isNone(chunk)) return Effect.succeed(false)
-    pinged = false
+  /** More bytes: true, false at the end (or when the idle watch closed a silent client). */
+  const more: Effect.Effect<boolean, ConnectionError> = Effect.map(conn.readIdle, (chunk) => {
+    if (Option.isNone(chunk)) return false
+    heard = true
     const rest = buffer.subarray(start)
     buffer = rest.byteLength === 0 ? chunk.value : Buffer.concat([rest, chunk.value])
     start = 0
-    return Effect.succeed(true)
+    return true
   })
+
+  /**
+   * The idle watch, one timer per session (never one per read): a client silent for `idleTimeout` is
+   * pinged; silent for another, it gets a 1001 close and its connection closes (the pending read ends).
+   */
+  const watch = Effect.forever(Effect.andThen(Effect.sleep(idle), Effect.suspend(() => {
+    if (heard) {
+      heard = false
+      pinged = false
+      return Effect.void
+    }
+    if (!pinged) {
+      pinged = true
+      return Effect.ignore(conn.write(encode(Opcode.Ping, new Uint8Array(0))))
+    }
+    silent = true
+    return Effect.andThen(sendClose(1001, "idle: no answer to a ping"), Effect.andThen(Effect.sync(() => (closed = true)), conn.close))
+  })))
 
   /** A data frame: completes a message (returned) or adds a fragment (undefined). */
   const data = (frame: Frame): Option.Option<Message> | { readonly code: 1002 | 1007 | 1009; readonly reason: string } | undefined => {
@@ -181,10 +197,8 @@ const session = (
     }
     if (conn.isDraining()) return fail(1001, "the server is shutting down")
     // between frames the read is idle: a drain that begins while it waits ends it too (then 1001)
-    return Effect.flatMap(more, (got) =>
-      got === "idle"
-        ? fail(1001, "idle: no answer to a ping")
-        : got
+    return Effect.flatMap(more.pipe(Effect.catchIf(() => silent, () => Effect.succeed(false))), (got) =>
+      got
         ? Effect.suspend(loop)
         : conn.isDraining()
         ? fail(1001, "the server is shutting down")
@@ -202,5 +216,5 @@ const session = (
       ),
     close: (code = 1000, reason = "") => Effect.andThen(sendClose(code, reason), Effect.sync(() => (closed = true)))
   }
-  return Effect.andThen(handler(socket), sendClose(1000, ""))
+  return Effect.scoped(Effect.andThen(Effect.forkScoped(watch), Effect.andThen(handler(socket), sendClose(1000, ""))))
 }
