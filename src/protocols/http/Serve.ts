@@ -262,7 +262,8 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
         const buffered = s.buffer.subarray(s.start, s.end)
         s.start = s.end
         s.setPhase("busy") // the connection's own idle timeout still applies
-        return Effect.andThen(s.flush(), Effect.as(Effect.ignore(run(s.conn, buffered)), false))
+        // the protocol's end ends the connection (after a WebSocket's closing handshake the server closes TCP)
+        return Effect.andThen(s.flush(), Effect.as(Effect.andThen(Effect.ignore(run(s.conn, buffered)), s.conn.close), false))
       })
 
     /** The connection goes on once the rest of the request's body (if any) is read and dropped. */
