@@ -132,6 +132,9 @@ const session = (
     return true
   })
 
+  /** `more`, where a read ended by the idle watch's close counts as the end. */
+  const moreUnlessSilenced = Effect.catchIf(more, () => silent, () => Effect.succeed(false))
+
   /**
    * The idle watch, one timer per session (never one per read): a client silent for `idleTimeout` is
    * pinged; silent for another, it gets a 1001 close and its connection closes (the pending read ends).
@@ -197,7 +200,7 @@ const session = (
     }
     if (conn.isDraining()) return fail(1001, "the server is shutting down")
     // between frames the read is idle: a drain that begins while it waits ends it too (then 1001)
-    return Effect.flatMap(more.pipe(Effect.catchIf(() => silent, () => Effect.succeed(false))), (got) =>
+    return Effect.flatMap(moreUnlessSilenced, (got) =>
       got
         ? Effect.suspend(loop)
         : conn.isDraining()
