@@ -35,6 +35,7 @@ export const rows: ReadonlyArray<Row> = [
 export interface BenchServerSpec {
   readonly name: string
   readonly script: string
+  readonly args?: ReadonlyArray<string>
   readonly serves: (row: Row) => boolean
 }
 
@@ -79,7 +80,7 @@ export const run = async (
     const samples = new Map<string, Array<{ rps: number; p99: string; cpu: number }>>()
     for (let r = 0; r < rounds; r++) {
       for (const s of suite.servers.filter((x) => x.serves(row))) {
-        const server = await startServer(s.script)
+        const server = await startServer(s.script, s.args)
         await wrk(server.port, { ...row, connections: Math.min(row.connections, 100) }, 1) // warm-up
         const cpu0 = server.cpuMicros()
         const m = await wrk(server.port, row, seconds)

@@ -72,7 +72,7 @@ if (wanted("https")) {
     ],
     servers: [
       { name: "node:https", script: "https-node", serves: () => true },
-      { name: "fiberd hello", script: "https-hello", serves: () => true }
+      { name: "fiberd hello", script: "http-hello", args: ["--tls"], serves: () => true }
     ]
   })
 }

@@ -1,5 +1,5 @@
 /**
- * fiberd hello (issue 15): Router + `Effect.succeed(Response.text(...))` on the
+ * fiberd hello (issues 15 and 12; `--tls` for HTTPS): Router + `Effect.succeed(Response.text(...))` on the
  * HTTP engine, access log on (to a file), metrics on.
  */
 import { Effect } from "effect"
@@ -10,6 +10,7 @@ import * as AccessLog from "../../src/actors/AccessLog.ts"
 import * as Res from "../../src/protocols/http/Response.ts"
 import * as Router from "../../src/protocols/http/Router.ts"
 import * as HttpServer from "../../src/protocols/http/Server.ts"
+import { benchCertFiles } from "../tlsCert.ts"
 import { announce } from "./control.ts"
 
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-hello-"))
@@ -18,7 +19,8 @@ Effect.runFork(Effect.scoped(Effect.gen(function*() {
   const hello = Res.text("Hello world\n")
   const app = Router.make([Router.get("/hello.txt", () => Effect.succeed(hello)), Router.get("/", () => Effect.succeed(hello))])
   const server = yield* HttpServer.listen(app, {
-    listen: { name: "web", backlog: 4096, maxConnections: 20_000 },
+    // --tls: the same over TLS (issue 12), with the certificate the bench made
+    listen: { name: "web", backlog: 4096, maxConnections: 20_000, ...(process.argv.includes("--tls") ? { tls: benchCertFiles() } : {}) },
     http: { accessLog, keepAliveTimeout: "60 seconds" }
   })
   announce((server.listener.address as { port: number }).port)

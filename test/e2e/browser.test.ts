@@ -80,6 +80,24 @@ const openPage = async (url: string, extraFlags: ReadonlyArray<string> = []) => 
   }
 }
 
+/** A TCP chat member (as `nc` would be), nick carol, in #lobby; `tcpSees` waits for a line it received. */
+const carolInLobby = async (port: number) => {
+  const tcp = Net.connect({ host: "127.0.0.1", port })
+  const lines: Array<string> = []
+  let pending = ""
+  tcp.on("data", (d: Buffer) => {
+    pending += d.toString("utf8")
+    const parts = pending.split("\r\n")
+    pending = parts.pop()!
+    lines.push(...parts)
+  })
+  const tcpSees = (pattern: RegExp) => until(`the TCP member to see ${pattern}`, () => lines.find((l) => pattern.test(l)))
+  await tcpSees(/welcome/)
+  tcp.write("/nick carol\r\n/join lobby\r\n")
+  await tcpSees(/carol joined #lobby/)
+  return { tcp, tcpSees }
+}
+
 describe("chat in headless Chromium", () => {
   it("two browser pages and a TCP member chat in one room", { timeout: 90_000 }, async () => {
     const server = await start({
@@ -89,20 +107,8 @@ describe("chat in headless Chromium", () => {
       ]
     })
     const pages: Array<{ close: () => void }> = []
-    const tcp = Net.connect({ host: "127.0.0.1", port: server.port("chat") })
+    const { tcp, tcpSees } = await carolInLobby(server.port("chat"))
     try {
-      const lines: Array<string> = []
-      let pending = ""
-      tcp.on("data", (d: Buffer) => {
-        pending += d.toString("utf8")
-        const parts = pending.split("\r\n")
-        pending = parts.pop()!
-        lines.push(...parts)
-      })
-      const tcpSees = (pattern: RegExp) => until(`the TCP member to see ${pattern}`, () => lines.find((l) => pattern.test(l)))
-      await tcpSees(/welcome/)
-      tcp.write("/nick carol\r\n/join lobby\r\n")
-      await tcpSees(/carol joined #lobby/)
 
       const page = (nick: string) => `http://127.0.0.1:${server.port("web")}/chat.html?nick=${nick}&room=lobby&say=hi+from+${nick}`
       const ann = await openPage(page("ann"))
@@ -133,21 +139,9 @@ describe("chat in headless Chromium", () => {
         { name: "chat", protocol: "chat", listen: "127.0.0.1:0" }
       ]
     })
-    const tcp = Net.connect({ host: "127.0.0.1", port: server.port("chat") })
+    const { tcp, tcpSees } = await carolInLobby(server.port("chat"))
     let page: { close: () => void } | undefined
     try {
-      const lines: Array<string> = []
-      let pending = ""
-      tcp.on("data", (d: Buffer) => {
-        pending += d.toString("utf8")
-        const parts = pending.split("\r\n")
-        pending = parts.pop()!
-        lines.push(...parts)
-      })
-      const tcpSees = (pattern: RegExp) => until(`the TCP member to see ${pattern}`, () => lines.find((l) => pattern.test(l)))
-      await tcpSees(/welcome/)
-      tcp.write("/nick carol\r\n/join lobby\r\n")
-      await tcpSees(/carol joined #lobby/)
       const secure = await openPage(`https://127.0.0.1:${server.port("web")}/chat.html?nick=dora&room=lobby&say=over+wss`, [
         `--ignore-certificate-errors-spki-list=${spki}`
       ])

@@ -8,6 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { createRequire } from "node:module"
 import { encode, Opcode, parse } from "../../../src/protocols/websocket/Frame.ts"
+import { Arbitraries } from "../../../src/testkit/index.ts"
 
 const ws = createRequire(import.meta.url)("ws") as {
   Sender: { frame: (data: Buffer, options: Record<string, unknown>) => Array<Buffer> }
@@ -23,18 +24,9 @@ const message = fc.record({
   parts: fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 4 })
 })
 
-/** Cuts `bytes` at the given points (sorted, deduplicated). */
-const cut = (bytes: Buffer, at: ReadonlyArray<number>): Array<Buffer> => {
-  const points = [...new Set(at.map((p) => p % (bytes.byteLength + 1)))].sort((a, b) => a - b)
-  const out: Array<Buffer> = []
-  let from = 0
-  for (const p of points) {
-    out.push(bytes.subarray(from, p))
-    from = p
-  }
-  out.push(bytes.subarray(from))
-  return out
-}
+/** Cuts `bytes` at the given points (modulo its length), with the testkit's splitter. */
+const cut = (bytes: Buffer, at: ReadonlyArray<number>) =>
+  Arbitraries.splitAt(bytes, at.map((p) => p % (bytes.byteLength + 1))).parts.map((p) => Buffer.from(p))
 
 describe("frame codec vs the ws package", () => {
   it("ws's masked client frames, in any chunking, parse to the same frames", () => {
