@@ -8,7 +8,7 @@
  * answered; a protocol error closes with 1002, invalid UTF-8 with 1007, a
  * message over the limit with 1009, the server's drain with 1001.
  */
-import { Duration, Effect, Option } from "effect"
+import { Cause, Duration, Effect, Option } from "effect"
 import * as Crypto from "node:crypto"
 import type { Connection, ConnectionError } from "../../io/Connection.ts"
 import type { Request } from "../http/Request.ts"
@@ -84,7 +84,7 @@ export const route = <E, R>(handler: (socket: WebSocket) => Effect.Effect<void, 
     Res.upgrade(
       [["Upgrade", "websocket"], ["Connection", "Upgrade"], ["Sec-WebSocket-Accept", accept]],
       (conn, buffered) =>
-        session(conn, buffered, request, options, (socket) => Effect.provide(Effect.ignore(handler(socket)), context))
+        session(conn, buffered, request, options, (socket) => Effect.provide(handler(socket), context))
     ))
 }
 
@@ -94,7 +94,7 @@ const session = (
   buffered: Uint8Array,
   request: Request,
   options: WebSocketOptions,
-  handler: (socket: WebSocket) => Effect.Effect<void>
+  handler: (socket: WebSocket) => Effect.Effect<void, unknown>
 ): Effect.Effect<void, ConnectionError> => {
   const maxMessage = options.maxMessage ?? 1024 * 1024
   const idle = Duration.fromInputUnsafe(options.idleTimeout ?? "60 seconds")
@@ -219,5 +219,14 @@ const session = (
       ),
     close: (code = 1000, reason = "") => Effect.andThen(sendClose(code, reason), Effect.sync(() => (closed = true)))
   }
-  return Effect.scoped(Effect.andThen(Effect.forkScoped(watch), Effect.andThen(handler(socket), sendClose(1000, ""))))
+  // the route's end closes with 1000; a route that fails is logged and closes with 1011 (internal error)
+  const run = handler(socket).pipe(
+    Effect.andThen(sendClose(1000, "")),
+    Effect.catchCause((cause) =>
+      Cause.hasInterruptsOnly(cause)
+        ? Effect.failCause(cause as Cause.Cause<never>)
+        : Effect.logError(`websocket ${request.path}: the route failed`, cause).pipe(Effect.andThen(sendClose(1011, "internal error")))
+    )
+  )
+  return Effect.scoped(Effect.andThen(Effect.forkScoped(watch), run))
 }

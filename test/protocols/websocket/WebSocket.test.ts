@@ -28,6 +28,7 @@ const serve = Effect.gen(function*() {
   const app = Router.make([
     Router.ws("/echo", echo, { maxMessage: 1000 }),
     Router.ws("/quick", echo, { idleTimeout: "150 millis" }),
+    Router.ws("/boom", (socket) => Effect.andThen(socket.receive, Effect.fail("the route broke"))),
     Router.get("/page", () => Effect.succeed(Res.text("a page\n")))
   ])
   const server = yield* HttpServer.listen(app, { listen: { name: "ws" } })
@@ -174,6 +175,28 @@ describe("WebSocket", () => {
       assert.strictEqual(parse(frames.subarray(0, cut), 0, cut, 1 << 20)._tag, cut < 12 ? "Incomplete" : "Frame")
     }
   })
+})
+
+describe("WebSocket and failing routes", () => {
+  it.live("a route that fails closes with 1011 (internal error); the server goes on", () =>
+    Effect.gen(function*() {
+      const port = yield* serve
+      const code = yield* Effect.callback<number>((resume) => {
+        const client = new WebSocket(`ws://127.0.0.1:${port}/boom`)
+        client.onopen = () => client.send("anything")
+        client.onclose = (e) => resume(Effect.succeed(e.code))
+      })
+      assert.strictEqual(code, 1011)
+      const echoed = yield* Effect.callback<string>((resume) => {
+        const client = new WebSocket(`ws://127.0.0.1:${port}/echo`)
+        client.onopen = () => client.send("still serving")
+        client.onmessage = (e) => {
+          client.close()
+          resume(Effect.succeed(String(e.data)))
+        }
+      })
+      assert.strictEqual(echoed, "still serving")
+    }).pipe(Effect.scoped))
 })
 
 describe("WebSocket and idle clients", () => {
