@@ -1,14 +1,17 @@
 /**
- * The HTTP/1.1 connection loop: one fiber per connection reads a request
- * head, runs the app, writes the response, and loops while the connection is
- * kept alive.
+ * The HTTP/1.1 engine: one fiber per connection owns it (its lifetime,
+ * timeouts, interruption and errors) and sleeps in the connection's
+ * `readWith` while plain JavaScript answers on arrival: each chunk is parsed
+ * where it arrived, every complete request whose app answers synchronously
+ * (returns an Exit) is answered, and the answers found in one read go out in
+ * one write. The fiber wakes only for what needs it: a body to read, an
+ * asynchronous or failing app, a streamed answer, a protocol switch
+ * (WebSocket), a slow reader. Both paths finish an answer the same way.
  *
- * Hot path: bytes are parsed where they arrived (no copy unless a head spans
- * reads); responses found in one read are coalesced into one write (pipelining);
- * writes wait only for 'drain'; the Date header comes from a once-a-second
- * cache. Timeouts (header, request body, keep-alive idle) come from one shared
+ * Timeouts (header, request body, keep-alive idle) come from one shared
  * timeout manager that interrupts the fiber; its finalizer answers 408 where
- * the protocol says so. Every response becomes an access-log entry.
+ * the protocol says so. The Date header comes from a once-a-second cache.
+ * Every response becomes an access-log entry and, when recorded, metrics.
  */
 import { Cause, Clock, Duration, Effect, Exit, Option } from "effect"
 import type { Scope } from "effect"
