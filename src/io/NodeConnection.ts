@@ -7,9 +7,12 @@
  * synchronously, no scheduler hop). Chunks that arrive while nobody reads are
  * queued, and once the queue holds `maxBuffered` bytes the socket is paused,
  * so Node stops reading from the kernel and the peer is pushed back; it flows
- * again when the reader has taken the queue below that. `write` does not
- * wait for the write callback: it suspends only when `write()` says the
- * buffer is full, until 'drain'.
+ * again when the reader has taken the queue below that. In push mode
+ * (`readWith`) the 'data' event calls the consumer itself and the fiber is
+ * resumed only when the consumer asks. `write` does not wait for the write
+ * callback: it suspends only when `write()` says the buffer is full, until
+ * 'drain'; `writeUnsafe` never suspends. A TLS socket is the same socket
+ * after its handshake (`tls` then describes it).
  */
 import { Effect, Option } from "effect"
 import type { Fiber } from "effect"
