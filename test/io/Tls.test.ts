@@ -73,6 +73,26 @@ describe("TLS listener", () => {
       socket.destroy()
     }).pipe(Effect.scoped))
 
+  it.live("client certificates: with a CA, the handler sees the certificate a client presents; requireClientCert refuses one without", () =>
+    Effect.gen(function*() {
+      const seen = yield* Deferred.make<TlsInfo | undefined>()
+      const handler = (conn: Connection) => Effect.andThen(Deferred.succeed(seen, conn.tls), Echo.handler(conn))
+      const listener = yield* Listener.make({ name: "mtls", tls: { ...main, ca: other.cert } }, handler)
+      const socket = yield* tlsConnect(portOf(listener), { cert: Fs.readFileSync(other.cert), key: Fs.readFileSync(other.key) })
+      assert.strictEqual(yield* roundTrip(socket, "with a certificate"), "with a certificate")
+      const info = yield* Deferred.await(seen)
+      assert.strictEqual(info?.peerCertificate?.subject.CN, "other.test")
+      socket.destroy()
+      const strict = yield* Listener.make({ name: "mtls-strict", tls: { ...main, ca: other.cert, requireClientCert: true } }, Echo.handler)
+      yield* Effect.callback<void>((resume) => {
+        const s = NodeTls.connect({ host: "127.0.0.1", port: portOf(strict), servername: "localhost", ca: main.pem }, () => s.write("x"))
+        s.on("error", () => {})
+        s.on("close", () => resume(Effect.void))
+      })
+      assert.strictEqual(strict.stats.tlsHandshakeFailures, 1, "the handshake without a client certificate failed")
+      assert.strictEqual(strict.stats.accepted, 0, "no handler ran without a client certificate")
+    }).pipe(Effect.scoped))
+
   it.live("SNI picks the certificate by host name (openssl s_client); ALPN offers http/1.1 on an HTTP service", () =>
     Effect.gen(function*() {
       const app = Router.make([Router.get("/", () => Effect.succeed(Res.text("hi\n")))])

@@ -113,6 +113,23 @@ describe("CLI", () => {
       assert.include(notDir.stderr, `fiberd: site: root directory is not readable: ENOTDIR (${file})`)
     }))
 
+  it("tls only on TCP/Unix services; an http service's chat key must name a chat service of the table", () => {
+    assert.include(
+      problems({ services: [{ name: "e", protocol: "echo", transport: "udp", listen: "127.0.0.1:0", tls: { cert: "c", key: "k" } }] }),
+      "$.services[0].tls"
+    )
+    assert.include(problems({ services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0", chat: "nope" }] }), "$.services[0].chat")
+    assert.strictEqual(
+      problems({
+        services: [
+          { name: "web", protocol: "http", listen: "127.0.0.1:0", chat: "talk", tls: { cert: "c", key: "k", sni: { "a.test": { cert: "c2", key: "k2" } } } },
+          { name: "talk", protocol: "chat", listen: "127.0.0.1:0" }
+        ]
+      }),
+      "ok"
+    )
+  })
+
   it("durations go through Effect's parser: every unit users write", () => {
     for (const d of ["1 second", "2 hours", "500 millis", "1.5 minutes", "3 days", "250 micros"]) {
       assert.strictEqual(problems({ services: [], drainTimeout: d }), "ok", d)

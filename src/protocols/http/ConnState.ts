@@ -36,8 +36,6 @@ export class Shared {
   now = 0
   requests = 0
   draining = false
-  /** Every open connection. */
-  readonly connections = new Set<ConnState>()
   readonly timeouts: Timeouts.TimeoutManager
   /** The engine's synchronous chunk handler (see `ConnState.consume`). */
   consume: (s: ConnState, chunk: Uint8Array) => boolean = () => false

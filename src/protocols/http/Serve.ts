@@ -441,7 +441,6 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     const handler = (conn: Connection): Effect.Effect<void, never, R> =>
       Effect.withFiber((fiber) => {
         const s = new ConnState(conn, fiber, shared, ticks)
-        shared.connections.add(s)
         return loop(s).pipe(
           Effect.catchIf(isConnectionError, (e) => {
             if (s.pending !== undefined) log(s, s.pending, 499, 0, s.pendingTime, s.pendingStarted)
@@ -449,7 +448,6 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
           }),
           Effect.onInterrupt(() => interrupted(s)),
           Effect.ensuring(Effect.sync(() => {
-            shared.connections.delete(s)
             if (s.registered) shared.timeouts.remove(s)
           }))
         ) as Effect.Effect<void, never, R>

@@ -80,6 +80,17 @@ const serverFrames = (reply: Buffer) => {
 }
 
 const closeCode = (frame: { payload: Buffer }) => frame.payload.readUInt16BE(0)
+
+/** Node's WebSocket client: opens `path`, sends `text` (after `delayMillis`), resolves with the first message back. */
+const echoOnce = (port: number, path: string, text: string, delayMillis = 0) =>
+  Effect.callback<string>((resume) => {
+    const client = new WebSocket(`ws://127.0.0.1:${port}${path}`)
+    client.onopen = () => setTimeout(() => client.send(text), delayMillis)
+    client.onmessage = (e) => {
+      client.close()
+      resume(Effect.succeed(String(e.data)))
+    }
+  })
 const mask = Buffer.from([0x37, 0xfa, 0x21, 0x3d])
 
 describe("WebSocket", () => {
@@ -187,15 +198,7 @@ describe("WebSocket and failing routes", () => {
         client.onclose = (e) => resume(Effect.succeed(e.code))
       })
       assert.strictEqual(code, 1011)
-      const echoed = yield* Effect.callback<string>((resume) => {
-        const client = new WebSocket(`ws://127.0.0.1:${port}/echo`)
-        client.onopen = () => client.send("still serving")
-        client.onmessage = (e) => {
-          client.close()
-          resume(Effect.succeed(String(e.data)))
-        }
-      })
-      assert.strictEqual(echoed, "still serving")
+      assert.strictEqual(yield* echoOnce(port, "/echo", "still serving"), "still serving")
     }).pipe(Effect.scoped))
 })
 
@@ -207,15 +210,7 @@ describe("WebSocket and idle clients", () => {
       assert.deepStrictEqual(got.map((f) => f.opcode), [Opcode.Ping, Opcode.Close])
       assert.strictEqual(closeCode(got[1]!), 1001)
       // Node's client answers pings: it is still open after several idle periods, and echoes
-      const echoed = yield* Effect.callback<string>((resume) => {
-        const client = new WebSocket(`ws://127.0.0.1:${port}/quick`)
-        client.onopen = () => setTimeout(() => client.send("still here"), 700)
-        client.onmessage = (e) => {
-          client.close()
-          resume(Effect.succeed(String(e.data)))
-        }
-      })
-      assert.strictEqual(echoed, "still here")
+      assert.strictEqual(yield* echoOnce(port, "/quick", "still here", 700), "still here")
     }).pipe(Effect.scoped))
 })
 
