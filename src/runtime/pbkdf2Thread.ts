@@ -1,0 +1,10 @@
+/**
+ * Entry module of the bundled offload pool's worker threads: serves the
+ * PBKDF2 jobs over Effect's worker RPC until the pool terminates the thread.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Layer } from "effect"
+import * as Offload from "./Offload.ts"
+import { Pbkdf2Jobs, Pbkdf2JobsLive } from "./Pbkdf2Jobs.ts"
+
+NodeRuntime.runMain(Layer.launch(Offload.threadLayer(Pbkdf2Jobs, Pbkdf2JobsLive)))
