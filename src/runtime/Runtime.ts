@@ -20,6 +20,9 @@ import * as Exec from "../protocols/exec.ts"
 import * as Router from "../protocols/http/Router.ts"
 import * as HttpServer from "../protocols/http/Server.ts"
 import * as StaticFiles from "../protocols/http/StaticFiles.ts"
+import * as Offload from "./Offload.ts"
+import { Pbkdf2Jobs, type Pbkdf2Pool, threadEntry } from "./Pbkdf2Jobs.ts"
+import * as Pbkdf2Route from "./Pbkdf2Route.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 import * as Status from "./Status.ts"
 
@@ -47,6 +50,8 @@ interface Deps {
   readonly socketFor: (service: ServiceTable.Service) => Listener.ListenSocket
   /** Running chat services by name (an HTTP service's WebSocket chat joins their rooms). */
   readonly chats: Map<string, Chat.ChatServer>
+  /** The process's offload pool (`/api/pbkdf2`); undefined with `offload.threads: 0`. */
+  readonly offload: Pbkdf2Pool | undefined
 }
 
 const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table, socket?: Listener.ListenSocket): Listener.ListenOptions => {
@@ -103,13 +108,16 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
         const site = yield* StaticFiles.make({ root: service.root ?? ServiceTable.bundledPublic })
         const withStatus = Status.withStatus(site, deps.status, service.status ?? "loopback")
         const chatName = service.chat
-        // GET /chat (WebSocket) joins the rooms of the chat service named by `chat`, looked up per connection
-        // (it may restart, or reload, on its own)
-        const app = chatName === undefined ? withStatus : Router.make([
-          Router.ws("/chat", (socket) => {
-            const chat = deps.chats.get(chatName)
-            return chat === undefined ? socket.close(1011, `the chat service ${chatName} is not running`) : chat.websocket(socket)
-          })
+        const app = Router.make([
+          Router.get("/api/pbkdf2", Pbkdf2Route.app(deps.offload)),
+          // GET /chat (WebSocket) joins the rooms of the chat service named by `chat`, looked up per connection
+          // (it may restart, or reload, on its own)
+          ...(chatName === undefined ? [] : [
+            Router.ws("/chat", (socket) => {
+              const chat = deps.chats.get(chatName)
+              return chat === undefined ? socket.close(1011, `the chat service ${chatName} is not running`) : chat.websocket(socket)
+            })
+          ])
         ], withStatus)
         const server = yield* HttpServer.listen(app, {
           listen: listenOptions(service, deps.table, deps.socketFor(service)),
@@ -157,6 +165,20 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
       }
     }
   }).pipe(Effect.mapError((e) => new StartError({ service: service.name, reason: e.message })))
+
+/**
+ * The process's offload pool when the table has an http service and `offload.threads` is not 0
+ * (default 1 thread). A first job is sent at once so the threads load while the services start,
+ * not on the first request. (A change of `offload` on SIGHUP needs a restart, or a worker roll.)
+ */
+const startOffload = (table: ServiceTable.Table): Effect.Effect<Pbkdf2Pool | undefined, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const threads = table.offload?.threads ?? 1
+    if (threads === 0 || !table.services.some((s) => s.protocol === "http")) return undefined
+    const pool = yield* Offload.make(Pbkdf2Jobs, defined({ entry: threadEntry, threads, maxQueued: table.offload?.maxQueued }))
+    yield* Effect.forkScoped(Effect.ignore(Effect.forEach(Array.from({ length: threads }), () => pool.run((jobs) => jobs.Pbkdf2({ rounds: 1 })), { concurrency: "unbounded" })))
+    return pool
+  })
 
 /** A running server. */
 export interface Running {
@@ -220,8 +242,10 @@ export const start = (
     const running = new Map<string, { readonly config: ServiceTable.Service; readonly entry: Status.ServiceEntry }>()
     let current = table
     const order = () => current.services.map((s) => running.get(s.name)?.entry).filter((e) => e !== undefined)
+    const offload = yield* startOffload(table)
     const status: Status.StatusSource = {
       startedAt: Date.now(),
+      offload: () => offload?.stats(),
       services: order,
       supervisor: () => root.children,
       logs: () => ({
@@ -238,7 +262,7 @@ export const start = (
       return socket
     }
     const chats = new Map<string, Chat.ChatServer>()
-    const deps = (): Deps => ({ table: current, accessLog, status, socketFor, chats })
+    const deps = (): Deps => ({ table: current, accessLog, status, socketFor, chats, offload })
     /** The supervisor child id of each running service: its name, then name~N for later generations (hand-over reloads). */
     const childIds = new Map<string, string>()
     let generation = 1

@@ -93,7 +93,15 @@ export const Table = Schema.Struct({
     syslog: Schema.optional(Schema.Struct({ host: Schema.String, port: Schema.optional(PositiveInt) }))
   })),
   drainTimeout: Schema.optional(Duration),
-  maxConnections: Schema.optional(PositiveInt)
+  maxConnections: Schema.optional(PositiveInt),
+  /** Worker processes serving the table (prefork); "auto" is one per CPU. Default 1: one process, no primary. */
+  workers: Schema.optional(Schema.Union([PositiveInt, Schema.Literal("auto")])),
+  /** How workers share a TCP port: the primary accepts and hands connections round-robin, or each binds its own SO_REUSEPORT socket. */
+  portSharing: Schema.optional(Schema.Literals(["round-robin", "reuse-port"])),
+  /** The primary's restart intensity for workers (OTP): more than maxRestarts crashes within period stops fiberd. Default 5 in 10 seconds. */
+  workerRestarts: Schema.optional(Schema.Struct({ maxRestarts: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), period: Duration })),
+  /** The CPU offload pool of each process (worker threads); threads 0 turns it off. Default 1 thread. */
+  offload: Schema.optional(Schema.Struct({ threads: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), maxQueued: Schema.optional(PositiveInt) }))
 })
 export type Table = typeof Table.Type
 

@@ -11,6 +11,7 @@ import type { LogWriterStats } from "../actors/LogWriter.ts"
 import type { ListenerCounters } from "../io/ListenerStats.ts"
 import type { TlsConfigError } from "../io/Tls.ts"
 import type { Request } from "../protocols/http/Request.ts"
+import type { OffloadStats } from "./Offload.ts"
 import * as Res from "../protocols/http/Response.ts"
 
 /** One running service, as the status page sees it. */
@@ -32,6 +33,8 @@ export interface StatusSource {
   readonly services: () => ReadonlyArray<ServiceEntry>
   readonly supervisor: () => Effect.Effect<ReadonlyArray<Supervisor.ChildInfo>>
   readonly logs: () => { readonly access: LogWriterStats; readonly error: LogWriterStats }
+  /** The offload pool's counters, when the process has one. */
+  readonly offload?: () => OffloadStats | undefined
 }
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
@@ -44,6 +47,7 @@ export const snapshot = (source: StatusSource) =>
     const children = yield* source.supervisor()
     const restarts = new Map(children.map((c) => [c.id, c.restarts]))
     const logs = source.logs()
+    const offload = source.offload?.()
     return {
       uptimeSeconds: Math.round((Date.now() - source.startedAt) / 1000),
       services: source.services().map((s) => ({
@@ -66,6 +70,7 @@ export const snapshot = (source: StatusSource) =>
         supervisorRestarts: restarts.get(s.name) ?? 0
       })),
       supervisor: children,
+      ...(offload !== undefined ? { offload } : {}),
       logs: {
         access: { written: logs.access.written, dropped: logs.access.dropped, writeErrors: logs.access.writeErrors },
         error: { written: logs.error.written, dropped: logs.error.dropped, writeErrors: logs.error.writeErrors }
