@@ -32,6 +32,12 @@ export interface ListenOptions {
   readonly path?: string
   /** For an IPv6 host, refuse IPv4-mapped connections. Default false. */
   readonly ipv6Only?: boolean
+  /**
+   * Bind a socket of this process's own with `SO_REUSEPORT` (TCP only): several processes listen
+   * on one port and the kernel spreads connections over them. In a node:cluster worker this also
+   * bypasses the primary (the socket is not shared through it). Default false.
+   */
+  readonly reusePort?: boolean
   /** Kernel accept queue length. Default 511. */
   readonly backlog?: number
   /** Connections served at once; more wait, unread, for a free slot. Default 10,000. */
@@ -200,7 +206,8 @@ const listen = (server: Net.Server, name: string, options: ListenOptions, displa
           host: options.host ?? "127.0.0.1",
           port: options.port ?? 0,
           backlog,
-          ipv6Only: options.ipv6Only ?? false
+          ipv6Only: options.ipv6Only ?? false,
+          ...(options.reusePort === true ? { reusePort: true, exclusive: true } : {})
         })
       }
     },

@@ -20,11 +20,13 @@ import * as Exec from "../protocols/exec.ts"
 import * as Router from "../protocols/http/Router.ts"
 import * as HttpServer from "../protocols/http/Server.ts"
 import * as StaticFiles from "../protocols/http/StaticFiles.ts"
+import * as ChatBridge from "./ChatBridge.ts"
 import * as Offload from "./Offload.ts"
 import { Pbkdf2Jobs, type Pbkdf2Pool, threadEntry } from "./Pbkdf2Jobs.ts"
 import * as Pbkdf2Route from "./Pbkdf2Route.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 import * as Status from "./Status.ts"
+import type { ServerView } from "./WorkerProtocol.ts"
 
 /**
  * A service could not start: its address cannot be bound, its root is not
@@ -52,13 +54,30 @@ interface Deps {
   readonly chats: Map<string, Chat.ChatServer>
   /** The process's offload pool (`/api/pbkdf2`); undefined with `offload.threads: 0`. */
   readonly offload: Pbkdf2Pool | undefined
+  readonly options: StartOptions
 }
 
-const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table, socket?: Listener.ListenSocket): Listener.ListenOptions => {
+/** How a process runs its table. */
+export interface StartOptions {
+  /** Feeds the status page's error-log counters. */
+  readonly errorLogStats?: () => LogWriter.LogWriterStats
+  /** TCP services bind their own SO_REUSEPORT socket (a prefork worker with `portSharing: "reuse-port"`). */
+  readonly reusePort?: boolean
+  /** In a prefork worker: the whole server's status, from the primary. */
+  readonly server?: () => Effect.Effect<ServerView>
+  /**
+   * In a prefork worker: chat services that run in the primary, by name, with the address their TCP
+   * members connect to; an http service's WebSocket `/chat` bridges its members there.
+   */
+  readonly remoteChats?: Readonly<Record<string, string>>
+}
+
+const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table, socket?: Listener.ListenSocket, reusePort?: boolean): Listener.ListenOptions => {
   const transport = service.transport ?? "tcp"
   const address = ServiceTable.parseListen(service.listen, transport) as ServiceTable.Address
   return defined({
     socket,
+    reusePort: transport === "tcp" && reusePort === true ? true : undefined,
     name: service.name,
     ...(address._tag === "unix" ? { path: address.path } : { host: address.host, port: address.port }),
     maxConnections: service.maxConnections ?? table.maxConnections,
@@ -100,7 +119,7 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
     const transport = service.transport ?? "tcp"
     const base = { name: service.name, protocol: service.protocol, transport }
     const listen = <E>(handler: (conn: import("../io/Connection.ts").Connection) => Effect.Effect<void, E>) =>
-      Listener.make(listenOptions(service, deps.table, deps.socketFor(service)), handler).pipe(
+      Listener.make(listenOptions(service, deps.table, deps.socketFor(service), deps.options.reusePort), handler).pipe(
         Effect.map((l): Status.ServiceEntry => ({ ...base, address: Listener.formatAddress(l.address), stats: l.stats, reloadTls: l.reloadTls }))
       )
     switch (service.protocol) {
@@ -113,14 +132,14 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
           // GET /chat (WebSocket) joins the rooms of the chat service named by `chat`, looked up per connection
           // (it may restart, or reload, on its own)
           ...(chatName === undefined ? [] : [
-            Router.ws("/chat", (socket) => {
+            Router.ws("/chat", deps.options.remoteChats?.[chatName] !== undefined ? ChatBridge.bridge(deps.options.remoteChats[chatName]) : (socket) => {
               const chat = deps.chats.get(chatName)
               return chat === undefined ? socket.close(1011, `the chat service ${chatName} is not running`) : chat.websocket(socket)
             })
           ])
         ], withStatus)
         const server = yield* HttpServer.listen(app, {
-          listen: listenOptions(service, deps.table, deps.socketFor(service)),
+          listen: listenOptions(service, deps.table, deps.socketFor(service), deps.options.reusePort),
           http: defined({
             accessLog: deps.accessLog,
             headerTimeout: duration(service.headerTimeout),
@@ -202,7 +221,7 @@ export interface Running {
  */
 export const start = (
   table: ServiceTable.Table,
-  options: { readonly errorLogStats?: () => LogWriter.LogWriterStats } = {}
+  options: StartOptions = {}
 ): Effect.Effect<Running, StartError, Scope.Scope> =>
   Effect.gen(function*() {
     // the access log can be switched by SIGHUP (path or format changed): services tell the current one
@@ -246,6 +265,7 @@ export const start = (
     const status: Status.StatusSource = {
       startedAt: Date.now(),
       offload: () => offload?.stats(),
+      ...(options.server !== undefined ? { server: options.server } : {}),
       services: order,
       supervisor: () => root.children,
       logs: () => ({
@@ -262,7 +282,7 @@ export const start = (
       return socket
     }
     const chats = new Map<string, Chat.ChatServer>()
-    const deps = (): Deps => ({ table: current, accessLog, status, socketFor, chats, offload })
+    const deps = (): Deps => ({ table: current, accessLog, status, socketFor, chats, offload, options })
     /** The supervisor child id of each running service: its name, then name~N for later generations (hand-over reloads). */
     const childIds = new Map<string, string>()
     let generation = 1

@@ -12,6 +12,8 @@ import type { ListenerCounters } from "../io/ListenerStats.ts"
 import type { TlsConfigError } from "../io/Tls.ts"
 import type { Request } from "../protocols/http/Request.ts"
 import type { OffloadStats } from "./Offload.ts"
+import * as ServerStatus from "./ServerStatus.ts"
+import type { ProcessSnapshot, ServerView } from "./WorkerProtocol.ts"
 import * as Res from "../protocols/http/Response.ts"
 
 /** One running service, as the status page sees it. */
@@ -35,6 +37,8 @@ export interface StatusSource {
   readonly logs: () => { readonly access: LogWriterStats; readonly error: LogWriterStats }
   /** The offload pool's counters, when the process has one. */
   readonly offload?: () => OffloadStats | undefined
+  /** In a prefork worker: the whole server (every process), asked of the primary. The pages then show it. */
+  readonly server?: () => Effect.Effect<ServerView>
 }
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
@@ -95,6 +99,21 @@ const html = (doc: StatusDoc) => {
 ${rows}</table><p><a href="/_status?format=json">JSON</a></p></body></html>`
 }
 
+/** This process's status document and metrics, for the prefork primary's whole-server view. */
+export const processSnapshot = (source: StatusSource): Effect.Effect<ProcessSnapshot> =>
+  Effect.all({ status: snapshot(source), metrics: PrometheusMetrics.format() }) as Effect.Effect<ProcessSnapshot>
+
+/** `/_status` and `/metrics` of a prefork worker: every process of the server. */
+const serverPage = (request: Request, server: () => Effect.Effect<ServerView>, metrics: boolean) =>
+  server().pipe(Effect.map((view) => {
+    if (metrics) {
+      return Res.text(ServerStatus.mergeMetrics(view), { headers: [["Content-Type", "text/plain; version=0.0.4; charset=utf-8"], ["Cache-Control", "no-store"]] })
+    }
+    const doc = ServerStatus.document(view)
+    const wantsHtml = request.searchParams.get("format") !== "json" && (request.headers.get("accept") ?? "").includes("text/html")
+    return wantsHtml ? Res.html(ServerStatus.html(doc), { headers: [["Cache-Control", "no-store"]] }) : Res.json(doc, { headers: [["Cache-Control", "no-store"]] })
+  }))
+
 /**
  * Wraps an app: `/_status` is answered here (403 for non-loopback peers
  * unless `allow` is "any"); everything else goes to `app`.
@@ -111,6 +130,8 @@ export const withStatus = <E, R>(
   if (allow === "loopback" && !isLoopback(request.remote.address)) {
     return Effect.succeed(Res.text(`403 Forbidden: ${metrics ? "/metrics" : "/_status"} is for loopback peers\n`, { status: 403 }))
   }
+  const server = source.server
+  if (server !== undefined) return serverPage(request, server, metrics)
   if (metrics) {
     // every metric of this process (listeners, HTTP, UDP, logs, supervisors, actors), in Prometheus's text format
     return PrometheusMetrics.format().pipe(Effect.map((text) =>

@@ -1,0 +1,60 @@
+/**
+ * The messages between the prefork primary and its worker processes, over
+ * node:cluster's IPC channel (structured clone, `serialization: "advanced"`).
+ * Every message has a `fiberd:` type, so nothing else on the channel (Node's
+ * own cluster messages) is mistaken for one.
+ */
+import type * as ServiceTable from "./ServiceTable.ts"
+
+/** How workers share a TCP port. */
+export type PortSharing = "round-robin" | "reuse-port"
+
+/** A service as a process prints it: `name protocol/transport address`. */
+export interface ServiceLine {
+  readonly name: string
+  readonly protocol: string
+  readonly transport: string
+  readonly address: string
+}
+
+/** One process's view of itself: its status document (see `Status.snapshot`) and its metrics (Prometheus text). */
+export interface ProcessSnapshot {
+  readonly status: Record<string, unknown>
+  readonly metrics: string
+}
+
+/** One process of the server, as the whole-server status shows it. */
+export interface ProcessView {
+  /** "primary", or the worker's slot number (1..N) as text. */
+  readonly name: string
+  readonly pid: number
+  readonly uptimeSeconds: number
+  /** Times this worker slot was restarted after a crash (the primary: 0). */
+  readonly restarts: number
+  /** Undefined when the process did not answer in time. */
+  readonly snapshot: ProcessSnapshot | undefined
+}
+
+/** The whole server: the primary and every live worker. */
+export interface ServerView {
+  readonly portSharing: PortSharing
+  readonly processes: ReadonlyArray<ProcessView>
+}
+
+/** Primary → worker. */
+export type ToWorker =
+  | { readonly type: "fiberd:start"; readonly slot: number; readonly table: ServiceTable.Table; readonly portSharing: PortSharing; readonly chats: Record<string, string> }
+  | { readonly type: "fiberd:snapshot?"; readonly id: number }
+  | { readonly type: "fiberd:view"; readonly id: number; readonly view: ServerView }
+  | { readonly type: "fiberd:reopen" }
+
+/** Worker → primary. */
+export type ToPrimary =
+  | { readonly type: "fiberd:ready"; readonly services: ReadonlyArray<ServiceLine> }
+  | { readonly type: "fiberd:failed"; readonly message: string }
+  | { readonly type: "fiberd:snapshot"; readonly id: number; readonly snapshot: ProcessSnapshot }
+  | { readonly type: "fiberd:view?"; readonly id: number }
+
+/** True for a fiberd message (of either direction). */
+export const isMessage = (m: unknown): m is { readonly type: `fiberd:${string}` } =>
+  typeof m === "object" && m !== null && typeof (m as { type?: unknown }).type === "string" && (m as { type: string }).type.startsWith("fiberd:")
