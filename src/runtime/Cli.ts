@@ -2,7 +2,7 @@
  * The fiberd command line, on `effect/cli` (help, version, `--flag=value`
  * and `--flag value`, error messages and their shape all come from it):
  *
- *   fiberd [--config PATH] [--port N] [--root DIR] [--access-log PATH|-]
+ *   fiberd [--config PATH] [--port N] [--root DIR] [--access-log PATH|-] [--workers N|auto] [--port-sharing round-robin|reuse-port]
  *   fiberd check [--config PATH]
  *   fiberd --help | --version
  *
@@ -23,6 +23,8 @@ export interface Args {
   readonly port: number | undefined
   readonly root: string | undefined
   readonly accessLog: string | undefined
+  readonly workers?: number | "auto" | undefined
+  readonly portSharing?: "round-robin" | "reuse-port" | undefined
 }
 
 /** `--config PATH`: the service table. */
@@ -42,7 +44,17 @@ export const runFlags = {
     Flag.optional
   ),
   root: Flag.String("root").pipe(Flag.withMetavar("DIR"), Flag.withDescription("root directory of every http service"), Flag.optional),
-  accessLog: Flag.String("access-log").pipe(Flag.withMetavar("PATH"), Flag.withDescription("access log file, or - for stdout"), Flag.optional)
+  accessLog: Flag.String("access-log").pipe(Flag.withMetavar("PATH"), Flag.withDescription("access log file, or - for stdout"), Flag.optional),
+  workers: Flag.String("workers").pipe(
+    Flag.withMetavar("N|auto"),
+    Flag.filter((w) => w === "auto" || /^[1-9][0-9]{0,3}$/.test(w), (w) => `expected a number of worker processes (1 or more) or "auto", got ${w}`),
+    Flag.withDescription("worker processes (prefork; auto = one per CPU); 1 serves from this process alone"),
+    Flag.optional
+  ),
+  portSharing: Flag.Literals("port-sharing", ["round-robin", "reuse-port"]).pipe(
+    Flag.withDescription("how workers share a TCP port: the primary hands out connections (round-robin, default) or each worker binds SO_REUSEPORT"),
+    Flag.optional
+  )
 }
 
 /** What `fiberd --help` says about the program, its defaults and its signals. */
@@ -50,9 +62,13 @@ export const description = `Serves the services of a service table (fiberd.json 
 without one, the built-in defaults on loopback: web (http) 127.0.0.1:8080, echo tcp+udp 127.0.0.1:7007, \
 daytime tcp+udp 127.0.0.1:7013, chat 127.0.0.1:7070.
 
+With --workers N (or "workers" in the table) a primary process forks N workers that share the ports
+and restarts a worker that dies; chat runs in the primary, everything else in every worker.
+
 Signals:
   SIGTERM, SIGINT  stop accepting, let connections finish (drainTimeout), flush the logs, exit 0;
-                   a second signal kills exec children and exits 130 at once.
+                   a second signal kills exec children and exits 130 at once. With workers: every
+                   worker drains at once; the primary exits 0 after all of them exited.
   SIGHUP           reopen the access and error logs (log rotation); with a table file, re-read it:
                    new services start, removed ones drain and stop, unchanged ones keep their
                    connections, changed ones (also when drainTimeout or maxConnections changed) are
@@ -60,6 +76,8 @@ Signals:
                    (no connection is refused or dropped); a changed accessLog path or format switches
                    the access log; a changed errorLog is reported in the error log as needing a
                    restart. An invalid table is reported and the running one stays.
+                   With workers: re-read the table and roll the workers one at a time (a new
+                   worker starts and listens, then the old one drains); logs are reopened.
 
 Exit codes: 0 after a signal, 1 when a service cannot start (port in use, unreadable root),
 2 for a bad table or bad arguments.`
@@ -70,6 +88,8 @@ export const toArgs = (parsed: {
   readonly port?: Option.Option<number>
   readonly root?: Option.Option<string>
   readonly accessLog?: Option.Option<string>
+  readonly workers?: Option.Option<string>
+  readonly portSharing?: Option.Option<"round-robin" | "reuse-port">
 }, cwd = process.cwd()): Args => {
   const explicit = Option.getOrUndefined(parsed.config)
   const local = Path.join(cwd, "fiberd.json")
@@ -77,7 +97,9 @@ export const toArgs = (parsed: {
     config: explicit ?? (Fs.existsSync(local) ? local : undefined),
     port: parsed.port === undefined ? undefined : Option.getOrUndefined(parsed.port),
     root: parsed.root === undefined ? undefined : Option.getOrUndefined(parsed.root),
-    accessLog: parsed.accessLog === undefined ? undefined : Option.getOrUndefined(parsed.accessLog)
+    accessLog: parsed.accessLog === undefined ? undefined : Option.getOrUndefined(parsed.accessLog),
+    workers: parsed.workers === undefined ? undefined : Option.match(parsed.workers, { onNone: () => undefined, onSome: (w) => (w === "auto" ? "auto" : Number(w)) }),
+    portSharing: parsed.portSharing === undefined ? undefined : Option.getOrUndefined(parsed.portSharing)
   }
 }
 
@@ -98,6 +120,8 @@ export const override = (table: ServiceTable.Table, args: Args): ServiceTable.Ta
   return {
     ...table,
     services,
-    ...(args.accessLog !== undefined ? { accessLog: { ...table.accessLog, path: args.accessLog } } : {})
+    ...(args.accessLog !== undefined ? { accessLog: { ...table.accessLog, path: args.accessLog } } : {}),
+    ...(args.workers !== undefined ? { workers: args.workers } : {}),
+    ...(args.portSharing !== undefined ? { portSharing: args.portSharing } : {})
   }
 }

@@ -204,6 +204,8 @@ export interface Running {
   /** Running services in table order. */
   readonly services: () => ReadonlyArray<Status.ServiceEntry>
   readonly supervisor: Supervisor.Supervisor
+  /** What the status page reads. */
+  readonly status: Status.StatusSource
   readonly accessLog: LogWriter.LogWriter<AccessLog.AccessEntry>
   /** Reopens the access log's file (log rotation). */
   readonly reopenLogs: Effect.Effect<void>
@@ -396,5 +398,5 @@ export const start = (
         return { started, stopped, failed }
       })
 
-    return { services: order, supervisor: root, accessLog, reload, reopenLogs: accessLog.reopen }
+    return { services: order, supervisor: root, status, accessLog, reload, reopenLogs: accessLog.reopen }
   })

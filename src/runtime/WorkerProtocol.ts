@@ -50,6 +50,8 @@ export type ToWorker =
 
 /** Worker → primary. */
 export type ToPrimary =
+  /** The worker listens for messages: the primary sends the start message (a message sent earlier could be lost). */
+  | { readonly type: "fiberd:hello" }
   | { readonly type: "fiberd:ready"; readonly services: ReadonlyArray<ServiceLine> }
   | { readonly type: "fiberd:failed"; readonly message: string }
   | { readonly type: "fiberd:snapshot"; readonly id: number; readonly snapshot: ProcessSnapshot }

@@ -4,18 +4,25 @@
  * (drain, flush the logs, exit 0; a second signal exits at once). SIGHUP
  * re-reads the table and applies the difference. Exit codes: 0 after a
  * signal, 1 when a service cannot start (e.g. its port is in use), 2 for a
- * bad table or bad arguments.
+ * bad table or bad arguments (or workers crashing beyond their restart intensity).
+ * With `workers` > 1 this process is the prefork primary (see Prefork.ts);
+ * the workers it forks run this module too, as `WorkerMain`.
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Queue } from "effect"
 import { CliError, Command } from "effect/cli"
 import * as ChildProcess from "node:child_process"
+import cluster from "node:cluster"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import * as ErrorLog from "../actors/ErrorLog.ts"
 import * as LogWriter from "../actors/LogWriter.ts"
 import * as Cli from "./Cli.ts"
+import * as ErrorLogConfig from "./ErrorLogConfig.ts"
+import * as Prefork from "./Prefork.ts"
 import * as Runtime from "./Runtime.ts"
+import * as WorkerMain from "./WorkerMain.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 
 const packageJson = JSON.parse(Fs.readFileSync(Path.resolve(import.meta.dirname, "../../package.json"), "utf8")) as {
@@ -43,6 +50,17 @@ const serve = (args: Cli.Args) =>
     yield* Effect.addFinalizer(() => Effect.sync(() => process.off("SIGHUP", onHup)))
     const table = yield* loadTable(args)
     const errorLog = yield* ErrorLog.ErrorLog
+    const workers = Prefork.workerCount(table, Os.availableParallelism())
+    if (workers > 1) {
+      return yield* Prefork.run(table, {
+        workers,
+        portSharing: table.portSharing ?? "round-robin",
+        script: import.meta.filename,
+        reload: args.config === undefined ? undefined : loadTable(args),
+        errorLogStats: () => errorLog.stats,
+        reopenErrorLog: errorLog.reopen
+      }, Queue.take(hups), (lines) => Effect.forEach(lines, (s) => Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`), { discard: true }))
+    }
     const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats })
     for (const s of running.services()) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
     yield* Effect.forever(Effect.gen(function*() {
@@ -64,18 +82,12 @@ const serve = (args: Cli.Args) =>
   }).pipe(
     Effect.scoped,
     Effect.catchTag("ConfigError", fail(2)),
-    Effect.catchTag("StartError", fail(1))
+    Effect.catchTag("StartError", fail(1)),
+    // prefork: the workers crashed more often than the restart intensity allows
+    Effect.catchTag("SupervisorGaveUp", fail(1))
   )
 
-const withErrorLog = (args: Cli.Args, table: ServiceTable.Table) =>
-  serve(args).pipe(Effect.provide(ErrorLog.layer({
-    destination: table.errorLog?.path ?? "stderr",
-    format: table.errorLog?.format ?? "text",
-    ...(table.errorLog?.writeStallTimeout !== undefined ? { writeStallTimeout: ServiceTable.toDuration(table.errorLog.writeStallTimeout)! } : {}),
-    ...(table.errorLog?.maxQueued !== undefined ? { maxQueued: table.errorLog.maxQueued } : {}),
-    ...(table.errorLog?.allowNonRegular !== undefined ? { allowNonRegular: table.errorLog.allowNonRegular } : {}),
-    ...(table.errorLog?.syslog !== undefined ? { syslog: { host: table.errorLog.syslog.host, ...(table.errorLog.syslog.port !== undefined ? { port: table.errorLog.syslog.port } : {}) } } : {})
-  })))
+const withErrorLog = (args: Cli.Args, table: ServiceTable.Table) => serve(args).pipe(Effect.provide(ErrorLogConfig.layer(table)))
 
 const check = Command.make("check", { config: Cli.config }, (flags) =>
   Effect.gen(function*() {
@@ -126,15 +138,32 @@ const killChildren = () => {
 }
 process.on("exit", killChildren)
 
-// A second SIGTERM/SIGINT while draining exits at once (and kills the children: see killChildren).
-let signals = 0
-const hardExit = () => {
-  if (++signals > 1) process.exit(130)
-}
-process.on("SIGTERM", hardExit)
-process.on("SIGINT", hardExit)
+if (cluster.isWorker) {
+  // a prefork worker: the primary decides about SIGINT (it fans SIGTERM out) and SIGHUP (it rolls the workers)
+  process.on("SIGINT", () => {})
+  process.on("SIGHUP", () => {})
+  const worker = Effect.runFork(WorkerMain.program)
+  const stop = () => worker.interruptUnsafe()
+  process.on("SIGTERM", stop)
+  process.on("disconnect", stop) // the primary is gone
+  worker.addObserver((exit) => {
+    if (exit._tag === "Failure" && !exit.cause.reasons.every((r) => r._tag === "Interrupt")) {
+      console.error("fiberd worker:", exit.cause)
+      process.exitCode = 1
+    }
+    process.exit()
+  })
+} else {
+  // A second SIGTERM/SIGINT while draining exits at once (and kills the children: see killChildren).
+  let signals = 0
+  const hardExit = () => {
+    if (++signals > 1) process.exit(130)
+  }
+  process.on("SIGTERM", hardExit)
+  process.on("SIGINT", hardExit)
 
-NodeRuntime.runMain(main, {
-  disableErrorReporting: false,
-  teardown: (_exit, onExit) => onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
-})
+  NodeRuntime.runMain(main, {
+    disableErrorReporting: false,
+    teardown: (_exit, onExit) => onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
+  })
+}
