@@ -263,6 +263,7 @@ export const run = (
           yield* Deferred.fail(ready, new Runtime.StartError({ service: `worker ${slot}`, reason: String(reason) }))
           return yield* Effect.fail(new Runtime.StartError({ service: `worker ${slot}`, reason: String(reason) }))
         }
+        yield* Effect.logInfo(`worker ${slot} (pid ${p.pid}) listening`)
         yield* Deferred.succeed(ready, started.value)
         const { code, signal } = yield* Deferred.await(p.exit)
         if (stopping) return yield* Effect.never // shutting down: the supervisor stops this child

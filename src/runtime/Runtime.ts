@@ -259,11 +259,12 @@ export const start = (
       },
       depth: () => access.writer.depth()
     }
+    // before the supervisor: the pool closes after every service drained (a request in flight keeps its thread)
+    const offload = yield* startOffload(table)
     const root = yield* Supervisor.make({ name: "root", strategy: "one-for-one", maxRestarts: 5, period: "10 seconds" }, [])
     const running = new Map<string, { readonly config: ServiceTable.Service; readonly entry: Status.ServiceEntry }>()
     let current = table
     const order = () => current.services.map((s) => running.get(s.name)?.entry).filter((e) => e !== undefined)
-    const offload = yield* startOffload(table)
     const status: Status.StatusSource = {
       startedAt: Date.now(),
       offload: () => offload?.stats(),

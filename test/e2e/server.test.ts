@@ -10,6 +10,7 @@ import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { fileMatches } from "../support/files.ts"
 import { mainScript, runOnce, type ServerProcess, start } from "../support/serverProcess.ts"
 
 const site = () => {
@@ -95,48 +96,6 @@ const chatClient = async (port: number) => {
 }
 
 /** Resolves when `file` exists and matches `pattern` (woken by fs.watch on its directory), or rejects after `ms`. */
-const fileMatches = (file: string, pattern: RegExp, ms = 5000) =>
-  new Promise<string>((resolve, reject) => {
-    const read = () => {
-      try {
-        return Fs.readFileSync(file, "utf8")
-      } catch {
-        return ""
-      }
-    }
-    // watch (inotify, not recursive: a recursive watch starts late and can miss the first writes) the
-    // nearest directory that exists, moving down as the log's own directories appear; every event, and
-    // every move, checks the file again
-    const target = Path.dirname(file)
-    let watched = ""
-    let watcher: Fs.FSWatcher | undefined
-    const nearest = () => {
-      let dir = target
-      while (!Fs.existsSync(dir)) dir = Path.dirname(dir)
-      return dir
-    }
-    const arm = () => {
-      const dir = nearest()
-      if (dir === watched) return
-      watcher?.close()
-      watched = dir
-      watcher = Fs.watch(dir, () => check())
-    }
-    const timer = setTimeout(() => {
-      watcher?.close()
-      reject(new Error(`${file} never matched ${pattern}: ${read()}`))
-    }, ms)
-    const check = () => {
-      arm()
-      const text = read()
-      if (!pattern.test(text)) return
-      clearTimeout(timer)
-      watcher?.close()
-      resolve(text)
-    }
-    check()
-  })
-
 /** Resolves once the data the socket receives (from now on) contains `text`. */
 const receives = (socket: Net.Socket, text: string) =>
   new Promise<void>((resolve) => {
