@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
  * each figure with its ratio to the baseline measured in the same run.
- * Suites: echo timeouts idle actors http https websocket metrics slowloris soak.
+ * Suites: echo timeouts idle actors http https websocket metrics slowloris prefork offload killworker soak.
  * Options: --rounds N (default 3), --seconds S (default 10), --rows TEXT (HTTP rows whose name
  * contains TEXT, e.g. "c=100" or "pipeline").
  */
@@ -10,6 +10,7 @@ import * as Actors from "./actors.ts"
 import * as Echo from "./echo.ts"
 import * as Http from "./http.ts"
 import * as MetricsCost from "./metricsCost.ts"
+import * as Prefork from "./prefork.ts"
 import * as Slowloris from "./slowloris.ts"
 import * as Soak from "./soak.ts"
 import { pinnedNote } from "./harness.ts"
@@ -92,6 +93,18 @@ if (wanted("slowloris")) {
   const f = (x: { median: number; p99: number; max: number }) => `median ${x.median.toFixed(2)} ms, p99 ${x.p99.toFixed(2)} ms, max ${x.max.toFixed(1)} ms`
   console.log(`  quiet: ${f(r.quiet)}`)
   console.log(`  under attack: ${f(r.underAttack)} → median ${(r.underAttack.median / r.quiet.median).toFixed(2)}× (target ≤ 2×)`)
+}
+if (wanted("prefork")) {
+  console.log(`\nprefork (issue 13): the fiberd program serving 12 B at c=100, 1 process vs 2 workers, wrk -t1 on CPU 1, ${seconds} s, median of ${rounds}`)
+  await Prefork.hello(rounds, seconds)
+}
+if (wanted("offload")) {
+  console.log(`\nhead-of-line blocking (issue 13): light 12 B requests at c=50, alone and beside 4 clients looping on /api/pbkdf2?rounds=200000, ${seconds} s, median of ${rounds}`)
+  await Prefork.headOfLine(rounds, seconds)
+}
+if (wanted("killworker")) {
+  console.log(`\nkill -9 of a worker under wrk -c100 (issue 13), 2 workers round-robin`)
+  await Prefork.killUnderLoad(Math.max(seconds, 6))
 }
 if (wanted("soak")) {
   const minutes = flag("minutes", 10)

@@ -130,6 +130,27 @@ describe("CLI", () => {
     )
   })
 
+  it("workers, portSharing, workerRestarts and offload: checked keys; --workers and --port-sharing override them", () => {
+    assert.strictEqual(problems({ ...ServiceTable.defaults, workers: "auto", portSharing: "reuse-port", workerRestarts: { maxRestarts: 3, period: "10 seconds" }, offload: { threads: 0 } }), "ok")
+    const text = problems({ services: [], workers: 0, portSharing: "hash", offload: { threads: -1 } })
+    assert.include(text, "t.json: $.workers:")
+    assert.include(text, "t.json: $.portSharing: Expected \"round-robin\" | \"reuse-port\"")
+    assert.include(text, "t.json: $.offload.threads:")
+    const args = Cli.toArgs({ config: Option.none(), workers: Option.some("auto"), portSharing: Option.some("reuse-port") }, Os.tmpdir())
+    const table = Cli.override(ServiceTable.defaults, args)
+    assert.strictEqual(table.workers, "auto")
+    assert.strictEqual(table.portSharing, "reuse-port")
+    assert.strictEqual(Cli.override(ServiceTable.defaults, Cli.toArgs({ config: Option.none(), workers: Option.some("3") }, Os.tmpdir())).workers, 3)
+  })
+
+  it("bad --workers and --port-sharing values exit 2 with a message", async () => {
+    const zero = await runOnce(["--workers", "0"])
+    assert.strictEqual(zero.code, 2)
+    assert.include(zero.stderr + zero.stdout, "expected a number of worker processes")
+    const sharing = await runOnce(["--port-sharing", "hash"])
+    assert.strictEqual(sharing.code, 2)
+  })
+
   it("durations go through Effect's parser: every unit users write", () => {
     for (const d of ["1 second", "2 hours", "500 millis", "1.5 minutes", "3 days", "250 micros"]) {
       assert.strictEqual(problems({ services: [], drainTimeout: d }), "ok", d)
