@@ -207,7 +207,7 @@ export const headOfLine = async (rounds: number, seconds: number) => {
 /** kill -9 of worker 1 under wrk -c100: failed requests, and kill → replacement listening. */
 export const killUnderLoad = async (seconds: number) => {
   const server = await startFiberd({ workers: 2 })
-  const load = wrk(server.port, 100, seconds, "/")
+  const load = wrk(server.port, 100, seconds)
   await new Promise((r) => setTimeout(r, (seconds * 1000) / 3)) // a third into the load
   const victim = /worker 1 \(pid (\d+)\) listening/.exec(server.stderr())![1]!
   const killedAt = performance.now()

@@ -43,6 +43,9 @@ export * as Actor from "./actors/Actor.ts"
 /** OTP-style supervisors: strategies, restart types, intensity, back-off, dynamic children. */
 export * as Supervisor from "./actors/Supervisor.ts"
 
+/** CPU offload: a worker-thread pool running an `effect/rpc` group's handlers; typed busy/crash/failure errors. */
+export * as Offload from "./runtime/Offload.ts"
+
 /** The batching log-writer actor behind the access and error logs. */
 export * as LogWriter from "./actors/LogWriter.ts"
 

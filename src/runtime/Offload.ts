@@ -96,6 +96,13 @@ const describeDefect = (defect: unknown) => defect instanceof Error ? defect.mes
 /**
  * Starts `threads` worker threads running `entry` and returns the pool; the
  * threads are terminated when the scope closes.
+ *
+ * @example
+ * const Jobs = RpcGroup.make(Rpc.make("Square", { payload: { n: Schema.Number }, success: Schema.Number }))
+ * // jobs.ts, the module each thread runs:
+ * //   NodeRuntime.runMain(Layer.launch(Offload.threadLayer(Jobs, Jobs.toLayer({ Square: ({ n }) => Effect.succeed(n * n) }))))
+ * const pool = yield* Offload.make(Jobs, { entry: new URL("./jobs.ts", import.meta.url), threads: 2 })
+ * const nine = yield* pool.run((jobs) => jobs.Square({ n: 3 }), { retries: 1 })
  */
 export const make = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,

@@ -35,11 +35,12 @@ const extract = (dir: string): Array<{ file: string; line: number; code: string 
 }
 
 const prelude = `import { Context, Effect, Layer, Option, Queue, Schema, Stream } from "effect"
+import { Rpc, RpcGroup } from "effect/rpc"
 import * as fc from "fast-check"
 import { assert, it } from "@effect/vitest"
 import {
   AccessLog, Actor, Chat, Codec, type Connection, Daytime, Delimited, Echo, ErrorLog, Exec, Http, HttpServer, LengthPrefixed,
-  Lines, Listener, LogWriter, Request, Response, Router, Serve, StaticFiles, Supervisor, Tls, Udp
+  Lines, Listener, LogWriter, Offload, Request, Response, Router, Serve, StaticFiles, Supervisor, Tls, Udp
 } from "../../../src/index.ts"
 import { Arbitraries, MemoryConnection, MemoryServer, Property, Script, Show } from "../../../src/testkit/index.ts"
 `
