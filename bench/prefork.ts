@@ -114,6 +114,7 @@ const wrk = (port: number, connections: number, seconds: number, path = "/hello.
     execFile("taskset", ["-c", "1", "wrk", "-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "--timeout", "5s", `http://127.0.0.1:${port}${path}`], (error, stdout) => {
       if (error) return reject(error)
       const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout)
+      if (process.env.FIBERD_BENCH_DEBUG) console.log(stdout)
       resolve({
         rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? NaN),
         requests: Number(/(\d+) requests in/.exec(stdout)?.[1] ?? NaN),
@@ -217,4 +218,20 @@ export const killUnderLoad = async (seconds: number) => {
   const m = await load
   await server.stop()
   console.log(`  ${Math.round(m.rps)} req/s over ${seconds} s; failed: ${m.errors} socket errors, ${m.non2xx} non-2xx of ${m.requests}; replacement listening ${replacedMs.toFixed(0)} ms after the kill`)
+}
+
+/** SIGHUP roll of 2 workers under wrk -c100, in both sharing modes: failed requests and the roll's duration. */
+export const rollUnderLoad = async (seconds: number) => {
+  for (const portSharing of ["round-robin", "reuse-port"]) {
+    const server = await startFiberd({ workers: 2, portSharing })
+    const load = wrk(server.port, 100, seconds)
+    await new Promise((r) => setTimeout(r, (seconds * 1000) / 4))
+    const hupAt = performance.now()
+    server.child.kill("SIGHUP")
+    await server.waitFor(/SIGHUP: 2 workers rolled/)
+    const rollMs = performance.now() - hupAt
+    const m = await load
+    await server.stop()
+    console.log(`  ${portSharing.padEnd(12)} ${Math.round(m.rps)} req/s over ${seconds} s; failed: ${m.errors} socket errors, ${m.non2xx} non-2xx of ${m.requests}; roll took ${rollMs.toFixed(0)} ms`)
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
  * each figure with its ratio to the baseline measured in the same run.
- * Suites: echo timeouts idle actors http https websocket metrics slowloris prefork offload killworker soak.
+ * Suites: echo timeouts idle actors http https websocket metrics slowloris prefork offload killworker roll soak.
  * Options: --rounds N (default 3), --seconds S (default 10), --rows TEXT (HTTP rows whose name
  * contains TEXT, e.g. "c=100" or "pipeline").
  */
@@ -105,6 +105,10 @@ if (wanted("offload")) {
 if (wanted("killworker")) {
   console.log(`\nkill -9 of a worker under wrk -c100 (issue 13), 2 workers round-robin`)
   await Prefork.killUnderLoad(Math.max(seconds, 6))
+}
+if (wanted("roll")) {
+  console.log(`\nSIGHUP roll of 2 workers under wrk -c100 (issue 13): target zero failed requests`)
+  await Prefork.rollUnderLoad(Math.max(seconds, 10))
 }
 if (wanted("soak")) {
   const minutes = flag("minutes", 10)

@@ -91,19 +91,27 @@ const freePort = (host: string, transport: "tcp" | "udp"): Promise<number> =>
 
 /**
  * The table with every port 0 replaced by a free port, so all workers (and
- * later generations) share one. A service that asks for the same port 0 on
- * tcp and udp gets one port for both, like the built-in echo and daytime.
+ * later generations) share one. `resolved` remembers the choices (service,
+ * transport and listen as written → the address chosen): a table re-read on
+ * SIGHUP keeps the port a service already has.
  */
-export const resolvePorts = (table: ServiceTable.Table): Effect.Effect<ServiceTable.Table, Runtime.StartError> =>
+export const resolvePorts = (table: ServiceTable.Table, resolved: Map<string, string>): Effect.Effect<ServiceTable.Table, Runtime.StartError> =>
   Effect.forEach(table.services, (service) => {
     const transport = service.transport ?? "tcp"
     if (transport === "unix") return Effect.succeed(service)
     const address = ServiceTable.parseListen(service.listen, transport)
     if (typeof address === "string" || address._tag !== "inet" || address.port !== 0) return Effect.succeed(service)
+    const key = `${service.name} ${transport} ${service.listen}`
+    const known = resolved.get(key)
+    if (known !== undefined) return Effect.succeed({ ...service, listen: known })
     return Effect.tryPromise({
       try: () => freePort(address.host, transport),
       catch: (e) => new Runtime.StartError({ service: service.name, reason: `cannot find a free port on ${address.host} (${(e as Error).message})` })
-    }).pipe(Effect.map((port) => ({ ...service, listen: `${address.host.includes(":") ? `[${address.host}]` : address.host}:${port}` })))
+    }).pipe(Effect.map((port) => {
+      const listen = `${address.host.includes(":") ? `[${address.host}]` : address.host}:${port}`
+      resolved.set(key, listen)
+      return { ...service, listen }
+    }))
   }).pipe(Effect.map((services) => ({ ...table, services })))
 
 /** One worker process, while it lives. */
@@ -138,7 +146,8 @@ export const run = (
     const startedAt = Date.now()
     cluster.schedulingPolicy = options.portSharing === "round-robin" ? cluster.SCHED_RR : cluster.SCHED_NONE
     cluster.setupPrimary({ exec: options.script, args: [], serialization: "advanced" })
-    let table = yield* resolvePorts(initial)
+    const resolved = new Map<string, string>()
+    let table = yield* resolvePorts(initial, resolved)
     const split = (t: ServiceTable.Table) => ({
       primary: { ...t, services: t.services.filter(runsInPrimary) },
       workers: { ...t, services: t.services.filter((s) => !runsInPrimary(s)) },
@@ -320,7 +329,7 @@ export const run = (
       if (primaryRuntime !== undefined) yield* primaryRuntime.reopenLogs
       let next = table
       if (options.reload !== undefined) {
-        const loaded = yield* Effect.result(options.reload.pipe(Effect.flatMap((t) => resolvePorts(t))))
+        const loaded = yield* Effect.result(options.reload.pipe(Effect.flatMap((t) => resolvePorts(t, resolved))))
         if (loaded._tag === "Failure") {
           return yield* Effect.logError(`SIGHUP: the new table is invalid; the workers keep running the old one\n${loaded.failure.message}`)
         }
