@@ -6,7 +6,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
+import { Headers } from "../../src/protocols/http/Headers.ts"
+import * as Request from "../../src/protocols/http/Request.ts"
 import * as Offload from "../../src/runtime/Offload.ts"
+import * as Pbkdf2Route from "../../src/runtime/Pbkdf2Route.ts"
 import { digest, Pbkdf2Jobs, threadEntry } from "../../src/runtime/Pbkdf2Jobs.ts"
 import { TestJobs } from "./fixtures/offloadJobs.ts"
 
@@ -110,5 +113,30 @@ describe("Offload", () => {
     Effect.gen(function*() {
       const pool = yield* Offload.make(Pbkdf2Jobs, { entry: threadEntry })
       assert.strictEqual(yield* pool.run((j) => j.Pbkdf2({ rounds: 1000 })), digest(1000))
+    }).pipe(Effect.scoped))
+})
+
+describe("GET /api/pbkdf2", () => {
+  const request = (query: string) =>
+    Request.make({ method: "GET", target: `/api/pbkdf2${query}`, minor: 1, headers: new Headers([], []), remote: { address: "127.0.0.1", port: 1, family: "IPv4" }, reader: Request.noBody })
+  const answer = (app: ReturnType<typeof Pbkdf2Route.app>, query: string) =>
+    app(request(query)).pipe(Effect.map((r) => ({ status: r.status, body: r.body._tag === "Bytes" ? new TextDecoder().decode(r.body.bytes) : r.body._tag })))
+
+  it.effect("bounds rounds (400 with the reason), computes inline on request, answers 503 without a pool", () =>
+    Effect.gen(function*() {
+      const app = Pbkdf2Route.app(undefined)
+      for (const q of ["", "?rounds=", "?rounds=abc", "?rounds=0", "?rounds=-5", `?rounds=${Pbkdf2Route.maxRounds + 1}`, "?rounds=1e3"]) {
+        const r = yield* answer(app, q)
+        assert.strictEqual(r.status, 400, q)
+        assert.match(r.body, /^400 Bad Request: /)
+      }
+      assert.deepStrictEqual(yield* answer(app, "?rounds=1000&inline=1"), { status: 200, body: `${digest(1000)}\n` })
+      assert.strictEqual((yield* answer(app, "?rounds=1000")).status, 503)
+    }))
+
+  it.effect("on the pool: the same digest as inline", () =>
+    Effect.gen(function*() {
+      const pool = yield* Offload.make(Pbkdf2Jobs, { entry: threadEntry })
+      assert.deepStrictEqual(yield* answer(Pbkdf2Route.app(pool), "?rounds=2000"), { status: 200, body: `${digest(2000)}\n` })
     }).pipe(Effect.scoped))
 })
