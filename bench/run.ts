@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
  * each figure with its ratio to the baseline measured in the same run.
- * Suites: echo timeouts idle actors http https websocket metrics slowloris prefork offload killworker roll soak.
+ * Suites: echo timeouts idle actors http https websocket metrics slowloris prefork offload killworker roll logfunnel soak.
  * Options: --rounds N (default 3), --seconds S (default 10), --rows TEXT (HTTP rows whose name
  * contains TEXT, e.g. "c=100" or "pipeline").
  */
@@ -9,6 +9,7 @@ import * as Os from "node:os"
 import * as Actors from "./actors.ts"
 import * as Echo from "./echo.ts"
 import * as Http from "./http.ts"
+import * as LogFunnel from "./logFunnel.ts"
 import * as MetricsCost from "./metricsCost.ts"
 import * as Prefork from "./prefork.ts"
 import * as Slowloris from "./slowloris.ts"
@@ -105,6 +106,12 @@ if (wanted("offload")) {
 if (wanted("killworker")) {
   console.log(`\nkill -9 of a worker under wrk -c100 (issue 13), 2 workers round-robin`)
   await Prefork.killUnderLoad(Math.max(seconds, 6))
+}
+if (wanted("logfunnel")) {
+  console.log(`\naccess log with 2 workers (issue 13): each appends its batches (O_APPEND) vs batches funnelled to the primary over IPC`)
+  for (const r of await LogFunnel.run(2_000_000)) {
+    console.log(`  ${r.mode.padEnd(8)} ${Math.round(r.perSecond)} lines/s, ${r.cpuPerLine.toFixed(3)} µs CPU per line (all processes), ${r.written} lines written`)
+  }
 }
 if (wanted("roll")) {
   console.log(`\nSIGHUP roll of 2 workers under wrk -c100 (issue 13): target zero failed requests`)
