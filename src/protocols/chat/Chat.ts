@@ -2,20 +2,18 @@
  * The chat service: line-based (UTF-8, LF or CRLF), with rooms.
  *
  * Commands: `/nick NAME`, `/join ROOM`, `/part`, `/who`, `/quit`; any other
- * line is a message to the current room. Each room is an actor under the
- * chat's supervisor; it owns its member list and broadcasts, so every member
- * sees a room's events in one order. Each member has a bounded outbox drained
- * by its own writer fiber: a member whose outbox overflows (a stalled reader)
- * is disconnected with a reason line, and never slows the room.
+ * line is a message to the current room. The rooms live in a `RoomDirectory`
+ * (`Rooms.ts`): in this process by default, or as effect/cluster entities
+ * (`ClusterRooms.ts`). Each member has a bounded outbox drained by its own
+ * writer fiber: a member whose outbox overflows (a stalled reader) is
+ * disconnected with a reason line, and never slows the room.
  */
-import { Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Queue } from "effect"
-import { Scope } from "effect"
-import * as Actor from "../../actors/Actor.ts"
-import * as Supervisor from "../../actors/Supervisor.ts"
+import { Cause, Deferred, type Duration, Effect, Exit, Fiber, Option, Queue, type Scope } from "effect"
 import type { Connection, ConnectionError } from "../../io/Connection.ts"
 import * as Codec from "../codecs/Codec.ts"
 import * as Lines from "../codecs/Lines.ts"
 import type * as WebSocket from "../websocket/WebSocket.ts"
+import * as Rooms from "./Rooms.ts"
 
 /** Chat options. */
 export interface ChatOptions {
@@ -27,88 +25,11 @@ export interface ChatOptions {
   readonly maxRooms?: number
   /** How long a member disconnected for not reading has to take its notice line before its socket is closed. Default 2 s. */
   readonly kickGrace?: Duration.Input
+  /** Where the rooms live. Default: in this process (`Rooms.local`, with `maxRooms`); `ClusterRooms` for several nodes. */
+  readonly rooms?: Rooms.RoomDirectory
 }
 
-/** A connected client, as rooms see it. */
-export interface Member {
-  readonly id: number
-  nick: string
-  /** Queues a line for the client; false if its outbox is full. */
-  readonly send: (line: string) => boolean
-  /** Disconnects the client with a reason line. */
-  readonly kick: (reason: string) => void
-}
-
-/**
- * What a member asks of its room; the room answers once the event is
- * delivered, so a member's lines stay in order. The answer is false for a
- * Join to a room that has closed (it was empty), and true for the Part that
- * left it empty and closed it.
- */
-type RoomEvent =
-  | { readonly _tag: "Join"; readonly member: Member }
-  | { readonly _tag: "Part"; readonly member: Member; readonly quit: boolean }
-  | { readonly _tag: "Say"; readonly member: Member; readonly text: string }
-  | { readonly _tag: "Nick"; readonly member: Member; readonly old: string }
-  | { readonly _tag: "Who"; readonly member: Member }
-type RoomMsg = RoomEvent & { readonly reply: Actor.Reply<boolean> }
-
-/** A room's state: members in join order; closed once the last one left (it is then removed). */
-interface RoomState {
-  readonly members: Map<number, Member>
-  closed: boolean
-}
-
-/** A room's behaviour: members in join order; a member that cannot keep up is dropped. */
-const room = (name: string): Actor.Behavior<RoomMsg, RoomState> => {
-  const broadcast = (members: Map<number, Member>, line: string, except?: Member) => {
-    const slow: Array<Member> = []
-    for (const m of members.values()) {
-      if (m !== except && !m.send(line)) slow.push(m)
-    }
-    for (const m of slow) {
-      members.delete(m.id)
-      m.kick("you are not reading fast enough")
-      broadcast(members, `*** ${m.nick} was disconnected (too slow)`)
-    }
-  }
-  return {
-    initial: Effect.sync((): RoomState => ({ members: new Map<number, Member>(), closed: false })),
-    receive: (state, msg) =>
-      Effect.suspend(() => {
-        const members = state.members
-        let answer = true
-        switch (msg._tag) {
-          case "Join":
-            if (state.closed) {
-              answer = false
-              break
-            }
-            members.set(msg.member.id, msg.member)
-            broadcast(members, `*** ${msg.member.nick} joined #${name}`)
-            break
-          case "Part":
-            answer = false
-            if (!members.delete(msg.member.id)) break
-            if (!msg.quit) msg.member.send(`*** you left #${name}`)
-            broadcast(members, msg.quit ? `*** ${msg.member.nick} quit` : `*** ${msg.member.nick} left #${name}`)
-            // the last one out closes the room; its member fiber then removes it
-            if (members.size === 0) state.closed = answer = true
-            break
-          case "Say":
-            if (members.has(msg.member.id)) broadcast(members, `<${msg.member.nick}> ${msg.text}`, msg.member)
-            break
-          case "Nick":
-            if (members.has(msg.member.id)) broadcast(members, `*** ${msg.old} is now known as ${msg.member.nick}`)
-            break
-          case "Who":
-            msg.member.send(`*** in #${name}: ${[...members.values()].map((m) => m.nick).join(" ")}`)
-            break
-        }
-        return msg.reply.succeed(answer).pipe(Effect.as(state))
-      })
-  }
-}
+export type { Member } from "./Rooms.ts"
 
 /** Waits for the next turn of the event loop, after its I/O phase (a scheduler yield stays before it). */
 const yieldToIo = Effect.callback<void>((resume) => {
@@ -116,14 +37,6 @@ const yieldToIo = Effect.callback<void>((resume) => {
 })
 
 const validName = /^[A-Za-z0-9_-]{1,24}$/
-
-/** A running room: its actor's ref, its supervisor child id, the scope its mailbox lives in. */
-interface Room {
-  readonly name: string
-  readonly id: string
-  readonly ref: Actor.ActorRef<RoomMsg>
-  readonly scope: Scope.Closeable
-}
 
 /** A running chat service. */
 /** How a member's client is reached: lines in, lines out (a TCP connection, or a WebSocket). */
@@ -163,39 +76,7 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
     const outboxSize = options.outboxSize ?? 256
     const maxRooms = options.maxRooms ?? 10_000
     const kickGrace = options.kickGrace ?? "2 seconds"
-    const supervisor = yield* Supervisor.make({ name: "chat-rooms", maxRestarts: 10, period: "10 seconds" }, [])
-    const rooms = new Map<string, Room>()
-    const scope = yield* Effect.scope
-    let nextRoom = 0
-
-    /**
-     * The room called `name`, started when missing (undefined when `maxRooms`
-     * are open). A room is a transient child: it is restarted after a crash,
-     * not when its mailbox is stopped (removal, or shutdown: its scope, forked
-     * after the supervisor's, closes first).
-     */
-    const roomRef = (name: string) =>
-      Effect.gen(function*() {
-        const existing = rooms.get(name)
-        if (existing !== undefined) return existing
-        if (rooms.size >= maxRooms) return undefined
-        const roomScope = yield* Scope.fork(scope)
-        const ref = yield* Actor.make<RoomMsg>({ name: `room #${name}` }).pipe(Scope.provide(roomScope))
-        const created: Room = { name, id: `${name}/${++nextRoom}`, ref, scope: roomScope }
-        rooms.set(name, created)
-        yield* supervisor.startChild({ id: created.id, restart: "transient", start: Actor.runSupervised(ref, room(name)) }).pipe(
-          Effect.ignore
-        )
-        return created
-      })
-
-    /** Stops and forgets a room its last member left (the room closed itself, so no join can slip in). */
-    const removeRoom = (closed: Room) =>
-      Effect.gen(function*() {
-        if (rooms.get(closed.name) === closed) rooms.delete(closed.name)
-        yield* supervisor.terminateChild(closed.id)
-        yield* Scope.close(closed.scope, Exit.void)
-      })
+    const directory = options.rooms ?? (yield* Rooms.local({ maxRooms }))
 
     let nextMember = 0
     const handler = (conn: Connection): Effect.Effect<void> =>
@@ -227,7 +108,7 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
         let kicked = false
         // true while the writer waits for the connection to drain: the client is not reading
         let blocked = false
-        const member: Member = {
+        const member: Rooms.Member = {
           id: conn.id,
           nick: `guest${conn.id}`,
           // a full outbox means "too slow" only when the client really is not reading; a writer that has
@@ -275,40 +156,17 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
           { startImmediately: true }
         )
         const say = (line: string) => Effect.sync(() => member.send(line))
-        let current: Room | undefined
-        /** Asks the room; false when it is closed or stopped. */
-        const ask = (target: Room, event: RoomEvent) =>
-          target.ref.ask<boolean>((reply) => ({ ...event, reply }) as RoomMsg).pipe(Effect.orElseSucceed(() => false))
-        const tell = (target: Room, event: RoomEvent) => Effect.asVoid(ask(target, event))
+        let current: Rooms.RoomSession | undefined
         const leave = (quit: boolean) =>
           Effect.suspend(() => {
             const left = current
-            if (left === undefined) return Effect.void
             current = undefined
-            return ask(left, { _tag: "Part", member, quit }).pipe(
-              Effect.flatMap((closed) => (closed ? removeRoom(left) : Effect.void))
-            )
-          })
-        /** Joins `name`; a room that closed meanwhile is replaced by a fresh one. False when no room may be opened. */
-        const join = (name: string): Effect.Effect<boolean> =>
-          Effect.gen(function*() {
-            for (let attempt = 0; attempt < 3; attempt++) {
-              const target = yield* roomRef(name)
-              if (target === undefined) return false
-              const answer = yield* target.ref.ask<boolean>((reply) => ({ _tag: "Join", member, reply }) as RoomMsg).pipe(Effect.result)
-              if (answer._tag === "Success" && answer.success) {
-                current = target
-                return true
-              }
-              // closed by its last member meanwhile (or stopped): forget it, a fresh room takes its place
-              if (rooms.get(name) === target) rooms.delete(name)
-            }
-            return false
+            return left === undefined ? Effect.void : left.leave(quit)
           })
         yield* say(`*** welcome to fiberd chat, ${member.nick}. Commands: /nick NAME, /join ROOM, /part, /who, /quit`)
         const next = conn.next
         let burst = 0
-        const loop: Effect.Effect<void, ConnectionError> = Effect.gen(function*() {
+        const loop: Effect.Effect<void, ConnectionError, Scope.Scope> = Effect.gen(function*() {
           while (!kicked) {
             // fairness: a client that sent a flood is served 32 lines per turn of the event loop,
             // so other members' sockets get written (and read) in between
@@ -328,7 +186,7 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
             if (!line.startsWith("/")) {
               if (line.trim() === "") continue
               if (current === undefined) yield* say("*** join a room first: /join ROOM")
-              else yield* tell(current, { _tag: "Say", member, text: line })
+              else yield* current.say(line)
               continue
             }
             const [command, ...rest] = line.slice(1).split(" ")
@@ -339,10 +197,11 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
                   yield* say("*** error: a nick is 1 to 24 letters, digits, _ or -")
                   break
                 }
-                const old = member.nick
-                member.nick = arg
-                if (current !== undefined) yield* tell(current, { _tag: "Nick", member, old })
-                else yield* say(`*** you are now ${arg}`)
+                if (current !== undefined) yield* current.nick(arg)
+                else {
+                  member.nick = arg
+                  yield* say(`*** you are now ${arg}`)
+                }
                 break
               }
               case "join": {
@@ -353,7 +212,9 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
                 }
                 if (current?.name === name) break
                 yield* leave(false)
-                if (!(yield* join(name))) yield* say(`*** error: too many rooms (at most ${maxRooms}); join an existing one`)
+                const joined = yield* directory.join(member, name)
+                if (joined._tag === "Joined") current = joined.session
+                else yield* say(`*** error: ${joined.reason}`)
                 break
               }
               case "part":
@@ -362,7 +223,7 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
                 break
               case "who":
                 if (current === undefined) yield* say("*** you are not in a room")
-                else yield* tell(current, { _tag: "Who", member })
+                else yield* current.who
                 break
               case "quit":
                 yield* leave(true)
@@ -382,5 +243,5 @@ export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never
         yield* Fiber.await(writer)
       }).pipe(Effect.scoped) as Effect.Effect<void>
 
-    return { handler, websocket, rooms: () => [...rooms.keys()] }
+    return { handler, websocket, rooms: directory.names }
   })

@@ -1,0 +1,211 @@
+/**
+ * Where a chat's rooms live. A `RoomDirectory` joins a member to a room and
+ * gives back the member's `RoomSession` (say, nick, who, leave); the room
+ * delivers its lines with the member's `send`. Two directories: `local`
+ * (this process: each room an actor under the chat's supervisor) and
+ * `ClusterRooms` (each room an effect/cluster entity, wherever its shard lives).
+ * Both keep the same semantics: every member sees a room's events in one
+ * order, nicks are unique within a room, a member that cannot keep up is
+ * dropped without slowing the room.
+ */
+import { Effect, Exit, type Scope } from "effect"
+import { Scope as ScopeModule } from "effect"
+import * as Actor from "../../actors/Actor.ts"
+import * as Supervisor from "../../actors/Supervisor.ts"
+
+/** A connected client, as rooms see it. */
+export interface Member {
+  readonly id: number
+  nick: string
+  /** Queues a line for the client; false if its outbox is full. */
+  readonly send: (line: string) => boolean
+  /** Disconnects the client with a reason line. */
+  readonly kick: (reason: string) => void
+}
+
+/** A member's place in one room. Each call answers once the room handled it, so a member's lines stay in order. */
+export interface RoomSession {
+  readonly name: string
+  readonly say: (text: string) => Effect.Effect<void>
+  /** Renames the member in the room; false (and an error line) when another member of the room has that nick. */
+  readonly nick: (nick: string) => Effect.Effect<boolean>
+  readonly who: Effect.Effect<void>
+  readonly leave: (quit: boolean) => Effect.Effect<void>
+}
+
+/** What a join gives: the session, or the reason it was refused (sent to the member as an error line). */
+export type JoinResult =
+  | { readonly _tag: "Joined"; readonly session: RoomSession }
+  | { readonly _tag: "Refused"; readonly reason: string }
+
+/** Rooms, wherever they live. */
+export interface RoomDirectory {
+  /** Joins `name` as `member` (its current nick); the member's scope bounds anything the join starts. */
+  readonly join: (member: Member, name: string) => Effect.Effect<JoinResult, never, Scope.Scope>
+  /** Names of the rooms this directory hosts here. */
+  readonly names: () => ReadonlyArray<string>
+}
+
+/** The refusal line for a nick in use. */
+export const nickTaken = (nick: string, room: string) => `the nick ${nick} is taken in #${room}; choose another with /nick`
+
+/** What a member asks of its local room; the answer comes once the event is delivered. */
+type RoomEvent =
+  | { readonly _tag: "Join"; readonly member: Member }
+  | { readonly _tag: "Part"; readonly member: Member; readonly quit: boolean }
+  | { readonly _tag: "Say"; readonly member: Member; readonly text: string }
+  | { readonly _tag: "Nick"; readonly member: Member; readonly nick: string }
+  | { readonly _tag: "Who"; readonly member: Member }
+/** "closed": the room closed (its last member left) before this join; "last": this part closed it. */
+type Answer = "ok" | "closed" | "taken" | "last"
+type RoomMsg = RoomEvent & { readonly reply: Actor.Reply<Answer> }
+
+interface RoomState {
+  readonly members: Map<number, Member>
+  closed: boolean
+}
+
+/** Sends `line` to every member (but `except`); members whose outbox is full are dropped, and the room told. */
+const broadcast = (members: Map<number, Member>, line: string, except?: Member) => {
+  const slow: Array<Member> = []
+  for (const m of members.values()) {
+    if (m !== except && !m.send(line)) slow.push(m)
+  }
+  for (const m of slow) {
+    members.delete(m.id)
+    m.kick("you are not reading fast enough")
+    broadcast(members, `*** ${m.nick} was disconnected (too slow)`)
+  }
+}
+
+const nickInUse = (members: Map<number, Member>, nick: string, except: Member) => {
+  for (const m of members.values()) if (m !== except && m.nick === nick) return true
+  return false
+}
+
+/** A local room's behaviour: members in join order. */
+const room = (name: string): Actor.Behavior<RoomMsg, RoomState> => ({
+  initial: Effect.sync((): RoomState => ({ members: new Map<number, Member>(), closed: false })),
+  receive: (state, msg) =>
+    Effect.suspend(() => {
+      const members = state.members
+      let answer: Answer = "ok"
+      switch (msg._tag) {
+        case "Join":
+          if (state.closed) answer = "closed"
+          else if (nickInUse(members, msg.member.nick, msg.member)) answer = "taken"
+          else {
+            members.set(msg.member.id, msg.member)
+            broadcast(members, `*** ${msg.member.nick} joined #${name}`)
+          }
+          break
+        case "Part":
+          if (!members.delete(msg.member.id)) break
+          if (!msg.quit) msg.member.send(`*** you left #${name}`)
+          broadcast(members, msg.quit ? `*** ${msg.member.nick} quit` : `*** ${msg.member.nick} left #${name}`)
+          // the last one out closes the room; its member fiber then removes it
+          if (members.size === 0) {
+            state.closed = true
+            answer = "last"
+          }
+          break
+        case "Say":
+          if (members.has(msg.member.id)) broadcast(members, `<${msg.member.nick}> ${msg.text}`, msg.member)
+          break
+        case "Nick": {
+          if (!members.has(msg.member.id)) break
+          if (nickInUse(members, msg.nick, msg.member)) {
+            answer = "taken"
+            break
+          }
+          const old = msg.member.nick
+          msg.member.nick = msg.nick
+          broadcast(members, `*** ${old} is now known as ${msg.nick}`)
+          break
+        }
+        case "Who":
+          msg.member.send(`*** in #${name}: ${[...members.values()].map((m) => m.nick).join(" ")}`)
+          break
+      }
+      return msg.reply.succeed(answer).pipe(Effect.as(state))
+    })
+})
+
+/** A running local room: its actor's ref, its supervisor child id, the scope its mailbox lives in. */
+interface Room {
+  readonly name: string
+  readonly id: string
+  readonly ref: Actor.ActorRef<RoomMsg>
+  readonly scope: Scope.Closeable
+}
+
+/**
+ * Rooms in this process, at most `maxRooms` at once: each an actor, a
+ * transient child of the chat's supervisor (restarted after a crash), stopped
+ * and forgotten when its last member leaves.
+ */
+export const local = (options: { readonly maxRooms: number }): Effect.Effect<RoomDirectory, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const supervisor = yield* Supervisor.make({ name: "chat-rooms", maxRestarts: 10, period: "10 seconds" }, [])
+    const rooms = new Map<string, Room>()
+    const scope = yield* Effect.scope
+    let nextRoom = 0
+
+    /** The room called `name`, started when missing (undefined when `maxRooms` are open). */
+    const roomRef = (name: string) =>
+      Effect.gen(function*() {
+        const existing = rooms.get(name)
+        if (existing !== undefined) return existing
+        if (rooms.size >= options.maxRooms) return undefined
+        const roomScope = yield* ScopeModule.fork(scope)
+        const ref = yield* Actor.make<RoomMsg>({ name: `room #${name}` }).pipe(ScopeModule.provide(roomScope))
+        const created: Room = { name, id: `${name}/${++nextRoom}`, ref, scope: roomScope }
+        rooms.set(name, created)
+        yield* supervisor.startChild({ id: created.id, restart: "transient", start: Actor.runSupervised(ref, room(name)) }).pipe(
+          Effect.ignore
+        )
+        return created
+      })
+
+    /** Stops and forgets a room its last member left (the room closed itself, so no join can slip in). */
+    const removeRoom = (closed: Room) =>
+      Effect.gen(function*() {
+        if (rooms.get(closed.name) === closed) rooms.delete(closed.name)
+        yield* supervisor.terminateChild(closed.id)
+        yield* ScopeModule.close(closed.scope, Exit.void)
+      })
+
+    /** Asks the room; "closed" when it is closed or stopped. */
+    const ask = (target: Room, event: RoomEvent) =>
+      target.ref.ask<Answer>((reply) => ({ ...event, reply }) as RoomMsg).pipe(Effect.orElseSucceed((): Answer => "closed"))
+
+    const session = (target: Room, member: Member): RoomSession => ({
+      name: target.name,
+      say: (text) => Effect.asVoid(ask(target, { _tag: "Say", member, text })),
+      nick: (nick) =>
+        ask(target, { _tag: "Nick", member, nick }).pipe(Effect.map((answer) => {
+          if (answer === "taken") member.send(`*** error: ${nickTaken(nick, target.name)}`)
+          return answer !== "taken"
+        })),
+      who: Effect.asVoid(ask(target, { _tag: "Who", member })),
+      leave: (quit) =>
+        ask(target, { _tag: "Part", member, quit }).pipe(Effect.flatMap((answer) => (answer === "last" ? removeRoom(target) : Effect.void)))
+    })
+
+    /** Joins `name`; a room that closed meanwhile is replaced by a fresh one. */
+    const join = (member: Member, name: string): Effect.Effect<JoinResult> =>
+      Effect.gen(function*() {
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const target = yield* roomRef(name)
+          if (target === undefined) break
+          const answer = yield* ask(target, { _tag: "Join", member })
+          if (answer === "ok") return { _tag: "Joined", session: session(target, member) } as const
+          if (answer === "taken") return { _tag: "Refused", reason: nickTaken(member.nick, name) } as const
+          // closed by its last member meanwhile (or stopped): forget it, a fresh room takes its place
+          if (rooms.get(name) === target) rooms.delete(name)
+        }
+        return { _tag: "Refused", reason: `too many rooms (at most ${options.maxRooms}); join an existing one` } as const
+      })
+
+    return { join, names: () => [...rooms.keys()] }
+  })
