@@ -5,9 +5,11 @@
  * member being disconnected while the room goes on.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect, Layer, Option, type Scope } from "effect"
+import { TestRunner } from "effect/cluster"
 import * as fc from "fast-check"
 import * as Chat from "../../../src/protocols/chat/Chat.ts"
+import * as ClusterRooms from "../../../src/protocols/chat/ClusterRooms.ts"
 import { MemoryServer, Property } from "../../../src/testkit/index.ts"
 import type { MemoryEnd } from "../../../src/testkit/MemoryConnection.ts"
 import { settle } from "../../../src/testkit/Script.ts"
@@ -100,14 +102,30 @@ const commands = fc.commands([
   client.map(quit)
 ], { size: "+1" })
 
-const setup = Effect.gen(function*() {
-  const chat = yield* Chat.make()
-  const server = yield* MemoryServer.make(chat.handler)
+/** The chat's connection handlers: client i connects to handler i mod n (one per node for the cluster). */
+type Chats = Effect.Effect<ReadonlyArray<Chat.ChatServer["handler"]>, never, Scope.Scope>
+
+const localChat: Chats = Effect.map(Chat.make(), (chat) => [chat.handler])
+
+/** Two nodes' chat services (members on "a" and "b") over one in-process cluster (effect/cluster's TestRunner). */
+const clusterChat: Chats = Effect.gen(function*() {
+  const hosted = new ClusterRooms.Hosted()
+  const context = yield* Layer.build(ClusterRooms.entityLayer({ outboxSize: 256, hosted }).pipe(Layer.provideMerge(TestRunner.layer)))
+  return yield* Effect.forEach(["a", "b"], (node) =>
+    ClusterRooms.make({ node, hosted }).pipe(
+      Effect.flatMap((rooms) => Chat.make({ rooms })),
+      Effect.map((chat) => chat.handler),
+      Effect.provide(context)
+    ))
+})
+
+const setup = (chats: Chats) => Effect.gen(function*() {
+  const servers = yield* Effect.flatMap(chats, (handlers) => Effect.forEach(handlers, (h) => MemoryServer.make(h)))
   const clients: Array<MemoryEnd> = []
   const received: Array<Array<string>> = []
   let bytes = 0
   for (let i = 0; i < CLIENTS; i++) {
-    const c = yield* server.connect()
+    const c = yield* servers[i % servers.length]!.connect()
     const lines: Array<string> = []
     let pending = ""
     const readAll: Effect.Effect<void> = c.read.pipe(
@@ -133,17 +151,24 @@ const setup = Effect.gen(function*() {
   return { model, real }
 })
 
+/** Runs the commands against the model and the chat, then compares every client's lines with the model's. */
+const agree = (chats: Chats) => (cmds: Iterable<unknown>) =>
+  Effect.gen(function*() {
+    let final: { model: Model; real: Real } | undefined
+    const built = setup(chats).pipe(Effect.tap((s) => Effect.sync(() => (final = s))))
+    yield* Property.modelRun(built, cmds)
+    for (let i = 0; i < CLIENTS; i++) {
+      assert.deepStrictEqual(final!.real.received[i], final!.model.expected[i], `client ${nick(i)} after ${cmds}`)
+    }
+  })
+
 describe("chat (model-based)", () => {
   it.effect("random joins, parts, messages and quits: every client sees exactly what the model says, in order", () =>
-    Property.assert([commands], (cmds) =>
-      Effect.gen(function*() {
-        let final: { model: Model; real: Real } | undefined
-        const built = setup.pipe(Effect.tap((s) => Effect.sync(() => (final = s))))
-        yield* Property.modelRun(built, cmds)
-        for (let i = 0; i < CLIENTS; i++) {
-          assert.deepStrictEqual(final!.real.received[i], final!.model.expected[i], `client ${nick(i)} after ${cmds}`)
-        }
-      }), { numRuns: 60 }))
+    Property.assert([commands], agree(localChat), { numRuns: 60 }))
+
+  // the same model against rooms as effect/cluster entities, members on two nodes (live clock: the cluster's own timers)
+  it.live("the same model against cluster rooms (members on two nodes): both agree with the model", () =>
+    Property.assert([commands], agree(clusterChat), { numRuns: 25 }), 120_000)
 })
 
 describe("chat limits", () => {

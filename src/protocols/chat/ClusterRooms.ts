@@ -1,0 +1,224 @@
+/**
+ * Chat rooms over several nodes: each room is an effect/cluster entity
+ * (`ChatRoom`), addressed by its name and living wherever its shard lives;
+ * a member's connection fiber stays on the node it connected to.
+ *
+ * Joining is a streaming request: the room answers with the stream of lines
+ * for that member (first a host marker, then every event of the room), so
+ * the room's lines flow back to the member's node. Say, Nick, Who and Leave
+ * are plain requests that answer once the room broadcast them. Nicks are
+ * unique per room across nodes (the room checks them). A member whose node
+ * dies is removed (its stream ends) and the room told.
+ *
+ * When the node hosting a room dies, the cluster moves its shard to a
+ * surviving node (after the shard lock expires) and re-sends the members'
+ * joins there: the new room is rebuilt from those joins (membership and
+ * nicks; nothing else is kept), and each member gets
+ * `*** #room moved to <runner> ...` (the host marker changed). A line whose
+ * Say had not been answered is re-sent too (it reaches the members that have
+ * rejoined by then); a Say that does not complete within `sayTimeout` tells
+ * its sender `*** error: ... not delivered`, so no line is lost silently.
+ */
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Schema, type Scope, Stream } from "effect"
+import { Entity, type Sharding } from "effect/cluster"
+import { Rpc } from "effect/rpc"
+import * as Rooms from "./Rooms.ts"
+
+/** A join or rename with a nick that another member of the room has. */
+export class NickTaken extends Schema.TaggedError<NickTaken>()("NickTaken", { nick: Schema.String, room: Schema.String }) {}
+
+const Member = Schema.String // `<node>/<member id>`: unique across the cluster
+
+/** The room entity. */
+export const ChatRoom = Entity.make("ChatRoom", [
+  Rpc.make("Join", { payload: { member: Member, nick: Schema.String }, success: Schema.String, error: NickTaken, stream: true }),
+  Rpc.make("Say", { payload: { member: Member, text: Schema.String } }),
+  Rpc.make("Nick", { payload: { member: Member, nick: Schema.String }, error: NickTaken }),
+  Rpc.make("Who", { payload: { member: Member }, success: Schema.Array(Schema.String) }),
+  Rpc.make("Leave", { payload: { member: Member, quit: Schema.Boolean } })
+])
+
+/** The first line of every join stream: which runner hosts the room (not shown to the member). */
+const HOST = "\u0000host "
+
+/** Rooms this node hosts right now (for `/_status`). */
+export class Hosted {
+  readonly rooms = new Set<string>()
+}
+
+/**
+ * The room entity's behaviour, registered on this node: rooms whose shards
+ * this node owns run here. `outboxSize`: lines a member may have waiting in
+ * the room before it is dropped as too slow.
+ */
+export const entityLayer = (options: { readonly outboxSize: number; readonly hosted: Hosted }) =>
+  ChatRoom.toLayer(
+    Effect.gen(function*() {
+      const address = yield* Entity.CurrentAddress
+      const runner = yield* Entity.CurrentRunnerAddress
+      const name = address.entityId
+      const members = new Map<string, { nick: string; readonly queue: Queue.Queue<string, import("effect").Cause.Done> }>()
+      options.hosted.rooms.add(name)
+      yield* Effect.addFinalizer(() => Effect.sync(() => options.hosted.rooms.delete(name)))
+
+      const broadcast = (line: string, except?: string) => {
+        const slow: Array<string> = []
+        for (const [key, m] of members) if (key !== except && !Queue.offerUnsafe(m.queue, line)) slow.push(key)
+        for (const key of slow) {
+          const m = members.get(key)!
+          members.delete(key)
+          Queue.endUnsafe(m.queue) // the member's node sees its stream end without a Leave: too slow
+          broadcast(`*** ${m.nick} was disconnected (too slow)`)
+        }
+      }
+      const taken = (nick: string, except: string) => [...members].some(([key, m]) => key !== except && m.nick === nick)
+
+      return ChatRoom.of({
+        Join: ({ payload }) =>
+          Effect.gen(function*() {
+            if (taken(payload.nick, payload.member)) return yield* Effect.fail(new NickTaken({ nick: payload.nick, room: name }))
+            const queue = yield* Queue.dropping<string, import("effect").Cause.Done>(options.outboxSize)
+            Queue.offerUnsafe(queue, `${HOST}${runner.host}:${runner.port}`)
+            members.set(payload.member, { nick: payload.nick, queue })
+            broadcast(`*** ${payload.nick} joined #${name}`)
+            return Stream.fromQueue(queue).pipe(
+              // the member's node went away (or interrupted the stream) without leaving: it quit
+              Stream.ensuring(Effect.sync(() => {
+                const m = members.get(payload.member)
+                if (m === undefined || m.queue !== queue) return
+                members.delete(payload.member)
+                broadcast(`*** ${m.nick} quit`)
+              }))
+            )
+          }).pipe(Stream.unwrap),
+        Say: ({ payload }) =>
+          Effect.sync(() => {
+            const m = members.get(payload.member)
+            if (m !== undefined) broadcast(`<${m.nick}> ${payload.text}`, payload.member)
+          }),
+        Nick: ({ payload }) =>
+          Effect.suspend(() => {
+            const m = members.get(payload.member)
+            if (m === undefined) return Effect.void
+            if (taken(payload.nick, payload.member)) return Effect.fail(new NickTaken({ nick: payload.nick, room: name }))
+            const old = m.nick
+            m.nick = payload.nick
+            broadcast(`*** ${old} is now known as ${payload.nick}`)
+            return Effect.void
+          }),
+        Who: () => Effect.sync(() => [...members.values()].map((m) => m.nick)),
+        Leave: ({ payload }) =>
+          Effect.sync(() => {
+            const m = members.get(payload.member)
+            if (m === undefined) return
+            members.delete(payload.member)
+            if (!payload.quit) Queue.offerUnsafe(m.queue, `*** you left #${name}`)
+            Queue.endUnsafe(m.queue)
+            broadcast(payload.quit ? `*** ${m.nick} quit` : `*** ${m.nick} left #${name}`)
+          })
+      })
+    }),
+    // a member's join stream stays open while it is in the room: every request runs at once
+    { concurrency: "unbounded" }
+  )
+
+/** How members reach the rooms. */
+export interface ClusterRoomsOptions {
+  /** This node's name in member keys (its runner address): member ids are unique per node. */
+  readonly node: string
+  readonly hosted: Hosted
+  /** How long a Say, Nick or Who may take (a room moving to another node) before the member is told it failed. Default 15 s. */
+  readonly requestTimeout?: Duration.Input
+}
+
+/** A `RoomDirectory` whose rooms are `ChatRoom` entities of the cluster. */
+export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDirectory, never, Sharding.Sharding> =>
+  Effect.gen(function*() {
+    const clientFor = yield* ChatRoom.client
+    const timeout = options.requestTimeout ?? "15 seconds"
+    const describe = (e: unknown) => (e as { _tag?: string })._tag ?? String(e)
+
+    const join = (member: Rooms.Member, name: string): Effect.Effect<Rooms.JoinResult, never, Scope.Scope> =>
+      Effect.gen(function*() {
+        const room = clientFor(name)
+        const key = `${options.node}/${member.id}`
+        const first = yield* Deferred.make<void, string>()
+        let host: string | undefined
+        let leaving = false
+        const onLine = (line: string) =>
+          Effect.sync(() => {
+            if (line.startsWith(HOST)) {
+              const at = line.slice(HOST.length)
+              if (host !== undefined && host !== at) {
+                member.send(`*** #${name} moved to ${at} (the node hosting it was lost); lines sent meanwhile may not have reached everyone`)
+              }
+              host = at
+              Deferred.doneUnsafe(first, Exit.void)
+              return
+            }
+            if (!member.send(line)) member.kick("you are not reading fast enough")
+          })
+        const stream = yield* room.Join({ member: key, nick: member.nick }).pipe(
+          Stream.runForEach(onLine),
+          Effect.matchCauseEffect({
+            onSuccess: () =>
+              Effect.sync(() => {
+                // the room ended the stream without a leave: it dropped this member as too slow
+                if (!leaving) member.kick("you are not reading fast enough")
+              }),
+            onFailure: (cause) =>
+              Effect.sync(() => {
+                const error = cause.reasons.find((r) => r._tag === "Fail")
+                const reason = error?._tag === "Fail" && error.error instanceof NickTaken
+                  ? Rooms.nickTaken(member.nick, name)
+                  : `#${name} is not reachable (${error?._tag === "Fail" ? describe(error.error) : "interrupted"})`
+                if (!Deferred.doneUnsafe(first, Exit.fail(reason)) && !leaving) member.kick(reason)
+              })
+          }),
+          Effect.forkScoped
+        )
+        const joined = yield* Effect.exit(Deferred.await(first))
+        if (Exit.isFailure(joined)) {
+          const reason = joined.cause.reasons.find((r) => r._tag === "Fail")
+          return { _tag: "Refused", reason: reason?._tag === "Fail" ? reason.error : `#${name} is not reachable` } as const
+        }
+        /** A request to the room: on failure or timeout the member gets an error line (`what`); returns whether it went through. */
+        const request = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
+          effect.pipe(
+            Effect.timeout(timeout),
+            Effect.map(Option.some),
+            Effect.catch((e) =>
+              Effect.sync(() => {
+                if (e instanceof NickTaken) member.send(`*** error: ${Rooms.nickTaken(e.nick, name)}`)
+                else member.send(`*** error: ${what} (#${name}: ${describe(e)}); send it again`)
+                return Option.none<A>()
+              })
+            )
+          )
+        const session: Rooms.RoomSession = {
+          name,
+          say: (text) => Effect.asVoid(request("your line was not delivered", room.Say({ member: key, text }))),
+          nick: (nick) =>
+            request("the nick was not changed", room.Nick({ member: key, nick })).pipe(
+              Effect.map((done) => {
+                if (Option.isSome(done)) member.nick = nick
+                return Option.isSome(done)
+              })
+            ),
+          who: request("/who got no answer", room.Who({ member: key })).pipe(
+            Effect.flatMap((nicks) => Effect.sync(() => Option.isSome(nicks) && member.send(`*** in #${name}: ${nicks.value.join(" ")}`)))
+          ),
+          // the room's last lines for this member (its "you left") arrive before leave returns
+          leave: (quit) =>
+            Effect.gen(function*() {
+              leaving = true
+              yield* Effect.ignore(room.Leave({ member: key, quit }).pipe(Effect.timeout(timeout)))
+              const done = yield* Fiber.await(stream).pipe(Effect.timeoutOption(Duration.seconds(5)))
+              if (Option.isNone(done)) yield* Fiber.interrupt(stream)
+            })
+        }
+        return { _tag: "Joined", session } as const
+      })
+
+    return { join, names: () => [...options.hosted.rooms] }
+  })
