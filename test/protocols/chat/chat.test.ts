@@ -1,8 +1,10 @@
 /**
  * Chat through the testkit: a model-based property test (fc.commands) with
- * several clients joining, parting, talking and quitting — every client sees
- * exactly the lines the model says, in order — plus line limits and a stalled
- * member being disconnected while the room goes on.
+ * several clients joining, parting, renaming (nicks unique per room), talking
+ * and quitting — every client sees exactly the lines the model says, in
+ * order — run against the single-node rooms and against cluster rooms
+ * (effect/cluster's TestRunner, members on two nodes); plus line limits and a
+ * stalled member being disconnected while the room goes on.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, type Scope } from "effect"
@@ -16,6 +18,7 @@ import { settle } from "../../../src/testkit/Script.ts"
 
 interface Model {
   room: Array<string | undefined>
+  nicks: Array<string>
   quit: Array<boolean>
   expected: Array<Array<string>>
 }
@@ -62,17 +65,35 @@ const join = (i: number, room: string) =>
     if (old === room) return
     if (old !== undefined) {
       m.expected[i]!.push(`*** you left #${old}`)
-      for (const j of others(m, old, i)) m.expected[j]!.push(`*** ${nick(i)} left #${old}`)
+      for (const j of others(m, old, i)) m.expected[j]!.push(`*** ${m.nicks[i]} left #${old}`)
+    }
+    if (others(m, room, i).some((j) => m.nicks[j] === m.nicks[i])) {
+      m.room[i] = undefined
+      return void m.expected[i]!.push(`*** error: the nick ${m.nicks[i]} is taken in #${room}; choose another with /nick`)
     }
     m.room[i] = room
-    for (const j of [...others(m, room, i), i].sort((a, b) => a - b)) m.expected[j]!.push(`*** ${nick(i)} joined #${room}`)
+    for (const j of [...others(m, room, i), i].sort((a, b) => a - b)) m.expected[j]!.push(`*** ${m.nicks[i]} joined #${room}`)
   }, `/join ${room}`, i)
+
+const rename = (i: number, to: string) =>
+  command(`/nick ${to}`, (m) => !m.quit[i], (m) => {
+    const room = m.room[i]
+    if (room === undefined) {
+      m.nicks[i] = to
+      return void m.expected[i]!.push(`*** you are now ${to}`)
+    }
+    if (others(m, room, i).some((j) => m.nicks[j] === to)) {
+      return void m.expected[i]!.push(`*** error: the nick ${to} is taken in #${room}; choose another with /nick`)
+    }
+    for (const j of [...others(m, room, i), i].sort((a, b) => a - b)) m.expected[j]!.push(`*** ${m.nicks[i]} is now known as ${to}`)
+    m.nicks[i] = to
+  }, `/nick ${to}`, i)
 
 const say = (i: number, text: string) =>
   command(`say ${text}`, (m) => !m.quit[i], (m) => {
     const room = m.room[i]
     if (room === undefined) m.expected[i]!.push("*** join a room first: /join ROOM")
-    else for (const j of others(m, room, i)) m.expected[j]!.push(`<${nick(i)}> ${text}`)
+    else for (const j of others(m, room, i)) m.expected[j]!.push(`<${m.nicks[i]}> ${text}`)
   }, text, i)
 
 const part = (i: number) =>
@@ -80,14 +101,14 @@ const part = (i: number) =>
     const room = m.room[i]
     if (room === undefined) return void m.expected[i]!.push("*** you are not in a room")
     m.expected[i]!.push(`*** you left #${room}`)
-    for (const j of others(m, room, i)) m.expected[j]!.push(`*** ${nick(i)} left #${room}`)
+    for (const j of others(m, room, i)) m.expected[j]!.push(`*** ${m.nicks[i]} left #${room}`)
     m.room[i] = undefined
   }, "/part", i)
 
 const quit = (i: number) =>
   command("/quit", (m) => !m.quit[i], (m) => {
     const room = m.room[i]
-    if (room !== undefined) for (const j of others(m, room, i)) m.expected[j]!.push(`*** ${nick(i)} quit`)
+    if (room !== undefined) for (const j of others(m, room, i)) m.expected[j]!.push(`*** ${m.nicks[i]} quit`)
     m.expected[i]!.push("*** bye")
     m.quit[i] = true
     m.room[i] = undefined
@@ -99,7 +120,9 @@ const commands = fc.commands([
   fc.tuple(client, fc.constantFrom("red", "blue")).map(([i, r]) => join(i, r)),
   fc.tuple(client, fc.constantFrom("hi", "hello there", "ünïcödé ✓")).map(([i, t]) => say(i, t)),
   client.map(part),
-  client.map(quit)
+  client.map(quit),
+  // a few nicks, so that two members of a room try to share one
+  fc.tuple(client, fc.constantFrom("c0", "c1", "zed")).map(([i, to]) => rename(i, to))
 ], { size: "+1" })
 
 /** The chat's connection handlers: client i connects to handler i mod n (one per node for the cluster). */
@@ -147,7 +170,7 @@ const setup = (chats: Chats) => Effect.gen(function*() {
   const real: Real = { clients, received, progress: () => bytes }
   for (let i = 0; i < CLIENTS; i++) yield* send(real, i, `/nick ${nick(i)}`)
   for (const lines of received) lines.length = 0 // drop the welcome and nick lines
-  const model: Model = { room: Array(CLIENTS).fill(undefined), quit: Array(CLIENTS).fill(false), expected: received.map(() => []) }
+  const model: Model = { room: Array(CLIENTS).fill(undefined), nicks: Array.from({ length: CLIENTS }, (_, i) => nick(i)), quit: Array(CLIENTS).fill(false), expected: received.map(() => []) }
   return { model, real }
 })
 
