@@ -20,7 +20,9 @@ import * as Exec from "../protocols/exec.ts"
 import * as Router from "../protocols/http/Router.ts"
 import * as HttpServer from "../protocols/http/Server.ts"
 import * as StaticFiles from "../protocols/http/StaticFiles.ts"
+import type * as Rooms from "../protocols/chat/Rooms.ts"
 import * as ChatBridge from "./ChatBridge.ts"
+import * as ClusterMode from "./ClusterMode.ts"
 import * as Offload from "./Offload.ts"
 import { Pbkdf2Jobs, type Pbkdf2Pool, threadEntry } from "./Pbkdf2Jobs.ts"
 import * as Pbkdf2Route from "./Pbkdf2Route.ts"
@@ -55,6 +57,8 @@ interface Deps {
   /** The process's offload pool (`/api/pbkdf2`); undefined with `offload.threads: 0`. */
   readonly offload: Pbkdf2Pool | undefined
   readonly options: StartOptions
+  /** In cluster mode: the cluster's rooms, which every chat service of this node joins. */
+  readonly clusterRooms: Rooms.RoomDirectory | undefined
 }
 
 /** How a process runs its table. */
@@ -171,7 +175,7 @@ export const startService = (service: ServiceTable.Service, deps: Deps): Effect.
         return yield* listen(service.protocol === "echo" ? Echo.handler : Daytime.handler)
       }
       case "chat": {
-        const chat = yield* Chat.make(defined({ maxLineLength: service.maxLineLength, outboxSize: service.outboxSize, maxRooms: service.maxRooms }))
+        const chat = yield* Chat.make(defined({ maxLineLength: service.maxLineLength, outboxSize: service.outboxSize, maxRooms: service.maxRooms, rooms: deps.clusterRooms }))
         deps.chats.set(service.name, chat)
         yield* Effect.addFinalizer(() => Effect.sync(() => {
           if (deps.chats.get(service.name) === chat) deps.chats.delete(service.name)
@@ -259,8 +263,10 @@ export const start = (
       },
       depth: () => access.writer.depth()
     }
-    // before the supervisor: the pool closes after every service drained (a request in flight keeps its thread)
+    // before the supervisor: the pool closes after every service drained (a request in flight keeps its thread),
+    // and the node leaves the cluster after its chat services stopped
     const offload = yield* startOffload(table)
+    const cluster = yield* ClusterMode.start(table)
     const root = yield* Supervisor.make({ name: "root", strategy: "one-for-one", maxRestarts: 5, period: "10 seconds" }, [])
     const running = new Map<string, { readonly config: ServiceTable.Service; readonly entry: Status.ServiceEntry }>()
     let current = table
@@ -268,6 +274,7 @@ export const start = (
     const status: Status.StatusSource = {
       startedAt: Date.now(),
       offload: () => offload?.stats(),
+      ...(cluster !== undefined ? { cluster: cluster.status } : {}),
       ...(options.server !== undefined ? { server: options.server } : {}),
       services: order,
       supervisor: () => root.children,
@@ -285,7 +292,7 @@ export const start = (
       return socket
     }
     const chats = new Map<string, Chat.ChatServer>()
-    const deps = (): Deps => ({ table: current, accessLog, status, socketFor, chats, offload, options })
+    const deps = (): Deps => ({ table: current, accessLog, status, socketFor, chats, offload, options, clusterRooms: cluster?.rooms })
     /** The supervisor child id of each running service: its name, then name~N for later generations (hand-over reloads). */
     const childIds = new Map<string, string>()
     let generation = 1

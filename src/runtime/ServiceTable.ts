@@ -100,6 +100,15 @@ export const Table = Schema.Struct({
   portSharing: Schema.optional(Schema.Literals(["round-robin", "reuse-port"])),
   /** The primary's restart intensity for workers (OTP): more than maxRestarts crashes within period stops fiberd. Default 5 in 10 seconds. */
   workerRestarts: Schema.optional(Schema.Struct({ maxRestarts: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), period: Duration })),
+  /**
+   * Cluster mode: this node joins a cluster of fiberd nodes whose chat rooms are effect/cluster entities,
+   * listening for the other runners on `runnerAddress`, with runners, shard locks and messages in PostgreSQL.
+   */
+  cluster: Schema.optional(Schema.Struct({
+    runnerAddress: Schema.String,
+    postgres: Schema.String,
+    shardLockExpiration: Schema.optional(Duration)
+  })),
   /** The CPU offload pool of each process (worker threads); threads 0 turns it off. Default 1 thread. */
   offload: Schema.optional(Schema.Struct({ threads: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), maxQueued: Schema.optional(PositiveInt) }))
 })
@@ -138,6 +147,15 @@ export const parseListen = (listen: string, transport: "tcp" | "udp" | "unix"): 
 const crossCheck = (table: Table): Array<{ path: string; message: string }> => {
   const problems: Array<{ path: string; message: string }> = []
   const seen = new Set<string>()
+  if (table.cluster !== undefined) {
+    const runner = parseListen(table.cluster.runnerAddress, "tcp")
+    if (typeof runner === "string" || runner._tag !== "inet" || runner.port === 0) {
+      problems.push({ path: jsonPath(["cluster", "runnerAddress"]), message: "Expected the host:port other nodes reach this one at (not port 0)" })
+    }
+    if (!/^postgres(ql)?:\/\//.test(table.cluster.postgres)) {
+      problems.push({ path: jsonPath(["cluster", "postgres"]), message: "Expected a PostgreSQL URL such as postgres://user@127.0.0.1:5432/fiberd" })
+    }
+  }
   table.services.forEach((s, i) => {
     const at = (key: string) => jsonPath(["services", i, key])
     if (seen.has(s.name)) problems.push({ path: at("name"), message: `Expected a unique name, "${s.name}" is used twice` })

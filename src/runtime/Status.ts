@@ -11,6 +11,7 @@ import type { LogWriterStats } from "../actors/LogWriter.ts"
 import type { ListenerCounters } from "../io/ListenerStats.ts"
 import type { TlsConfigError } from "../io/Tls.ts"
 import type { Request } from "../protocols/http/Request.ts"
+import type { ClusterStatus } from "./ClusterMode.ts"
 import type { OffloadStats } from "./Offload.ts"
 import * as ServerStatus from "./ServerStatus.ts"
 import type { ProcessSnapshot, ServerView } from "./WorkerProtocol.ts"
@@ -37,6 +38,8 @@ export interface StatusSource {
   readonly logs: () => { readonly access: LogWriterStats; readonly error: LogWriterStats }
   /** The offload pool's counters, when the process has one. */
   readonly offload?: () => OffloadStats | undefined
+  /** In cluster mode: this node's runner, the shards it owns and the rooms it hosts. */
+  readonly cluster?: Effect.Effect<ClusterStatus>
   /** In a prefork worker: the whole server (every process), asked of the primary. The pages then show it. */
   readonly server?: () => Effect.Effect<ServerView>
 }
@@ -52,6 +55,7 @@ export const snapshot = (source: StatusSource) =>
     const restarts = new Map(children.map((c) => [c.id, c.restarts]))
     const logs = source.logs()
     const offload = source.offload?.()
+    const cluster = source.cluster === undefined ? undefined : yield* source.cluster
     return {
       uptimeSeconds: Math.round((Date.now() - source.startedAt) / 1000),
       services: source.services().map((s) => ({
@@ -75,6 +79,7 @@ export const snapshot = (source: StatusSource) =>
       })),
       supervisor: children,
       ...(offload !== undefined ? { offload } : {}),
+      ...(cluster !== undefined ? { cluster } : {}),
       logs: {
         access: { written: logs.access.written, dropped: logs.access.dropped, writeErrors: logs.access.writeErrors },
         error: { written: logs.error.written, dropped: logs.error.dropped, writeErrors: logs.error.writeErrors }

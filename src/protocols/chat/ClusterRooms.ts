@@ -12,8 +12,10 @@
  *
  * When the node hosting a room dies, the cluster moves its shard to a
  * surviving node (after the shard lock expires) and re-sends the members'
- * joins there: the new room is rebuilt from those joins (membership and
- * nicks; nothing else is kept), and each member gets
+ * joins there; when a shard moves for another reason (a node joined and the
+ * shards were rebalanced) the room is stopped and each member's node joins it
+ * again where it now lives. Either way the new room is rebuilt from those
+ * joins (membership and nicks; nothing else is kept), and each member gets
  * `*** #room moved to <runner> ...` (the host marker changed). A line whose
  * Say had not been answered is re-sent too (it reaches the members that have
  * rejoined by then); a Say that does not complete within `sayTimeout` tells
@@ -158,25 +160,28 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
             }
             if (!member.send(line)) member.kick("you are not reading fast enough")
           })
-        const stream = yield* room.Join({ member: key, nick: member.nick }).pipe(
-          Stream.runForEach(onLine),
-          Effect.matchCauseEffect({
-            onSuccess: () =>
-              Effect.sync(() => {
-                // the room ended the stream without a leave: it dropped this member as too slow
-                if (!leaving) member.kick("you are not reading fast enough")
-              }),
-            onFailure: (cause) =>
-              Effect.sync(() => {
-                const error = cause.reasons.find((r) => r._tag === "Fail")
-                const reason = error?._tag === "Fail" && error.error instanceof NickTaken
-                  ? Rooms.nickTaken(member.nick, name)
-                  : `#${name} is not reachable (${error?._tag === "Fail" ? describe(error.error) : "interrupted"})`
-                if (!Deferred.doneUnsafe(first, Exit.fail(reason)) && !leaving) member.kick(reason)
-              })
-          }),
-          Effect.forkScoped
-        )
+        /**
+         * The member's join stream, joined again when it breaks: the room's node was lost, or its shard
+         * moved to another node (a node joined, or left) and the room was stopped there. A refusal
+         * (nick taken) or a stream the room ended (this member too slow) ends the membership.
+         */
+        const stream = yield* Effect.gen(function*() {
+          let attempt = 0
+          while (true) {
+            const exit = yield* Effect.exit(room.Join({ member: key, nick: member.nick }).pipe(Stream.runForEach((line) => {
+              attempt = 0
+              return onLine(line)
+            })))
+            if (leaving) return
+            if (Exit.isSuccess(exit)) return member.kick("you are not reading fast enough")
+            const error = exit.cause.reasons.find((r) => r._tag === "Fail")
+            const refused = error?._tag === "Fail" && error.error instanceof NickTaken
+            const reason = refused ? Rooms.nickTaken(member.nick, name) : `#${name} is not reachable (${error?._tag === "Fail" ? describe(error.error) : "its node went away"})`
+            if (Deferred.doneUnsafe(first, Exit.fail(reason))) return // the first join failed: refused
+            if (refused || ++attempt > 30) return member.kick(reason)
+            yield* Effect.sleep(Duration.millis(Math.min(2000, 50 * 2 ** attempt)))
+          }
+        }).pipe(Effect.forkScoped)
         const joined = yield* Effect.exit(Deferred.await(first))
         if (Exit.isFailure(joined)) {
           const reason = joined.cause.reasons.find((r) => r._tag === "Fail")

@@ -1,0 +1,83 @@
+/**
+ * Cluster mode (the table's `cluster` key): this node joins an effect/cluster
+ * of fiberd nodes whose chat rooms are `ChatRoom` entities. Runners talk over
+ * TCP sockets (`NodeClusterSocket`, this node listening on `runnerAddress`);
+ * runner registrations, shard locks and messages are stored in PostgreSQL
+ * (`@effect/sql-pg`); runner health is checked by ping.
+ *
+ * Failover time is the shard-lock expiry: a dead node's shards are taken over
+ * once its locks expire (fiberd's default 5 s, refreshed every second, where
+ * effect/cluster's default is 35 s). Shorter means faster failover but more
+ * lock traffic to PostgreSQL, and a node stalled longer than the expiry (a
+ * long GC pause, a frozen VM) loses its shards while it still runs them.
+ */
+import { NodeClusterSocket } from "@effect/platform-node"
+import { PgClient } from "@effect/sql-pg"
+import { Context, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
+import { RunnerAddress, Sharding, ShardId } from "effect/cluster"
+import * as ClusterRooms from "../protocols/chat/ClusterRooms.ts"
+import type * as Rooms from "../protocols/chat/Rooms.ts"
+import { StartError } from "./Runtime.ts"
+import * as ServiceTable from "./ServiceTable.ts"
+
+/** What `/_status` shows of the cluster. */
+export interface ClusterStatus {
+  readonly runner: string
+  /** Shards of the default group this node owns now (of `shardsPerGroup`). */
+  readonly shards: number
+  readonly shardsPerGroup: number
+  /** Rooms whose entity runs on this node. */
+  readonly rooms: ReadonlyArray<string>
+}
+
+/** A node of the cluster: its room directory and its status. */
+export interface ClusterNode {
+  readonly rooms: Rooms.RoomDirectory
+  readonly status: Effect.Effect<ClusterStatus>
+}
+
+const SHARDS_PER_GROUP = 300
+
+/** Joins the cluster the table describes (undefined without a `cluster` key); leaves it when the scope closes. */
+export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | undefined, StartError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const cluster = table.cluster
+    if (cluster === undefined) return undefined
+    const address = ServiceTable.parseListen(cluster.runnerAddress, "tcp")
+    if (typeof address === "string" || address._tag !== "inet") {
+      return yield* Effect.fail(new StartError({ service: "cluster", reason: `runnerAddress: expected host:port, got ${cluster.runnerAddress}` }))
+    }
+    const runner = `${address.host}:${address.port}`
+    const hosted = new ClusterRooms.Hosted()
+    const outboxSize = table.services.find((s) => s.protocol === "chat")?.outboxSize ?? 256
+    const expiry = ServiceTable.toDuration(cluster.shardLockExpiration) ?? Duration.seconds(5)
+    const layer = ClusterRooms.entityLayer({ outboxSize, hosted }).pipe(
+      Layer.provideMerge(NodeClusterSocket.layer({
+        storage: "sql",
+        runnerHealth: "ping",
+        shardingConfig: {
+          runnerAddress: Option.some(RunnerAddress.make(address.host, address.port)),
+          shardsPerGroup: SHARDS_PER_GROUP,
+          shardLockExpiration: expiry,
+          shardLockRefreshInterval: Duration.min(Duration.seconds(1), Duration.divideUnsafe(expiry, 3))
+        }
+      })),
+      Layer.provide(PgClient.layer({ url: Redacted.make(cluster.postgres), applicationName: `fiberd ${runner}` }))
+    )
+    const context = yield* Layer.build(layer).pipe(
+      Effect.mapError((e) => new StartError({ service: "cluster", reason: `cannot join the cluster at ${runner}: ${describe(e)}` }))
+    )
+    const sharding = Context.get(context, Sharding.Sharding)
+    const rooms = yield* ClusterRooms.make({ node: runner, hosted }).pipe(Effect.provide(context))
+    const status = Effect.sync((): ClusterStatus => {
+      let shards = 0
+      for (let i = 1; i <= SHARDS_PER_GROUP; i++) if (sharding.hasShardId(ShardId.make("default", i))) shards++
+      return { runner, shards, shardsPerGroup: SHARDS_PER_GROUP, rooms: [...hosted.rooms] }
+    })
+    return { rooms, status }
+  })
+
+const describe = (e: unknown): string => {
+  const error = e as { message?: string; reason?: { message?: string }; cause?: { message?: string } }
+  return error.reason?.message ?? error.cause?.message ?? error.message ?? String(e)
+}
