@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
  * each figure with its ratio to the baseline measured in the same run.
- * Suites: echo timeouts idle actors http https websocket metrics slowloris prefork offload killworker roll logfunnel soak.
+ * Suites: echo timeouts idle actors http https websocket metrics slowloris prefork offload killworker roll logfunnel cluster soak.
  * Options: --rounds N (default 3), --seconds S (default 10), --rows TEXT (HTTP rows whose name
  * contains TEXT, e.g. "c=100" or "pipeline").
  */
@@ -9,6 +9,7 @@ import * as Os from "node:os"
 import * as Actors from "./actors.ts"
 import * as Echo from "./echo.ts"
 import * as Http from "./http.ts"
+import * as Cluster from "./cluster.ts"
 import * as LogFunnel from "./logFunnel.ts"
 import * as MetricsCost from "./metricsCost.ts"
 import * as Prefork from "./prefork.ts"
@@ -116,6 +117,10 @@ if (wanted("logfunnel")) {
 if (wanted("roll")) {
   console.log(`\nSIGHUP roll of 2 workers under wrk -c100 (issue 13): target zero failed requests`)
   await Prefork.rollUnderLoad(Math.max(seconds, 10))
+}
+if (wanted("cluster")) {
+  console.log(`\ncluster chat (issue 14): the fiberd program, 3 nodes on loopback sharing a throwaway PostgreSQL`)
+  await Cluster.run()
 }
 if (wanted("soak")) {
   const minutes = flag("minutes", 10)
