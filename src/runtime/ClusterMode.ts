@@ -13,7 +13,7 @@
  */
 import { NodeCrypto, NodeSocket, NodeSocketServer } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
-import { Context, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
 import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardId, ShardingConfig, SocketRunner, SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
@@ -62,8 +62,11 @@ export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | un
       })),
       Layer.provide(PgClient.layer({ url: Redacted.make(cluster.postgres), applicationName: `fiberd ${runner}` }))
     )
+    // a PostgreSQL that cannot be reached fails some of these layers as defects: every way is a StartError (exit 1)
     const context = yield* Layer.build(layer).pipe(
-      Effect.mapError((e) => new StartError({ service: "cluster", reason: `cannot join the cluster at ${runner}: ${describe(e)}` }))
+      Effect.catchCause((cause) =>
+        Effect.fail(new StartError({ service: "cluster", reason: `cannot join the cluster at ${runner}: ${describe(Cause.squash(cause))}` }))
+      )
     )
     const sharding = Context.get(context, Sharding.Sharding)
     const rooms = yield* ClusterRooms.make({ node: runner, hosted }).pipe(Effect.provide(context))
@@ -109,7 +112,14 @@ const runnerLayer = (host: string, port: number, config: Partial<ShardingConfig.
   )
 }
 
+/** An error and its causes, as one line ("PgConnection: Failed to connect: connect ECONNREFUSED 127.0.0.1:5432"). */
 const describe = (e: unknown): string => {
-  const error = e as { message?: string; reason?: { message?: string }; cause?: { message?: string } }
-  return error.reason?.message ?? error.cause?.message ?? error.message ?? String(e)
+  const messages: Array<string> = []
+  for (let at: unknown = e, depth = 0; at !== undefined && at !== null && depth < 6; depth++) {
+    const error = at as { message?: unknown; reason?: unknown; cause?: unknown }
+    const message = typeof error.message === "string" ? error.message : typeof at === "string" ? at : undefined
+    if (message !== undefined && message.length > 0 && !messages.some((m) => m.includes(message))) messages.push(message)
+    at = error.reason ?? error.cause
+  }
+  return messages.join(": ") || String(e)
 }

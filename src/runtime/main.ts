@@ -164,6 +164,8 @@ if (cluster.isWorker) {
 
   NodeRuntime.runMain(main, {
     disableErrorReporting: false,
-    teardown: (_exit, onExit) => onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
+    // a defect that escaped (a bug) must not look like a clean exit
+    teardown: (exit, onExit) =>
+      onExit(typeof process.exitCode === "number" ? process.exitCode : exit._tag === "Failure" && !exit.cause.reasons.every((r) => r._tag === "Interrupt") ? 1 : 0)
   })
 }

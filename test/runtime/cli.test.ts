@@ -143,6 +143,19 @@ describe("CLI", () => {
     assert.strictEqual(Cli.override(ServiceTable.defaults, Cli.toArgs({ config: Option.none(), workers: Option.some("3") }, Os.tmpdir())).workers, 3)
   })
 
+  it("cluster: runnerAddress must be host:port (not 0), postgres a PostgreSQL URL; an unreachable PostgreSQL exits 1 naming it", async () => {
+    assert.strictEqual(problems({ ...ServiceTable.defaults, cluster: { runnerAddress: "127.0.0.1:7400", postgres: "postgres://u@127.0.0.1:5432/db", shardLockExpiration: "5 seconds" } }), "ok")
+    const text = problems({ services: [], cluster: { runnerAddress: "127.0.0.1:0", postgres: "mysql://x" } })
+    assert.include(text, "t.json: $.cluster.runnerAddress: Expected the host:port other nodes reach this one at (not port 0)")
+    assert.include(text, "t.json: $.cluster.postgres: Expected a PostgreSQL URL")
+    const closed = await freePort()
+    const file = write({ services: [{ name: "chat", protocol: "chat", listen: "127.0.0.1:0" }], cluster: { runnerAddress: `127.0.0.1:${await freePort()}`, postgres: `postgres://fiberd@127.0.0.1:${closed}/x` } })
+    const result = await runOnce(["--config", file])
+    assert.strictEqual(result.code, 1)
+    assert.include(result.stderr, `fiberd: cluster: cannot join the cluster at 127.0.0.1:`)
+    assert.include(result.stderr, `ECONNREFUSED 127.0.0.1:${closed}`)
+  })
+
   it("bad --workers and --port-sharing values exit 2 with a message", async () => {
     const zero = await runOnce(["--workers", "0"])
     assert.strictEqual(zero.code, 2)
