@@ -40,11 +40,12 @@ export interface ClusterNode {
 
 const SHARDS_PER_GROUP = 300
 
-/** Joins the cluster the table describes (undefined without a `cluster` key); leaves it when the scope closes. */
+/** Joins the cluster the table describes (undefined without a `cluster` key or a chat service); leaves it when the scope closes. */
 export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | undefined, StartError, Scope.Scope> =>
   Effect.gen(function*() {
     const cluster = table.cluster
-    if (cluster === undefined) return undefined
+    // the cluster holds chat rooms: a process without a chat service (a prefork worker) does not join it
+    if (cluster === undefined || !table.services.some((s) => s.protocol === "chat")) return undefined
     const address = ServiceTable.parseListen(cluster.runnerAddress, "tcp")
     if (typeof address === "string" || address._tag !== "inet") {
       return yield* Effect.fail(new StartError({ service: "cluster", reason: `runnerAddress: expected host:port, got ${cluster.runnerAddress}` }))

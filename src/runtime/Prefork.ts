@@ -16,7 +16,8 @@
  * - UDP: in every worker, reading the one socket the primary binds (the
  *   cluster shares the handle; datagram services are stateless).
  * - chat: in the primary, so a room is one room for the whole server (and
- *   outlives worker rolls); a worker's WebSocket `/chat` bridges to it.
+ *   outlives worker rolls); a worker's WebSocket `/chat` bridges to it. In
+ *   cluster mode the primary is the node's cluster runner.
  * Ports given as 0 are resolved once by the primary, so every worker and
  * every later generation listens on the same port.
  *
@@ -66,6 +67,12 @@ export interface PreforkOptions {
 /** Worker count from the table: a number, or "auto" for one per CPU. */
 export const workerCount = (table: ServiceTable.Table, cpus: number): number =>
   table.workers === "auto" ? Math.max(1, cpus) : table.workers ?? 1
+
+/** The table without its `cluster` key. */
+const withoutCluster = (t: ServiceTable.Table): ServiceTable.Table => {
+  const { cluster: _, ...rest } = t
+  return rest
+}
 
 /** Services that keep state for the whole server and so run in the primary. */
 const runsInPrimary = (s: ServiceTable.Service) => s.protocol === "chat"
@@ -150,7 +157,8 @@ export const run = (
     let table = yield* resolvePorts(initial, resolved)
     const split = (t: ServiceTable.Table) => ({
       primary: { ...t, services: t.services.filter(runsInPrimary) },
-      workers: { ...t, services: t.services.filter((s) => !runsInPrimary(s)) },
+      // the cluster (chat rooms) is joined by the primary, which runs the chat: a worker never joins it
+      workers: { ...withoutCluster(t), services: t.services.filter((s) => !runsInPrimary(s)) },
       chats: Object.fromEntries(t.services.filter(runsInPrimary).map((s) => [s.name, s.listen]))
     })
 

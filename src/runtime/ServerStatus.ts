@@ -43,7 +43,7 @@ const sumDeep = (objects: ReadonlyArray<unknown>): unknown => {
   return present[0]
 }
 
-const statusOf = (p: ProcessView) => p.snapshot?.status as { services?: Array<Row>; logs?: unknown; offload?: unknown } | undefined
+const statusOf = (p: ProcessView) => p.snapshot?.status as { services?: Array<Row>; logs?: unknown; offload?: unknown; cluster?: unknown } | undefined
 
 /** The whole-server status document. */
 export const document = (view: ServerView) => {
@@ -64,7 +64,9 @@ export const document = (view: ServerView) => {
     })),
     services: sumByName(answered.flatMap((p) => statusOf(p)?.services ?? [])),
     logs: sumDeep(answered.map((p) => statusOf(p)?.logs)),
-    ...(answered.some((p) => statusOf(p)?.offload !== undefined) ? { offload: sumDeep(answered.map((p) => statusOf(p)?.offload)) } : {})
+    ...(answered.some((p) => statusOf(p)?.offload !== undefined) ? { offload: sumDeep(answered.map((p) => statusOf(p)?.offload)) } : {}),
+    // in cluster mode the primary is the node's runner (it runs the chat)
+    ...(primary !== undefined && statusOf(primary)?.cluster !== undefined ? { cluster: statusOf(primary)!.cluster } : {})
   }
 }
 
