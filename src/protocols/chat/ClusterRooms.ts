@@ -167,7 +167,7 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
          */
         const stream = yield* Effect.gen(function*() {
           let attempt = 0
-          while (true) {
+          while (!leaving) {
             const exit = yield* Effect.exit(room.Join({ member: key, nick: member.nick }).pipe(Stream.runForEach((line) => {
               attempt = 0
               return onLine(line)
@@ -182,10 +182,13 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
             yield* Effect.sleep(Duration.millis(Math.min(2000, 50 * 2 ** attempt)))
           }
         }).pipe(Effect.forkScoped)
-        const joined = yield* Effect.exit(Deferred.await(first))
+        // a room that does not answer the join in time (no node can host it now) refuses it
+        const joined = yield* Effect.exit(Deferred.await(first).pipe(Effect.timeout(timeout)))
         if (Exit.isFailure(joined)) {
+          leaving = true
+          yield* Fiber.interrupt(stream)
           const reason = joined.cause.reasons.find((r) => r._tag === "Fail")
-          return { _tag: "Refused", reason: reason?._tag === "Fail" ? reason.error : `#${name} is not reachable` } as const
+          return { _tag: "Refused", reason: reason?._tag === "Fail" && typeof reason.error === "string" ? reason.error : `#${name} is not reachable; try again` } as const
         }
         /** A request to the room: on failure or timeout the member gets an error line (`what`); returns whether it went through. */
         const request = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
