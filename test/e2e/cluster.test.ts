@@ -86,8 +86,9 @@ const member = async (node: ServerProcess, nick: string) => {
     nick,
     lines,
     send: (line: string) => socket.write(line + "\r\n"),
-    sees: (pattern: string | RegExp, ms?: number) =>
-      waitUntil(() => lines.some((l) => (typeof pattern === "string" ? l.includes(pattern) : pattern.test(l))), String(pattern), ms),
+    /** Resolves when a line from index `from` on matches. */
+    sees: (pattern: string | RegExp, ms?: number, from = 0) =>
+      waitUntil(() => lines.slice(from).some((l) => (typeof pattern === "string" ? l.includes(pattern) : pattern.test(l))), String(pattern), ms),
     closed: () => waitUntil(() => closed, "the connection to close"),
     destroy: () => socket.destroy()
   }
@@ -157,7 +158,14 @@ describe("cluster mode", () => {
     while (mine.cluster.shards === 0 && Date.now() < deadline) mine = await status(restarted)
     assert.isAbove(mine.cluster.shards, 0, "the restarted node owns shards again")
     const back = await member(restarted, "dee")
-    back.send("/join lobby")
+    // while the shards settle on the restarted node a join may find no node for the room yet: it is refused
+    // with "try again" (never left hanging), and the member tries again
+    for (let attempt = 0; attempt < 4 && !back.lines.some((l) => l.includes("dee joined #lobby")); attempt++) {
+      const seen = back.lines.length
+      back.send("/join lobby")
+      await back.sees(/dee joined #lobby|is not reachable; try again/, 60_000, seen)
+      if (back.lines.slice(seen).some((l) => l.includes("dee joined #lobby"))) break
+    }
     await back.sees("dee joined #lobby")
     // /who until the room lists everyone: the survivors may still be joining the room where it lives now
     const everyone = ["dee", ...survivors.map((m) => m.nick)]
