@@ -4,7 +4,8 @@
  * each other's lines in order per sender; `kill -9` of the node hosting the
  * room: its member is disconnected, the others get a notice, the room moves
  * to a surviving node and lines sent after the move reach everyone; the
- * killed node restarts and rejoins. `/_status` shows each node's runner,
+ * killed node restarts and rejoins. A WebSocket member (Node's WebSocket)
+ * meets the TCP members in the same cluster room. `/_status` shows each node's runner,
  * shards and hosted rooms.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -33,7 +34,7 @@ const freePort = () =>
 
 const table = (runnerPort: number) => ({
   services: [
-    { name: "web", protocol: "http", listen: "127.0.0.1:0" },
+    { name: "web", protocol: "http", listen: "127.0.0.1:0", chat: "chat" },
     { name: "chat", protocol: "chat", listen: "127.0.0.1:0" }
   ],
   accessLog: { path: "access.log" },
@@ -129,6 +130,30 @@ describe("cluster mode", () => {
         assert.deepStrictEqual(order, ["1", "2", "3"], `${m.nick} sees ${other.nick}'s lines in order`)
       }
     }
+    // a WebSocket member (Node's WebSocket, on another node's http service) is in the same cluster room
+    const ws = new WebSocket(`ws://127.0.0.1:${nodes[1]!.port("web")}/chat`)
+    const wsLines: Array<string> = []
+    const wsWaiters: Array<() => void> = []
+    ws.addEventListener("message", (e) => {
+      wsLines.push(String(e.data))
+      wsWaiters.splice(0).forEach((w) => w())
+    })
+    const wsSees = (text: string) =>
+      new Promise<void>((resolve) => {
+        const check = () => (wsLines.some((l) => l.includes(text)) ? resolve() : wsWaiters.push(check))
+        check()
+      })
+    await new Promise((r) => ws.addEventListener("open", r))
+    ws.send("/nick web")
+    ws.send("/join lobby")
+    await wsSees("web joined #lobby")
+    for (const m of members) await m.sees("web joined #lobby")
+    ws.send("hello from a browser")
+    for (const m of members) await m.sees("<web> hello from a browser")
+    members[2]!.send("hello web")
+    await wsSees("<cid> hello web")
+    ws.close()
+    for (const m of members) await m.sees("web quit")
     members[0]!.send("/who")
     await members[0]!.sees(/^\*\*\* in #lobby: (?=.*ann)(?=.*bob)(?=.*cid)/)
 
