@@ -59,7 +59,11 @@ export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | un
         runnerAddress: Option.some(RunnerAddress.make(address.host, address.port)),
         shardsPerGroup: SHARDS_PER_GROUP,
         shardLockExpiration: expiry,
-        shardLockRefreshInterval: Duration.min(Duration.seconds(1), Duration.divideUnsafe(expiry, 3))
+        shardLockRefreshInterval: Duration.min(Duration.seconds(1), Duration.divideUnsafe(expiry, 3)),
+        // a room moving away (shards rebalanced when a node joins) has members' join streams that never end on
+        // their own: waiting effect/cluster's default 15 s for them held the shard, and every join to the room,
+        // that long. After 1 s they are interrupted and the members' nodes join the room where it lives now.
+        entityTerminationTimeout: Duration.seconds(1)
       })),
       Layer.provide(PgClient.layer({ url: Redacted.make(cluster.postgres), applicationName: `fiberd ${runner}` }))
     )
