@@ -16,7 +16,8 @@
  * shards were rebalanced) the room is stopped and each member's node joins it
  * again where it now lives. Either way the new room is rebuilt from those
  * joins (membership and nicks; nothing else is kept), and each member gets
- * `*** #room moved to <runner> ...` (the host marker changed). A line whose
+ * `*** #room moved to <runner> (its node left, or the cluster rebalanced) ...`
+ * (the host marker changed). A line whose
  * Say had not been answered is re-sent too (it reaches the members that have
  * rejoined by then); a Say that does not complete within `sayTimeout` tells
  * its sender `*** error: ... not delivered`, so no line is lost silently.
@@ -152,7 +153,7 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
             if (line.startsWith(HOST)) {
               const at = line.slice(HOST.length)
               if (host !== undefined && host !== at) {
-                member.send(`*** #${name} moved to ${at} (the node hosting it was lost); lines sent meanwhile may not have reached everyone`)
+                member.send(`*** #${name} moved to ${at} (its node left, or the cluster rebalanced); lines sent meanwhile may not have reached everyone`)
               }
               host = at
               Deferred.doneUnsafe(first, Exit.void)
