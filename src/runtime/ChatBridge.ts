@@ -14,11 +14,10 @@ import * as ServiceTable from "./ServiceTable.ts"
 /** Lines waiting for the WebSocket before the TCP side is paused. */
 const HIGH_WATER = 256
 
-/** Where to connect for a chat service's listen address: a wildcard host means this machine's loopback. */
-const target = (listen: string, transport: "tcp" | "unix"): Net.NetConnectOpts => {
-  const address = ServiceTable.parseListen(listen, transport)
-  if (typeof address === "string") return { path: listen }
-  if (address._tag === "unix") return { path: address.path }
+/** Where to connect for a chat service's listen address (not host:port: a Unix socket path); a wildcard host means this machine's loopback. */
+const target = (listen: string): Net.NetConnectOpts => {
+  const address = ServiceTable.parseListen(listen, "tcp")
+  if (typeof address === "string" || address._tag === "unix") return { path: listen }
   const host = address.host === "0.0.0.0" ? "127.0.0.1" : address.host === "::" ? "::1" : address.host
   return { host, port: address.port }
 }
@@ -36,9 +35,9 @@ const connect = (options: Net.NetConnectOpts) =>
   })
 
 /** The route handler for `GET /chat` when the chat service `listen`s in another process. */
-export const bridge = (listen: string, transport: "tcp" | "unix" = "tcp") => (socket: WebSocket.WebSocket): Effect.Effect<void> =>
+export const bridge = (listen: string) => (socket: WebSocket.WebSocket): Effect.Effect<void> =>
   Effect.gen(function*() {
-    const tcp = yield* Effect.acquireRelease(connect(target(listen, transport)), (s) => Effect.sync(() => s.destroy()))
+    const tcp = yield* Effect.acquireRelease(connect(target(listen)), (s) => Effect.sync(() => s.destroy()))
     const lines = yield* Queue.unbounded<string, Cause.Done>()
     let pending = ""
     tcp.setEncoding("utf8")

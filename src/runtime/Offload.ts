@@ -149,12 +149,8 @@ export const make = <Rpcs extends Rpc.Any>(
           return Effect.fail(new OffloadBusy({ pool: name, admitted: stats.inFlight }))
         }
         stats.inFlight++
-        const retries = runOptions?.retries ?? 0
-        const attempt = once(job)
-        const guarded = retries > 0
-          ? attempt.pipe(Effect.retry({ times: retries, while: (e) => (e as { _tag?: string })._tag === "OffloadCrashed" }))
-          : attempt
-        return guarded.pipe(
+        return once(job).pipe(
+          Effect.retry({ times: runOptions?.retries ?? 0, while: (e) => (e as { _tag?: string })._tag === "OffloadCrashed" }),
           Effect.onExit((exit) =>
             Effect.sync(() => {
               stats.inFlight--

@@ -36,7 +36,7 @@ import * as Runtime from "./Runtime.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 import * as Status from "./Status.ts"
 import type { PortSharing, ProcessSnapshot, ProcessView, ServerView, ServiceLine, ToPrimary, ToWorker } from "./WorkerProtocol.ts"
-import { isMessage } from "./WorkerProtocol.ts"
+import { isMessage, makeAsks, serviceLine } from "./WorkerProtocol.ts"
 
 /** A worker process ended without being asked to. */
 export class WorkerExited extends Data.TaggedError("WorkerExited")<{
@@ -170,18 +170,10 @@ export const run = (
     const restarts = new Map<number, number>()
     let stopping = false
     const run = yield* FiberSet.makeRuntime<never, void, never>()
-    const pending = new Map<number, Deferred.Deferred<ProcessSnapshot>>()
-    let nextId = 0
+    const snapshots = makeAsks<ProcessSnapshot>()
     const drainWait = Duration.sum(Duration.fromInputUnsafe(ServiceTable.toDuration(table.drainTimeout) ?? "10 seconds"), Duration.seconds(5))
 
-    const snapshotOf = (p: Process) =>
-      Effect.gen(function*() {
-        const id = ++nextId
-        const answer = yield* Deferred.make<ProcessSnapshot>()
-        pending.set(id, answer)
-        send(p.worker, { type: "fiberd:snapshot?", id })
-        return yield* Deferred.await(answer).pipe(Effect.timeoutOption("2 seconds"), Effect.ensuring(Effect.sync(() => pending.delete(id))))
-      })
+    const snapshotOf = (p: Process) => snapshots.ask((id) => send(p.worker, { type: "fiberd:snapshot?", id }), "2 seconds")
 
     const primarySnapshot: Effect.Effect<ProcessSnapshot> = primaryRuntime !== undefined
       ? Status.processSnapshot(primaryRuntime.status)
@@ -222,11 +214,9 @@ export const run = (
         case "fiberd:failed":
           Deferred.doneUnsafe(p.ready, Exit.fail(m.message))
           return
-        case "fiberd:snapshot": {
-          const answer = pending.get(m.id)
-          if (answer !== undefined) Deferred.doneUnsafe(answer, Exit.succeed(m.snapshot))
+        case "fiberd:snapshot":
+          snapshots.answer(m.id, m.snapshot)
           return
-        }
         case "fiberd:view?":
           run(Effect.flatMap(view, (v) => Effect.sync(() => send(p.worker, { type: "fiberd:view", id: m.id, view: v }))))
           return
@@ -328,7 +318,7 @@ export const run = (
     // the first workers start together (a roll replaces them one at a time)
     const slots = Array.from({ length: options.workers }, (_, i) => i + 1)
     const lines = (yield* Effect.forEach(slots, (slot) => launch(slot, table), { concurrency: "unbounded" }))[0]!
-    const primaryLines = primaryRuntime?.services().map((s) => ({ name: s.name, protocol: s.protocol, transport: s.transport, address: s.address })) ?? []
+    const primaryLines = primaryRuntime?.services().map(serviceLine) ?? []
     const byName = new Map([...lines, ...primaryLines].map((l) => [l.name, l]))
     yield* printed(table.services.map((s) => byName.get(s.name)).filter((l) => l !== undefined))
 

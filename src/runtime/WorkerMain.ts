@@ -7,12 +7,12 @@
  * SIGHUP are the primary's to act on (it rolls the workers on SIGHUP).
  * A service that cannot start is reported to the primary; the worker exits 1.
  */
-import { Deferred, Effect, Exit, FiberSet } from "effect"
+import { Effect, FiberSet } from "effect"
 import * as ErrorLog from "../actors/ErrorLog.ts"
 import * as ErrorLogConfig from "./ErrorLogConfig.ts"
 import * as Runtime from "./Runtime.ts"
 import * as Status from "./Status.ts"
-import { isMessage, type ServerView, type ToPrimary, type ToWorker } from "./WorkerProtocol.ts"
+import { isMessage, makeAsks, type ServerView, serviceLine, type ToPrimary, type ToWorker } from "./WorkerProtocol.ts"
 
 type Start = Extract<ToWorker, { type: "fiberd:start" }>
 
@@ -37,17 +37,12 @@ const serve = (start: Start) =>
   Effect.gen(function*() {
     const errorLog = yield* ErrorLog.ErrorLog
     const run = yield* FiberSet.makeRuntime<never, void, never>()
-    const views = new Map<number, Deferred.Deferred<ServerView>>()
-    let nextId = 0
+    const views = makeAsks<ServerView>()
     let status: Status.StatusSource | undefined
     /** The whole server, from the primary; this process alone if the primary does not answer in 3 s. */
     const server = () =>
       Effect.gen(function*() {
-        const id = ++nextId
-        const answer = yield* Deferred.make<ServerView>()
-        views.set(id, answer)
-        tell({ type: "fiberd:view?", id })
-        const view = yield* Deferred.await(answer).pipe(Effect.timeoutOption("3 seconds"), Effect.ensuring(Effect.sync(() => views.delete(id))))
+        const view = yield* views.ask((id) => tell({ type: "fiberd:view?", id }), "3 seconds")
         if (view._tag === "Some") return view.value
         const own = yield* Status.processSnapshot(status!)
         return { portSharing: start.portSharing, processes: [{ name: String(start.slot), pid: process.pid, uptimeSeconds: Math.round(process.uptime()), restarts: 0, snapshot: own }] }
@@ -66,19 +61,14 @@ const serve = (start: Start) =>
         case "fiberd:snapshot?":
           run(Effect.flatMap(Status.processSnapshot(running.status), (snapshot) => Effect.sync(() => tell({ type: "fiberd:snapshot", id: message.id, snapshot }))))
           return
-        case "fiberd:view": {
-          const answer = views.get(message.id)
-          if (answer !== undefined) Deferred.doneUnsafe(answer, Exit.succeed(message.view))
-          return
-        }
-        case "fiberd:reopen":
-          run(Effect.andThen(errorLog.reopen, running.reopenLogs))
+        case "fiberd:view":
+          views.answer(message.id, message.view)
           return
       }
     }
     process.on("message", onMessage)
     yield* Effect.addFinalizer(() => Effect.sync(() => process.off("message", onMessage)))
-    tell({ type: "fiberd:ready", services: running.services().map((s) => ({ name: s.name, protocol: s.protocol, transport: s.transport, address: s.address })) })
+    tell({ type: "fiberd:ready", services: running.services().map(serviceLine) })
     return yield* Effect.never
   }).pipe(
     Effect.catchTag("StartError", (e) =>

@@ -4,6 +4,7 @@
  * Every message has a `fiberd:` type, so nothing else on the channel (Node's
  * own cluster messages) is mistaken for one.
  */
+import { Deferred, type Duration, Effect, Exit, type Option } from "effect"
 import type * as ServiceTable from "./ServiceTable.ts"
 
 /** How workers share a TCP port. */
@@ -16,6 +17,9 @@ export interface ServiceLine {
   readonly transport: string
   readonly address: string
 }
+
+/** A running service's line (what the program prints for it). */
+export const serviceLine = (s: ServiceLine): ServiceLine => ({ name: s.name, protocol: s.protocol, transport: s.transport, address: s.address })
 
 /** One process's view of itself: its status document (see `Status.snapshot`) and its metrics (Prometheus text). */
 export interface ProcessSnapshot {
@@ -46,7 +50,6 @@ export type ToWorker =
   | { readonly type: "fiberd:start"; readonly slot: number; readonly table: ServiceTable.Table; readonly portSharing: PortSharing; readonly chats: Record<string, string> }
   | { readonly type: "fiberd:snapshot?"; readonly id: number }
   | { readonly type: "fiberd:view"; readonly id: number; readonly view: ServerView }
-  | { readonly type: "fiberd:reopen" }
 
 /** Worker → primary. */
 export type ToPrimary =
@@ -60,3 +63,27 @@ export type ToPrimary =
 /** True for a fiberd message (of either direction). */
 export const isMessage = (m: unknown): m is { readonly type: `fiberd:${string}` } =>
   typeof m === "object" && m !== null && typeof (m as { type?: unknown }).type === "string" && (m as { type: string }).type.startsWith("fiberd:")
+
+/**
+ * Questions over the IPC channel, matched to their answers by id: `ask`
+ * sends with a fresh id and waits for `answer` with that id (None after
+ * `timeout`: the other side is busy or gone).
+ */
+export const makeAsks = <A>() => {
+  const pending = new Map<number, Deferred.Deferred<A>>()
+  let nextId = 0
+  return {
+    ask: (send: (id: number) => void, timeout: Duration.Input): Effect.Effect<Option.Option<A>> =>
+      Effect.gen(function*() {
+        const id = ++nextId
+        const answer = yield* Deferred.make<A>()
+        pending.set(id, answer)
+        send(id)
+        return yield* Deferred.await(answer).pipe(Effect.timeoutOption(timeout), Effect.ensuring(Effect.sync(() => pending.delete(id))))
+      }),
+    answer: (id: number, value: A): void => {
+      const waiting = pending.get(id)
+      if (waiting !== undefined) Deferred.doneUnsafe(waiting, Exit.succeed(value))
+    }
+  }
+}

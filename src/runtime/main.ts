@@ -23,6 +23,7 @@ import * as ErrorLogConfig from "./ErrorLogConfig.ts"
 import * as Prefork from "./Prefork.ts"
 import * as Runtime from "./Runtime.ts"
 import * as WorkerMain from "./WorkerMain.ts"
+import type { ServiceLine } from "./WorkerProtocol.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 
 const packageJson = JSON.parse(Fs.readFileSync(Path.resolve(import.meta.dirname, "../../package.json"), "utf8")) as {
@@ -38,6 +39,9 @@ const fail = (code: number) => (error: { readonly message: string }) =>
   Console.error(`fiberd: ${error.message}`).pipe(Effect.andThen(Effect.sync(() => {
     process.exitCode = code
   })))
+
+/** The line each listening service gets on stdout: `name protocol/transport address` (tests and scripts read it). */
+const printService = (s: ServiceLine) => Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
 
 /** Runs until interrupted; SIGHUP reopens the logs and, with a table file, reloads it. */
 const serve = (args: Cli.Args) =>
@@ -59,10 +63,10 @@ const serve = (args: Cli.Args) =>
         reload: args.config === undefined ? undefined : loadTable(args),
         errorLogStats: () => errorLog.stats,
         reopenErrorLog: errorLog.reopen
-      }, Queue.take(hups), (lines) => Effect.forEach(lines, (s) => Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`), { discard: true }))
+      }, Queue.take(hups), (lines) => Effect.forEach(lines, printService, { discard: true }))
     }
     const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats })
-    for (const s of running.services()) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
+    for (const s of running.services()) yield* printService(s)
     yield* Effect.forever(Effect.gen(function*() {
       yield* Queue.take(hups)
       yield* errorLog.reopen
@@ -77,7 +81,7 @@ const serve = (args: Cli.Args) =>
       }
       const report = yield* running.reload(next.success)
       yield* Effect.logInfo(`SIGHUP: table reloaded`, report)
-      for (const s of running.services()) if (report.started.includes(s.name)) yield* Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
+      for (const s of running.services()) if (report.started.includes(s.name)) yield* printService(s)
     }))
   }).pipe(
     Effect.scoped,

@@ -4,7 +4,8 @@
  * log; UDP, Unix-socket and chat services; whole-server /_status and
  * /metrics; a worker killed with SIGKILL is replaced; crashes beyond the
  * restart intensity stop fiberd (exit 1); SIGHUP rolls the workers under a
- * hammering client with no failed request; SIGTERM drains all and exits 0.
+ * hammering client with no failed request and a rotated access log is
+ * opened afresh; SIGTERM drains all and exits 0.
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
@@ -255,6 +256,8 @@ describe("prefork workers", () => {
       const check = () => (ok > 200 ? resolve() : setImmediate(check))
       check()
     })
+    // log rotation: the file is moved away, then SIGHUP; the new workers open a fresh access.log
+    Fs.renameSync(Path.join(server.dir, "access.log"), Path.join(server.dir, "access.log.1"))
     server.child.kill("SIGHUP")
     await server.waitFor("SIGHUP: 2 workers rolled", 30_000)
     const atRoll = ok
@@ -271,6 +274,8 @@ describe("prefork workers", () => {
     const after = workersOf(await status(port)).map((w) => w.pid)
     assert.strictEqual(after.length, 2)
     for (const pid of after) assert.notInclude(before, pid, "every worker was replaced")
+    assert.match(Fs.readFileSync(Path.join(server.dir, "access.log.1"), "utf8"), /"GET \/ HTTP\/1\.1" 200/, "the rotated file kept the lines from before")
+    await fileMatches(Path.join(server.dir, "access.log"), /"GET \/ HTTP\/1\.1" 200/)
   }, 60_000)
 
   it("SIGTERM drains every worker (a request in flight completes) and exits 0", async () => {
