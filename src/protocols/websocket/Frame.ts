@@ -1,9 +1,9 @@
 /**
- * WebSocket frames (RFC 6455 §5): an incremental parser for client frames
- * (over arbitrary chunks; masked, as clients must) and the encoder for
- * server frames (never masked). No extensions: a reserved bit set is a
- * protocol error. Control frames carry at most 125 bytes and are never
- * fragmented.
+ * WebSocket frames (RFC 6455 §5): the incremental decoder of client frames
+ * (over arbitrary chunks; masked, as clients must), which reassembles
+ * messages within their limits, and the encoder for server frames (never
+ * masked). No extensions: a reserved bit set is a protocol error. Control
+ * frames carry at most 125 bytes and are never fragmented.
  */
 
 /** Opcodes (RFC 6455 §5.2). */
@@ -16,76 +16,229 @@ export const Opcode = {
   Pong: 0xa
 } as const
 
-/** One frame from a client, its payload unmasked. */
-export interface Frame {
-  readonly fin: boolean
-  readonly opcode: number
-  readonly payload: Uint8Array
-}
-
-/** A frame that breaks the protocol: the close code to answer with (1002 protocol error, 1009 too big) and why. */
+/** A frame that breaks the protocol or a limit: the close code to answer with and why. */
 export interface FrameError {
-  readonly code: 1002 | 1009
+  /** 1002 protocol error, 1008 policy (empty fragments), 1009 too big (bytes or fragments). */
+  readonly code: 1002 | 1008 | 1009
   readonly reason: string
 }
 
-/** What the parser found at the start of the buffer. */
-export type Parsed =
-  | { readonly _tag: "Frame"; readonly frame: Frame; readonly end: number }
-  | { readonly _tag: "Incomplete" }
+/** What the decoder found next: a whole message, a control frame, or an error (the session must close). */
+export type Decoded =
+  | { readonly _tag: "Message"; readonly binary: boolean; readonly payload: Uint8Array }
+  | { readonly _tag: "Control"; readonly opcode: 0x8 | 0x9 | 0xa; readonly payload: Uint8Array }
   | { readonly _tag: "Error"; readonly error: FrameError }
 
-const INCOMPLETE: Parsed = { _tag: "Incomplete" }
-const fail = (code: 1002 | 1009, reason: string): Parsed => ({ _tag: "Error", error: { code, reason } })
+/** The decoder's limits. */
+export interface DecoderLimits {
+  /** Largest message after reassembly, in bytes; a frame header that would pass it is refused (1009) before its bytes arrive. */
+  readonly maxMessage: number
+  /** Most frames one message may come in; more is 1009. */
+  readonly maxFragments: number
+}
 
+/** Empty non-final data frames allowed in one message; more is 1008 (they cost work and carry nothing). */
+export const EMPTY_FRAGMENTS_ALLOWED = 16
+
+const EMPTY = new Uint8Array(0)
 const isControl = (opcode: number) => opcode >= 0x8
 const known = (opcode: number) => opcode <= 0x2 || (opcode >= 0x8 && opcode <= 0xa)
+const error = (code: 1002 | 1008 | 1009, reason: string): Decoded => ({ _tag: "Error", error: { code, reason } })
 
 /**
- * Parses one client frame from `buffer[start, end)`. A frame whose payload
- * would exceed `maxPayload` is refused (1009) as soon as its header is read,
- * before its bytes arrive.
+ * The incremental decoder of client frames (RFC 6455 §5), fed chunk by chunk
+ * (`push`), read event by event (`next`). It keeps no partial frame by
+ * re-copying input: a header is collected in a 14-byte scratch, and payload
+ * bytes are unmasked straight into the message they belong to, which grows
+ * geometrically (so a client that sends a byte at a time costs linear time),
+ * within `maxMessage`, and in a message's last frame never past its declared
+ * end (an unfragmented message is handed out without a final copy).
+ * Fragments share that one buffer: no object per fragment. A control frame (at most 125 bytes) has
+ * a buffer of its own, so it may arrive between fragments. Memory per
+ * decoder: the message so far (at most `maxMessage`) plus one header.
  */
-export const parse = (buffer: Uint8Array, start: number, end: number, maxPayload: number): Parsed => {
-  if (end - start < 2) return INCOMPLETE
-  const b0 = buffer[start]!
-  const b1 = buffer[start + 1]!
-  const fin = (b0 & 0x80) !== 0
-  const opcode = b0 & 0x0f
-  if ((b0 & 0x70) !== 0) return fail(1002, "reserved bits set (no extension was negotiated)")
-  if (!known(opcode)) return fail(1002, `unknown opcode ${opcode}`)
-  if ((b1 & 0x80) === 0) return fail(1002, "client frames must be masked")
-  let length = b1 & 0x7f
-  let at = start + 2
-  if (isControl(opcode)) {
-    if (!fin) return fail(1002, "control frames cannot be fragmented")
-    if (length > 125) return fail(1002, "control frames carry at most 125 bytes")
+export class FrameDecoder {
+  private readonly limits: DecoderLimits
+  private chunk: Uint8Array = EMPTY
+  private pos = 0
+  // the frame being read: its header so far, then its payload
+  private readonly header = new Uint8Array(14)
+  private headerLength = 0
+  private inPayload = false
+  private opcode = 0
+  private fin = false
+  private remaining = 0
+  private mask0 = 0
+  private mask1 = 0
+  private mask2 = 0
+  private mask3 = 0
+  /** Payload bytes of this frame unmasked so far (the mask's phase). */
+  private offset = 0
+  // the message being reassembled
+  private messageOpcode = -1
+  private message: Buffer | undefined = undefined
+  private messageLength = 0
+  private fragments = 0
+  private emptyFragments = 0
+  // the control frame being read
+  private control: Buffer | undefined = undefined
+  /** Bytes copied again when the message buffer grew (linear in the message: at most its size). */
+  regrownBytes = 0
+
+  constructor(limits: DecoderLimits) {
+    this.limits = limits
   }
-  if (length === 126) {
-    if (end - at < 2) return INCOMPLETE
-    length = (buffer[at]! << 8) | buffer[at + 1]!
-    at += 2
-  } else if (length === 127) {
-    if (end - at < 8) return INCOMPLETE
-    const high = (buffer[at]! << 24 | buffer[at + 1]! << 16 | buffer[at + 2]! << 8 | buffer[at + 3]!) >>> 0
-    const low = (buffer[at + 4]! << 24 | buffer[at + 5]! << 16 | buffer[at + 6]! << 8 | buffer[at + 7]!) >>> 0
-    if (high >= 0x80000000) return fail(1002, "the most significant bit of a 64-bit length must be 0")
-    length = high * 2 ** 32 + low
-    at += 8
+
+  /** Bytes the decoder holds of its own: the message so far (its buffer) and a control frame's. */
+  get retained(): number {
+    return (this.message?.byteLength ?? 0) + (this.control?.byteLength ?? 0)
   }
-  if (length > maxPayload) return fail(1009, `a frame of ${length} bytes is over the limit of ${maxPayload}`)
-  if (end - at < 4 + length) return INCOMPLETE
-  const mask0 = buffer[at]!
-  const mask1 = buffer[at + 1]!
-  const mask2 = buffer[at + 2]!
-  const mask3 = buffer[at + 3]!
-  at += 4
-  const payload = Buffer.allocUnsafe(length)
-  for (let i = 0; i < length; i++) {
-    const m = (i & 3) === 0 ? mask0 : (i & 3) === 1 ? mask1 : (i & 3) === 2 ? mask2 : mask3
-    payload[i] = buffer[at + i]! ^ m
+
+  /** Input bytes not looked at yet (of the current chunk). */
+  get unread(): number {
+    return this.chunk.byteLength - this.pos
   }
-  return { _tag: "Frame", frame: { fin, opcode, payload }, end: at + length }
+
+  /** Adds the next chunk; call only once `next` returned undefined (the previous chunk is used up). */
+  push(chunk: Uint8Array): void {
+    this.chunk = chunk
+    this.pos = 0
+  }
+
+  /** The next message, control frame or error; undefined when the input so far holds no more. */
+  next(): Decoded | undefined {
+    for (;;) {
+      if (!this.inPayload) {
+        const problem = this.readHeader()
+        if (problem !== undefined) return problem
+        if (!this.inPayload) return undefined
+      }
+      if (this.remaining > 0) {
+        const take = Math.min(this.remaining, this.chunk.byteLength - this.pos)
+        if (take === 0) return undefined
+        this.unmask(take)
+        if (this.remaining > 0) return undefined
+      }
+      this.inPayload = false
+      this.headerLength = 0
+      if (isControl(this.opcode)) {
+        const payload = this.control ?? EMPTY
+        this.control = undefined
+        return { _tag: "Control", opcode: this.opcode as 0x8 | 0x9 | 0xa, payload }
+      }
+      if (this.fin) {
+        const message = this.message
+        // a fragmented message may have grown past its end: one final copy to its size
+        const payload = message === undefined ? EMPTY : message.byteLength === this.messageLength ? message : Buffer.from(message.subarray(0, this.messageLength))
+        const binary = this.messageOpcode === 0x2
+        this.message = undefined
+        this.messageLength = 0
+        this.messageOpcode = -1
+        this.fragments = 0
+        this.emptyFragments = 0
+        return { _tag: "Message", binary, payload }
+      }
+    }
+  }
+
+  /** Collects header bytes; starts the payload once the header is whole. An error as soon as the bytes show it. */
+  private readHeader(): Decoded | undefined {
+    const chunk = this.chunk
+    while (this.headerLength < 2) {
+      if (this.pos >= chunk.byteLength) return undefined
+      this.header[this.headerLength++] = chunk[this.pos++]!
+    }
+    const b0 = this.header[0]!
+    const b1 = this.header[1]!
+    const opcode = b0 & 0x0f
+    const fin = (b0 & 0x80) !== 0
+    if ((b0 & 0x70) !== 0) return error(1002, "reserved bits set (no extension was negotiated)")
+    if (!known(opcode)) return error(1002, `unknown opcode ${opcode}`)
+    if ((b1 & 0x80) === 0) return error(1002, "client frames must be masked")
+    const short = b1 & 0x7f
+    if (isControl(opcode)) {
+      if (!fin) return error(1002, "control frames cannot be fragmented")
+      if (short > 125) return error(1002, "control frames carry at most 125 bytes")
+    }
+    const lengthBytes = short === 126 ? 2 : short === 127 ? 8 : 0
+    const need = 2 + lengthBytes + 4
+    while (this.headerLength < need) {
+      if (this.pos >= chunk.byteLength) return undefined
+      this.header[this.headerLength++] = chunk[this.pos++]!
+    }
+    const h = this.header
+    let length = short
+    if (short === 126) length = (h[2]! << 8) | h[3]!
+    else if (short === 127) {
+      const high = ((h[2]! << 24) | (h[3]! << 16) | (h[4]! << 8) | h[5]!) >>> 0
+      const low = ((h[6]! << 24) | (h[7]! << 16) | (h[8]! << 8) | h[9]!) >>> 0
+      if (high >= 0x80000000) return error(1002, "the most significant bit of a 64-bit length must be 0")
+      length = high * 2 ** 32 + low
+    }
+    const m = 2 + lengthBytes
+    this.mask0 = h[m]!
+    this.mask1 = h[m + 1]!
+    this.mask2 = h[m + 2]!
+    this.mask3 = h[m + 3]!
+    this.opcode = opcode
+    this.fin = fin
+    this.remaining = length
+    this.offset = 0
+    if (isControl(opcode)) {
+      if (length > 0) this.control = Buffer.allocUnsafe(length)
+    } else {
+      if (opcode === 0x0) {
+        if (this.messageOpcode === -1) return error(1002, "a continuation frame without a message")
+      } else if (this.messageOpcode !== -1) {
+        return error(1002, "a new message before the previous one was finished")
+      } else this.messageOpcode = opcode
+      const max = this.limits.maxMessage
+      if (this.messageLength + length > max) return error(1009, `a message over ${max} bytes`)
+      if (++this.fragments > this.limits.maxFragments) return error(1009, `a message in more than ${this.limits.maxFragments} frames`)
+      if (length === 0 && !fin && ++this.emptyFragments > EMPTY_FRAGMENTS_ALLOWED) {
+        return error(1008, `more than ${EMPTY_FRAGMENTS_ALLOWED} empty fragments in one message`)
+      }
+    }
+    this.inPayload = true
+    return undefined
+  }
+
+  /** Unmasks `take` payload bytes from the chunk into the control frame or the message. */
+  private unmask(take: number): void {
+    let target: Buffer
+    let at: number
+    if (isControl(this.opcode)) {
+      target = this.control!
+      at = this.offset
+    } else {
+      at = this.messageLength
+      const need = at + take
+      const capacity = this.message?.byteLength ?? 0
+      if (need > capacity) {
+        // grow geometrically; in a message's last frame never past its end, so it usually fits exactly
+        const limit = this.fin ? at + this.remaining : this.limits.maxMessage
+        const grown = Buffer.allocUnsafe(Math.min(limit, Math.max(need, capacity * 2)))
+        if (this.message !== undefined && at > 0) {
+          this.message.copy(grown, 0, 0, at)
+          this.regrownBytes += at
+        }
+        this.message = grown
+      }
+      target = this.message!
+      this.messageLength = need
+    }
+    const chunk = this.chunk
+    const from = this.pos
+    let phase = this.offset
+    const m0 = this.mask0, m1 = this.mask1, m2 = this.mask2, m3 = this.mask3
+    for (let i = 0; i < take; i++, phase++) {
+      const k = phase & 3
+      target[at + i] = chunk[from + i]! ^ (k === 0 ? m0 : k === 1 ? m1 : k === 2 ? m2 : m3)
+    }
+    this.offset = phase
+    this.pos = from + take
+    this.remaining -= take
+  }
 }
 
 /** A server frame (unmasked), FIN set unless `fin` is false. */

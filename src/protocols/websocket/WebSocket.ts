@@ -6,14 +6,15 @@
  * string, binary as bytes, fragments reassembled up to `maxMessage`; `None`
  * once closed), `send` writes one, `close` closes with a code. Pings are
  * answered; a protocol error closes with 1002, invalid UTF-8 with 1007, a
- * message over the limit with 1009, the server's drain with 1001.
+ * message over the limit (bytes or fragments) with 1009, a flood of control
+ * frames or of empty fragments with 1008, the server's drain with 1001.
  */
 import { Cause, Duration, Effect, Option } from "effect"
 import * as Crypto from "node:crypto"
 import type { Connection, ConnectionError } from "../../io/Connection.ts"
 import type { Request } from "../http/Request.ts"
 import * as Res from "../http/Response.ts"
-import { closePayload, encode, type Frame, isValidCloseCode, Opcode, parse } from "./Frame.ts"
+import { closePayload, encode, FrameDecoder, isValidCloseCode, Opcode } from "./Frame.ts"
 
 /** One message. */
 export type Message = string | Uint8Array
@@ -40,6 +41,38 @@ export interface WebSocketOptions {
    * pong): the session closes with 1001. Default 60 seconds.
    */
   readonly idleTimeout?: Duration.Input
+  /** Most frames one message may arrive in; more closes with 1009. Default 1024. */
+  readonly maxFragments?: number
+  /**
+   * Pings and pongs a client may send per second (a burst of as many is allowed); more closes with
+   * 1008, so a ping flood cannot take the loop. Default 50.
+   */
+  readonly controlFramesPerSecond?: number
+}
+
+/**
+ * A token bucket for a client's control frames: `rate` a second, bursts of `rate`.
+ * `take(now)` spends one token; false when none is left.
+ */
+export class ControlBudget {
+  private tokens: number
+  private at = 0
+  private readonly rate: number
+  constructor(rate: number) {
+    this.rate = rate
+    this.tokens = rate
+  }
+  take(now: number): boolean {
+    if (this.at === 0) this.at = now
+    const refill = ((now - this.at) / 1000) * this.rate
+    if (refill > 0) {
+      this.tokens = Math.min(this.rate, this.tokens + refill)
+      this.at = now
+    }
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
 }
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -95,18 +128,15 @@ const session = (
   request: Request,
   options: WebSocketOptions,
   handler: (socket: WebSocket) => Effect.Effect<void, unknown>
-): Effect.Effect<void, ConnectionError> => {
-  const maxMessage = options.maxMessage ?? 1024 * 1024
+): Effect.Effect<void, ConnectionError> => Effect.clockWith((clock) => {
+  const decoder = new FrameDecoder({ maxMessage: options.maxMessage ?? 1024 * 1024, maxFragments: options.maxFragments ?? 1024 })
+  decoder.push(buffered)
+  const budget = new ControlBudget(options.controlFramesPerSecond ?? 50)
   const idle = Duration.fromInputUnsafe(options.idleTimeout ?? "60 seconds")
   /** Bytes arrived since the idle watch last looked; the watch pinged and waits for an answer; the client was silent too long. */
   let heard = false
   let pinged = false
   let silent = false
-  let buffer: Uint8Array = buffered
-  let start = 0
-  let fragments: Array<Uint8Array> = []
-  let fragmentBytes = 0
-  let fragmentOpcode = -1
   let closeSent = false
   let closed = false
   const utf8 = new TextDecoder("utf-8", { fatal: true })
@@ -122,13 +152,11 @@ const session = (
   const fail = (code: number, reason: string) =>
     Effect.as(Effect.andThen(sendClose(code, reason), Effect.sync(() => (closed = true))), Option.none<Message>())
 
-  /** More bytes: true, false at the end (or when the idle watch closed a silent client). */
+  /** More bytes (handed to the decoder): true, false at the end (or when the idle watch closed a silent client). */
   const more: Effect.Effect<boolean, ConnectionError> = Effect.map(conn.readIdle, (chunk) => {
     if (Option.isNone(chunk)) return false
     heard = true
-    const rest = buffer.subarray(start)
-    buffer = rest.byteLength === 0 ? chunk.value : Buffer.concat([rest, chunk.value])
-    start = 0
+    decoder.push(chunk.value)
     return true
   })
 
@@ -153,50 +181,27 @@ const session = (
     return Effect.andThen(sendClose(1001, "idle: no answer to a ping"), Effect.andThen(Effect.sync(() => (closed = true)), conn.close))
   })))
 
-  /** A data frame: completes a message (returned) or adds a fragment (undefined). */
-  const data = (frame: Frame): Option.Option<Message> | { readonly code: 1002 | 1007 | 1009; readonly reason: string } | undefined => {
-    if (frame.opcode === Opcode.Continuation) {
-      if (fragmentOpcode === -1) return { code: 1002, reason: "a continuation frame without a message" }
-    } else if (fragmentOpcode !== -1) {
-      return { code: 1002, reason: "a new message before the previous one was finished" }
-    } else fragmentOpcode = frame.opcode
-    fragmentBytes += frame.payload.byteLength
-    if (fragmentBytes > maxMessage) return { code: 1009, reason: `a message over ${maxMessage} bytes` }
-    fragments.push(frame.payload)
-    if (!frame.fin) return undefined
-    const bytes = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments)
-    const opcode = fragmentOpcode
-    fragments = []
-    fragmentBytes = 0
-    fragmentOpcode = -1
-    if (opcode === Opcode.Binary) return Option.some(bytes)
-    try {
-      return Option.some(utf8.decode(bytes))
-    } catch {
-      return { code: 1007, reason: "a text message that is not UTF-8" }
-    }
-  }
-
   const receive: Effect.Effect<Option.Option<Message>, ConnectionError> = Effect.suspend(function loop(): Effect.Effect<Option.Option<Message>, ConnectionError> {
     if (closed) return Effect.succeed(Option.none())
-    while (true) {
-      const parsed = parse(buffer, start, buffer.byteLength, maxMessage)
-      if (parsed._tag === "Error") return fail(parsed.error.code, parsed.error.reason)
-      if (parsed._tag === "Incomplete") break
-      start = parsed.end
-      const frame = parsed.frame
-      if (frame.opcode === Opcode.Ping) return Effect.andThen(conn.write(encode(Opcode.Pong, frame.payload)), Effect.suspend(loop))
-      if (frame.opcode === Opcode.Pong) continue
-      if (frame.opcode === Opcode.Close) {
-        const code = frame.payload.byteLength >= 2 ? frame.payload[0]! * 256 + frame.payload[1]! : 1005
-        if (frame.payload.byteLength === 1 || (code !== 1005 && !isValidCloseCode(code))) return fail(1002, "an invalid close frame")
+    for (let next = decoder.next(); next !== undefined; next = decoder.next()) {
+      if (next._tag === "Error") return fail(next.error.code, next.error.reason)
+      if (next._tag === "Message") {
+        if (next.binary) return Effect.succeed(Option.some(next.payload))
+        try {
+          return Effect.succeed(Option.some(utf8.decode(next.payload)))
+        } catch {
+          return fail(1007, "a text message that is not UTF-8")
+        }
+      }
+      const payload = next.payload
+      if (next.opcode === Opcode.Close) {
+        const code = payload.byteLength >= 2 ? payload[0]! * 256 + payload[1]! : 1005
+        if (payload.byteLength === 1 || (code !== 1005 && !isValidCloseCode(code))) return fail(1002, "an invalid close frame")
         // the peer closes: answer with the same code (the closing handshake), and the session ends
         return fail(code, "")
       }
-      const message = data(frame)
-      if (message === undefined) continue
-      if (Option.isOption(message)) return Effect.succeed(message)
-      return fail(message.code, message.reason)
+      if (!budget.take(clock.currentTimeMillisUnsafe())) return fail(1008, "too many control frames")
+      if (next.opcode === Opcode.Ping) return Effect.andThen(conn.write(encode(Opcode.Pong, payload)), Effect.suspend(loop))
     }
     if (conn.isDraining()) return fail(1001, "the server is shutting down")
     // between frames the read is idle: a drain that begins while it waits ends it too (then 1001)
@@ -229,4 +234,4 @@ const session = (
     )
   )
   return Effect.scoped(Effect.andThen(Effect.forkScoped(watch), run))
-}
+})

@@ -1,13 +1,14 @@
 /**
  * fiberd's frame codec against the `ws` package as the reference (property
- * tests): frames that ws's client-side Sender makes (masked) parse, under any
- * chunking, into the same opcode, FIN and payload; frames fiberd encodes
+ * tests): frames that ws's client-side Sender makes (masked, with control
+ * frames between fragments) decode, under any chunking, into the messages and
+ * control frames ws's server-side Receiver reads; frames fiberd encodes
  * (server side) are read by ws's client-side Receiver as the same messages.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { createRequire } from "node:module"
-import { encode, Opcode, parse } from "../../../src/protocols/websocket/Frame.ts"
+import { encode, FrameDecoder, Opcode } from "../../../src/protocols/websocket/Frame.ts"
 import { Arbitraries } from "../../../src/testkit/index.ts"
 
 const ws = createRequire(import.meta.url)("ws") as {
@@ -29,28 +30,35 @@ const cut = (bytes: Buffer, at: ReadonlyArray<number>) =>
   Arbitraries.splitAt(bytes, at.map((p) => p % (bytes.byteLength + 1))).parts.map((p) => Buffer.from(p))
 
 describe("frame codec vs the ws package", () => {
-  it("ws's masked client frames, in any chunking, parse to the same frames", () => {
-    fc.assert(fc.property(fc.array(message, { minLength: 1, maxLength: 4 }), fc.array(fc.nat(5000), { maxLength: 12 }), (messages, points) => {
-      const expected: Array<string> = []
+  it("ws's masked client frames, with control frames between fragments, in any chunking, decode to what ws's server Receiver reads", () => {
+    fc.assert(fc.property(fc.array(message, { minLength: 1, maxLength: 4 }), fc.array(fc.nat(5000), { maxLength: 12 }), fc.array(fc.nat(3), { maxLength: 6 }), (messages, points, pings) => {
       const wire: Array<Buffer> = []
-      for (const m of messages) {
+      messages.forEach((m, k) => {
         m.parts.forEach((part, i) => {
           const opcode = i === 0 ? (m.binary ? Opcode.Binary : Opcode.Text) : Opcode.Continuation
           const fin = i === m.parts.length - 1
           wire.push(...ws.Sender.frame(Buffer.from(part), { fin, mask: true, opcode, readOnly: false, rsv1: false }))
-          expected.push(`${opcode}/${fin}/${Buffer.from(part).toString("hex")}`)
+          // a ping or pong between fragments (control frames may interleave, RFC 6455 §5.4)
+          if (pings[k] !== undefined && pings[k] === i) {
+            wire.push(...ws.Sender.frame(Buffer.from(`p${k}`), { fin: true, mask: true, opcode: i % 2 === 0 ? Opcode.Ping : Opcode.Pong, readOnly: false, rsv1: false }))
+          }
         })
-      }
-      let buffer = Buffer.alloc(0)
+      })
+      const expected: Array<string> = []
+      const receiver = new ws.Receiver({ isServer: true, binaryType: "nodebuffer", skipUTF8Validation: true, maxPayload: 1 << 20 })
+      receiver.on("message", (data: Buffer, isBinary: boolean) => expected.push(`${isBinary ? "binary" : "text"}/${Buffer.from(data).toString("hex")}`))
+      receiver.on("ping", (data: Buffer) => expected.push(`9/${data.toString("hex")}`))
+      receiver.on("pong", (data: Buffer) => expected.push(`10/${data.toString("hex")}`))
+      receiver.on("error", (e: Error) => assert.fail(`ws refused its own frames: ${e.message}`))
+      receiver.write(Buffer.concat(wire))
+      const decoder = new FrameDecoder({ maxMessage: 1 << 20, maxFragments: 64 })
       const got: Array<string> = []
       for (const chunk of cut(Buffer.concat(wire), points)) {
-        buffer = Buffer.concat([buffer, chunk])
-        while (true) {
-          const p = parse(buffer, 0, buffer.byteLength, 1 << 20)
-          assert.notStrictEqual(p._tag, "Error")
-          if (p._tag !== "Frame") break
-          got.push(`${p.frame.opcode}/${p.frame.fin}/${Buffer.from(p.frame.payload).toString("hex")}`)
-          buffer = buffer.subarray(p.end)
+        decoder.push(chunk)
+        for (let d = decoder.next(); d !== undefined; d = decoder.next()) {
+          assert.notStrictEqual(d._tag, "Error")
+          if (d._tag === "Message") got.push(`${d.binary ? "binary" : "text"}/${Buffer.from(d.payload).toString("hex")}`)
+          if (d._tag === "Control") got.push(`${d.opcode}/${Buffer.from(d.payload).toString("hex")}`)
         }
       }
       assert.deepStrictEqual(got, expected)

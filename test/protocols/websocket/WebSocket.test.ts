@@ -12,7 +12,7 @@ import * as Net from "node:net"
 import * as Res from "../../../src/protocols/http/Response.ts"
 import * as Router from "../../../src/protocols/http/Router.ts"
 import * as HttpServer from "../../../src/protocols/http/Server.ts"
-import { encode, encodeMasked, Opcode, parse } from "../../../src/protocols/websocket/Frame.ts"
+import { encode, encodeMasked, Opcode } from "../../../src/protocols/websocket/Frame.ts"
 import type * as WS from "../../../src/protocols/websocket/WebSocket.ts"
 
 const echo = (socket: WS.WebSocket) =>
@@ -155,6 +155,29 @@ describe("WebSocket", () => {
       }
     }).pipe(Effect.scoped))
 
+  it.live("hostile clients: 100k empty continuation frames close with 1008, a ping flood with 1008 after the burst allowance, too many fragments with 1009", () =>
+    Effect.gen(function*() {
+      const port = yield* serve
+      const empties = Buffer.concat([
+        encodeMasked(Opcode.Text, Buffer.from("x"), mask, false),
+        ...Array.from({ length: 100_000 }, () => encodeMasked(Opcode.Continuation, Buffer.alloc(0), mask, false))
+      ])
+      const a = serverFrames(yield* raw(port, [handshake("/echo"), empties]))
+      assert.deepStrictEqual(a.map((f) => f.opcode), [Opcode.Close])
+      assert.strictEqual(closeCode(a[0]!), 1008)
+      const pings = Buffer.concat(Array.from({ length: 1000 }, () => encodeMasked(Opcode.Ping, Buffer.from("p"), mask)))
+      const b = serverFrames(yield* raw(port, [handshake("/echo"), pings]))
+      const pongs = b.filter((f) => f.opcode === Opcode.Pong).length
+      assert.isAtMost(pongs, 60, "pongs before the budget ran out")
+      assert.strictEqual(b.at(-1)!.opcode, Opcode.Close)
+      assert.strictEqual(closeCode(b.at(-1)!), 1008)
+      const fragments = Buffer.concat(Array.from({ length: 1100 }, (_, i) => encodeMasked(i === 0 ? Opcode.Binary : Opcode.Continuation, Buffer.from([1]), mask, false)))
+      const c = serverFrames(yield* raw(port, [handshake("/echo"), fragments]))
+      assert.strictEqual(closeCode(c.at(-1)!), 1009)
+      // the server goes on serving
+      assert.strictEqual(yield* echoOnce(port, "/echo", "still serving"), "still serving")
+    }).pipe(Effect.scoped))
+
   it.live("handshake refusals: no Upgrade 426, wrong version 426 with Sec-WebSocket-Version, bad key 400, an upgrade on a page 426 (never 200)", () =>
     Effect.gen(function*() {
       const port = yield* serve
@@ -166,26 +189,6 @@ describe("WebSocket", () => {
       assert.strictEqual(yield* status(handshake("/echo").replace(KEY, "short")), "HTTP/1.1 400 Bad Request")
       assert.strictEqual(yield* status(handshake("/page")), "HTTP/1.1 426 Upgrade Required")
     }).pipe(Effect.scoped))
-
-  it("the frame parser: every split of a masked frame sequence parses to the same frames", () => {
-    const frames = Buffer.concat([
-      encodeMasked(Opcode.Text, Buffer.from("héllo"), mask),
-      encodeMasked(Opcode.Binary, Buffer.alloc(300, 7), mask),
-      encodeMasked(Opcode.Binary, Buffer.alloc(70_000, 9), mask)
-    ])
-    const whole: Array<string> = []
-    for (let at = 0; at < frames.byteLength;) {
-      const p = parse(frames, at, frames.byteLength, 1 << 20)
-      assert.strictEqual(p._tag, "Frame")
-      if (p._tag !== "Frame") return
-      whole.push(`${p.frame.opcode}:${p.frame.payload.byteLength}:${p.frame.payload[0]}`)
-      at = p.end
-    }
-    assert.deepStrictEqual(whole, ["1:6:104", "2:300:7", "2:70000:9"])
-    for (const cut of [1, 2, 3, 5, 8, 12, 200, 310, 1000]) {
-      assert.strictEqual(parse(frames.subarray(0, cut), 0, cut, 1 << 20)._tag, cut < 12 ? "Incomplete" : "Frame")
-    }
-  })
 })
 
 describe("WebSocket and failing routes", () => {
