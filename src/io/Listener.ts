@@ -14,6 +14,8 @@ import { Cause, Config, Context, Data, Duration, Effect, Exit, Fiber, FiberSet, 
 import type { Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
+import * as NodeTls from "node:tls"
+import { Admission, defaultHandshakesPerAddress } from "./Admission.ts"
 import { DrainSignal, type Handler, isConnectionError } from "./Connection.ts"
 import { type ListenerCounters, ListenerStats, registerMetrics } from "./ListenerStats.ts"
 import { type ConnectionOwner, NodeConnection, remoteOf } from "./NodeConnection.ts"
@@ -40,7 +42,10 @@ export interface ListenOptions {
   readonly reusePort?: boolean
   /** Kernel accept queue length. Default 511. */
   readonly backlog?: number
-  /** Connections served at once; more wait, unread, for a free slot. Default 10,000. */
+  /**
+   * Connections served at once; more wait, unread, for a free slot. A TLS connection takes its slot
+   * when accepted, so handshakes in progress count too. Default 10,000.
+   */
   readonly maxConnections?: number
   /** Connections allowed to wait for a slot; beyond that they are refused (closed) and counted. Default `backlog`. */
   readonly maxPending?: number
@@ -96,14 +101,42 @@ export class ListenSocket {
   server: Net.Server | undefined = undefined
   /** The listener accepting now (an opaque token). */
   owner: object | undefined = undefined
-  /** Where accepted connections and accept errors go: the owner's handlers. */
+  /** Where accepted connections (TCP sockets, or TLS sockets whose handshake a predecessor began) and accept errors go: the owner's handlers. */
   onConnection: ((socket: Net.Socket) => void) | undefined = undefined
   onError: ((error: NodeJS.ErrnoException) => void) | undefined = undefined
-  onTlsError: ((error: Error) => void) | undefined = undefined
-  /** The TLS side of the server, when it serves TLS (a successor replaces its certificates). */
+  /** The TLS side, when it serves TLS: accepted sockets are handed to it for their handshake (a successor replaces its certificates). */
   tls: Tls.TlsServer | undefined = undefined
-  /** TCP sockets of a TLS server that are still open (some mid-handshake): closed with the server. */
-  readonly raw = new Set<Net.Socket>()
+}
+
+/** The listener that began a TLS handshake on a TCP socket, and what it does when the handshake ends. */
+interface HandshakeOwner {
+  secure(raw: Net.Socket, socket: NodeTls.TLSSocket): void
+  failed(raw: Net.Socket, error: Error): void
+  closed(raw: Net.Socket): void
+}
+const kHandshake = Symbol.for("fiberd/handshake")
+type HandshakingSocket = Net.Socket & { [kHandshake]?: HandshakeOwner | undefined }
+/** The TCP socket under a TLS socket (node:tls keeps it as `_parent`). */
+const rawOf = (socket: NodeTls.TLSSocket): HandshakingSocket | undefined => (socket as unknown as { _parent?: HandshakingSocket })._parent
+function onHandshakeSocketClose(this: HandshakingSocket) {
+  this[kHandshake]?.closed(this)
+}
+
+/**
+ * Routes the TLS server's handshake results to the listener that began each
+ * handshake (installed once per TLS server).
+ */
+const routeHandshakes = (tls: Tls.TlsServer): void => {
+  tls.server.on("secureConnection", (socket: NodeTls.TLSSocket) => {
+    const raw = rawOf(socket)
+    const owner = raw?.[kHandshake]
+    if (owner === undefined) socket.destroy()
+    else owner.secure(raw!, socket)
+  })
+  tls.server.on("tlsClientError", (error: Error, socket: NodeTls.TLSSocket) => {
+    const raw = rawOf(socket)
+    raw?.[kHandshake]?.failed(raw, error)
+  })
 }
 
 /** The address a listener is bound to. */
@@ -262,6 +295,11 @@ export const make = <E, R>(
 
     const stats = new ListenerStats()
     const drain = new DrainSignal()
+    const admission = new Admission<Net.Socket>({
+      maxConnections,
+      maxPending,
+      maxHandshakesPerAddress: options.tls?.maxHandshakesPerAddress ?? defaultHandshakesPerAddress(maxConnections)
+    })
     const finiteOr = (d: Duration.Duration) => (Duration.isFinite(d) ? d : Duration.seconds(1))
     const timeouts = yield* Timeouts.make(
       Timeouts.resolutionFor(Duration.min(Duration.min(finiteOr(idleTimeout), finiteOr(sendTimeout)), lingerTimeout))
@@ -270,7 +308,8 @@ export const make = <E, R>(
     const runFork = Effect.runForkWith(context)
     let running = 0 // handler fibers still running
     const open = new Set<NodeConnection>()
-    const waiting: Array<Net.Socket> = []
+    /** TCP sockets of this listener in their TLS handshake. */
+    const handshakes = new Set<Net.Socket>()
     let nextId = 1
     let closing = false
     let backoffMillis = 0
@@ -318,6 +357,17 @@ export const make = <E, R>(
       ))
     }
 
+    /** Starts the connections admission lets in (each holds its slot already); a socket that died while waiting frees its slot again. */
+    const startAdmitted = (sockets: ReadonlyArray<Net.Socket>) => {
+      for (const socket of sockets) {
+        stats.pending--
+        socket.removeListener("error", ignoreError)
+        if (socket.destroyed) releaseSlot()
+        else start(socket)
+      }
+    }
+    const releaseSlot = () => startAdmitted(admission.release())
+
     const owner: ConnectionOwner = {
       onIdle: (conn) => {
         stats.idleTimeouts++
@@ -329,11 +379,12 @@ export const make = <E, R>(
         conn.fiber?.interruptUnsafe()
         stats.active--
         open.delete(conn)
-        admitWaiting()
+        releaseSlot()
       }
     }
 
-    const start = (socket: Net.Socket) => {
+    /** Runs the handler on a connection that holds a slot (a TCP socket, or a TLS socket after its handshake). */
+    const startConnection = (socket: Net.Socket) => {
       const conn = new NodeConnection({
         id: nextId++,
         socket,
@@ -361,44 +412,79 @@ export const make = <E, R>(
       })
     }
 
-    const canStart = () => !backingOff && stats.active < maxConnections
-
-    const admitWaiting = () => {
-      while (waiting.length > 0 && canStart() && !closing) {
-        const socket = waiting.shift()!
-        stats.pending--
-        if (socket.destroyed) continue
-        socket.removeListener("error", ignoreError)
-        start(socket)
+    /** The end of a handshake this listener began (done, failed or closed): its address count goes down. */
+    const handshakeOver = (raw: HandshakingSocket) => {
+      raw[kHandshake] = undefined
+      handshakes.delete(raw)
+      admission.endHandshake(raw.remoteAddress ?? "")
+      stats.tlsHandshakesPending = admission.handshakesPending
+    }
+    const handshakeOwner: HandshakeOwner = {
+      secure: (raw, socket) => {
+        handshakeOver(raw)
+        if (!closing) {
+          socket.pause() // like a plain socket, unread until its handler reads
+          socket.allowHalfOpen = true // from now on a FIN from the peer ends its side only
+          return startConnection(socket)
+        }
+        releaseSlot()
+        // began before a reload: the successor serves it (taking a slot of its own); at shutdown it is closed
+        if (shared.owner !== token && shared.onConnection !== undefined) shared.onConnection(socket)
+        else socket.destroy()
+      },
+      failed: (_raw, error) => {
+        stats.tlsHandshakeFailures++
+        report(Effect.logDebug(`TLS handshake failed: ${(error as NodeJS.ErrnoException).code ?? error.message}`))
+      },
+      closed: (raw) => {
+        handshakeOver(raw)
+        releaseSlot()
       }
     }
+
+    /** A TCP socket of a TLS listener, holding its slot: its handshake begins, unless its address has too many going. */
+    const startHandshake = (raw: HandshakingSocket) => {
+      if (!admission.beginHandshake(raw.remoteAddress ?? "")) {
+        stats.refused++
+        stats.tlsHandshakesRefused++
+        raw.destroy()
+        return releaseSlot()
+      }
+      stats.tlsHandshakesPending = admission.handshakesPending
+      raw[kHandshake] = handshakeOwner
+      handshakes.add(raw)
+      raw.once("close", onHandshakeSocketClose)
+      // during the handshake a peer that sends FIN is gone: close at once rather than at the handshake timeout
+      raw.allowHalfOpen = false
+      shared.tls!.server.emit("connection", raw)
+    }
+
+    const start = (socket: Net.Socket) =>
+      tlsOptions === undefined || socket instanceof NodeTls.TLSSocket ? startConnection(socket) : startHandshake(socket)
 
     const ignoreError = () => {}
 
     const onConnection = (socket: Net.Socket) => {
-      if (closing) {
+      const arrival = admission.arrive(socket)
+      if (arrival === "refuse-closing") {
         stats.refused++
         socket.destroy()
         return
       }
       stats.accepted++
-      if (canStart() && waiting.length === 0) return start(socket)
-      if (waiting.length >= maxPending) {
-        stats.refused++
-        socket.destroy()
-        report(Effect.logWarning(`refused a connection: ${waiting.length} already wait for a slot`))
+      if (arrival === "start") return start(socket)
+      if (arrival === "wait") {
+        stats.limited++
+        stats.pending++
+        socket.on("error", ignoreError)
         return
       }
-      stats.limited++
-      stats.pending++
-      socket.on("error", ignoreError)
-      waiting.push(socket)
+      stats.refused++
+      socket.destroy()
+      report(Effect.logWarning(`refused a connection: ${admission.waiting} already wait for a slot`))
     }
 
-    const endBackoff = () => {
-      backingOff = false
-      admitWaiting()
-    }
+    const endBackoff = () => startAdmitted(admission.setBackingOff(false))
 
     const onAcceptError = (error: NodeJS.ErrnoException) => {
       stats.acceptErrors++
@@ -409,12 +495,16 @@ export const make = <E, R>(
       }
       backoffMillis = backoffMillis === 0 ? backoffInitial : Math.min(backoffMax, backoffMillis * 2)
       backingOff = true
+      admission.setBackingOff(true)
       const count = errorsSinceLog
       errorsSinceLog = 0
       report(
         Effect.logWarning(`accept failed (${error.code ?? error.message}); pausing accepts for ${backoffMillis} ms`, {
           errors: count
-        }).pipe(Effect.andThen(Effect.sleep(Duration.millis(backoffMillis))), Effect.andThen(Effect.sync(endBackoff)))
+        }).pipe(Effect.andThen(Effect.sleep(Duration.millis(backoffMillis))), Effect.andThen(Effect.sync(() => {
+          backingOff = false
+          endBackoff()
+        })))
       )
     }
 
@@ -424,15 +514,10 @@ export const make = <E, R>(
       if (backoffMillis > 0 && !backingOff) backoffMillis = 0
       onConnection(socket)
     }
-    const onTlsError = (error: Error) => {
-      stats.tlsHandshakeFailures++
-      report(Effect.logDebug(`TLS handshake failed: ${(error as NodeJS.ErrnoException).code ?? error.message}`))
-    }
     const takeOver = Effect.sync(() => {
       shared.owner = token
       shared.onConnection = accept
       shared.onError = onAcceptError
-      shared.onTlsError = onTlsError
       if (contexts !== undefined) shared.tls?.replace(contexts)
     })
     const adopt = shared.server !== undefined && shared.server.listening
@@ -440,28 +525,15 @@ export const make = <E, R>(
       return yield* new ListenError({ service: name, address: display, code: "ETLSSWITCH", reason: "switching TLS on or off needs a restart" })
     }
     const tlsServer = adopt || contexts === undefined ? undefined : new Tls.TlsServer(tlsOptions!, contexts)
-    const server = adopt
-      ? shared.server!
-      : tlsServer?.server ?? Net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true })
+    if (tlsServer !== undefined) routeHandshakes(tlsServer)
+    // the TCP server accepts (paused) and dispatches to whichever listener owns the socket now; TLS
+    // handshakes begin only once admitted
+    const server = adopt ? shared.server! : Net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true })
     if (!adopt) {
-      // the server dispatches to whichever listener owns the socket now
-      const dispatch = (socket: Net.Socket) => {
+      server.on("connection", (socket: Net.Socket) => {
         if (shared.onConnection !== undefined) shared.onConnection(socket)
         else socket.destroy()
-      }
-      if (tlsServer === undefined) server.on("connection", dispatch)
-      else {
-        // after the handshake; paused like a plain socket until its handler reads
-        server.on("secureConnection", (socket: Net.Socket) => {
-          socket.pause()
-          dispatch(socket)
-        })
-        server.on("tlsClientError", (error: Error) => shared.onTlsError?.(error))
-        server.on("connection", (raw: Net.Socket) => {
-          shared.raw.add(raw)
-          raw.once("close", () => shared.raw.delete(raw))
-        })
-      }
+      })
     }
 
     yield* Effect.acquireRelease(
@@ -494,10 +566,9 @@ export const make = <E, R>(
         shared.owner = undefined
         shared.onConnection = undefined
         shared.onError = undefined
-        shared.onTlsError = undefined
         shared.tls = undefined
       }
-      for (const socket of waiting.splice(0)) {
+      for (const socket of admission.close()) {
         stats.refused++
         stats.pending--
         socket.destroy()
@@ -523,7 +594,7 @@ export const make = <E, R>(
       }
       for (const conn of [...open]) conn.destroy()
       // a handshake still in progress would hold server.close until the handshake timeout
-      if (owner) for (const raw of [...shared.raw]) raw.destroy()
+      for (const raw of [...handshakes]) raw.destroy()
       if (!serverClosed) {
         yield* Effect.callback<void>((resume) => {
           if (serverClosed) return resume(Effect.void)

@@ -38,11 +38,14 @@ export class ListenerStats {
   acceptErrors = 0
   /** TLS handshakes that failed or timed out (a plaintext client on a TLS port, a bad certificate...). */
   tlsHandshakeFailures = 0
-
+  /** TLS handshakes in progress now (each holds a connection slot). */
+  tlsHandshakesPending = 0
+  /** TLS connections refused because their address had `maxHandshakesPerAddress` handshakes going. */
+  tlsHandshakesRefused = 0
 }
 
 /** A listener's counters as its users see them: live, read-only (only the listener counts). */
-export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted" | "refused" | "limited" | "pending" | "bytesIn" | "bytesOut" | "readPauses" | "handlerFailures" | "idleTimeouts" | "sendTimeouts" | "acceptErrors" | "tlsHandshakeFailures">>
+export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted" | "refused" | "limited" | "pending" | "bytesIn" | "bytesOut" | "readPauses" | "handlerFailures" | "idleTimeouts" | "sendTimeouts" | "acceptErrors" | "tlsHandshakeFailures" | "tlsHandshakesPending" | "tlsHandshakesRefused">>
 
 /**
  * Registers the listener's metrics in the current metric registry until the
@@ -50,7 +53,9 @@ export type ListenerCounters = Readonly<Pick<ListenerStats, "active" | "accepted
  * `fiberd_connections_accepted_total`, `fiberd_connections_refused_total`,
  * `fiberd_connections_limited_total`, `fiberd_bytes_in_total`,
  * `fiberd_bytes_out_total`, `fiberd_read_pauses_total`, `fiberd_handler_failures_total`,
- * `fiberd_idle_timeouts_total`, `fiberd_send_timeouts_total`, `fiberd_accept_errors_total`.
+ * `fiberd_idle_timeouts_total`, `fiberd_send_timeouts_total`, `fiberd_accept_errors_total`,
+ * `fiberd_tls_handshake_failures_total`, `fiberd_tls_handshakes_pending` (gauge),
+ * `fiberd_tls_handshakes_refused_total`.
  */
 export const registerMetrics = (service: string, stats: ListenerStats): Effect.Effect<void, never, Scope.Scope> => {
   const attributes = { service }
@@ -67,6 +72,8 @@ export const registerMetrics = (service: string, stats: ListenerStats): Effect.E
     counter("fiberd_idle_timeouts_total", "connections closed idle", () => stats.idleTimeouts),
     counter("fiberd_send_timeouts_total", "connections closed because writes made no progress", () => stats.sendTimeouts),
     counter("fiberd_accept_errors_total", "accept errors", () => stats.acceptErrors),
-    counter("fiberd_tls_handshake_failures_total", "TLS handshakes that failed or timed out", () => stats.tlsHandshakeFailures)
+    counter("fiberd_tls_handshake_failures_total", "TLS handshakes that failed or timed out", () => stats.tlsHandshakeFailures),
+    Published.gauge("fiberd_tls_handshakes_pending", "TLS handshakes in progress", attributes, () => stats.tlsHandshakesPending),
+    counter("fiberd_tls_handshakes_refused_total", "TLS connections refused: too many handshakes from their address", () => stats.tlsHandshakesRefused)
   ])
 }

@@ -38,6 +38,12 @@ export interface TlsOptions extends CertFiles {
   readonly alpn?: ReadonlyArray<string>
   /** A handshake not finished in this many milliseconds is dropped. Default 10,000. */
   readonly handshakeTimeoutMillis?: number
+  /**
+   * Handshakes one peer address may have in progress at once; more are refused (closed) and counted.
+   * (Every handshake also holds one of the listener's `maxConnections` slots.) Default a quarter of
+   * `maxConnections`, at most 128.
+   */
+  readonly maxHandshakesPerAddress?: number
 }
 
 /** What a protocol may want to know about a TLS connection. */

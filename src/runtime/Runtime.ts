@@ -104,7 +104,8 @@ const tlsOptions = (service: ServiceTable.Service): Listener.ListenOptions["tls"
     requireClientCert: tls.requireClientCert,
     minVersion: tls.minVersion,
     sni: tls.sni,
-    handshakeTimeoutMillis: timeout === undefined ? undefined : Duration.toMillis(timeout)
+    handshakeTimeoutMillis: timeout === undefined ? undefined : Duration.toMillis(timeout),
+    maxHandshakesPerAddress: tls.maxHandshakesPerAddress
   })
 }
 
@@ -121,7 +122,7 @@ const addressKey = (service: ServiceTable.Service) => `${service.name} ${service
 export const startService = (service: ServiceTable.Service, deps: Deps): Effect.Effect<Status.ServiceEntry, StartError, Scope.Scope> =>
   Effect.gen(function*() {
     const transport = service.transport ?? "tcp"
-    const base = { name: service.name, protocol: service.protocol, transport }
+    const base = { name: service.name, protocol: service.protocol, transport, ...(service.tls !== undefined ? { tls: true } : {}) }
     const listen = <E>(handler: (conn: import("../io/Connection.ts").Connection) => Effect.Effect<void, E>) =>
       Listener.make(listenOptions(service, deps.table, deps.socketFor(service), deps.options.reusePort), handler).pipe(
         Effect.map((l): Status.ServiceEntry => ({ ...base, address: Listener.formatAddress(l.address), stats: l.stats, reloadTls: l.reloadTls }))

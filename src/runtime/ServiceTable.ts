@@ -37,7 +37,8 @@ const Tls = Schema.Struct({
   requireClientCert: Schema.optional(Schema.Boolean),
   minVersion: Schema.optional(Schema.Literals(["TLSv1.2", "TLSv1.3"])),
   sni: Schema.optional(Schema.Record(Schema.String, CertFiles)),
-  handshakeTimeout: Schema.optional(Duration)
+  handshakeTimeout: Schema.optional(Duration),
+  maxHandshakesPerAddress: Schema.optional(PositiveInt)
 })
 
 /** One service. Protocol options sit beside the common ones. */

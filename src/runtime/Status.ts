@@ -23,6 +23,8 @@ export interface ServiceEntry {
   readonly protocol: string
   readonly transport: string
   readonly address: string
+  /** Served over TLS. */
+  readonly tls?: boolean
   readonly stats?: ListenerCounters
   readonly udp?: { readonly received: number; readonly sent: number; readonly failures: number }
   readonly requests?: () => number
@@ -70,7 +72,14 @@ export const snapshot = (source: StatusSource) =>
             bytesIn: s.stats.bytesIn,
             bytesOut: s.stats.bytesOut,
             handlerFailures: s.stats.handlerFailures,
-            refused: s.stats.refused
+            refused: s.stats.refused,
+            ...(s.tls === true
+              ? {
+                tlsHandshakesPending: s.stats.tlsHandshakesPending,
+                tlsHandshakeFailures: s.stats.tlsHandshakeFailures,
+                tlsHandshakesRefused: s.stats.tlsHandshakesRefused
+              }
+              : {})
           }
           : {}),
         ...(s.udp !== undefined ? { datagramsIn: s.udp.received, datagramsOut: s.udp.sent, failures: s.udp.failures } : {}),
