@@ -5,10 +5,16 @@
  * line by line. `maxInstances` caps the children running at once (a
  * connection over the cap gets a busy line and is closed). The child is
  * killed when its connection ends or on shutdown, and always waited for, so
- * no zombie is left behind.
+ * no zombie is left behind. Nothing it starts outlives fiberd: each child
+ * leads a process group of its own, killed as a group (its own children
+ * too), and on Linux it is started through util-linux's `setpriv
+ * --pdeathsig KILL`, so the kernel kills it if the process that spawned it
+ * dies without running any cleanup (`kill -9` of a prefork worker).
  */
 import { Cause, Effect, Fiber, Option, Queue } from "effect"
 import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import type { Connection } from "../io/Connection.ts"
 
 /** exec options. */
@@ -30,6 +36,36 @@ export interface ExecServer {
   readonly running: () => number
   /** Children spawned since start. */
   readonly spawned: () => number
+}
+
+/** util-linux's setpriv, when this machine has it (Linux): it sets the parent-death signal, then execs the command. */
+const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => {
+  try {
+    Fs.accessSync(p, Fs.constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+})
+
+/** The program's path as execvp would find it (PATH search for a bare name), or an error saying why it cannot run. */
+const resolveProgram = async (program: string): Promise<string> => {
+  const candidates = program.includes("/") ? [program] : (process.env["PATH"] ?? "/usr/bin:/bin").split(":").filter((d) => d !== "").map((d) => Path.join(d, program))
+  for (const candidate of candidates) {
+    const ok = await Fs.promises.access(candidate, Fs.constants.X_OK).then(() => Fs.promises.stat(candidate)).then((st) => st.isFile(), () => false)
+    if (ok) return candidate
+  }
+  throw new Error(program.includes("/") ? `${program}: not an executable file` : `${program}: not found in PATH`)
+}
+
+/** Sends `signal` to the child's process group (it and whatever it started); nothing if it is gone. */
+const killGroup = (child: ChildProcess.ChildProcess, signal: NodeJS.Signals) => {
+  if (child.pid === undefined) return
+  try {
+    process.kill(-child.pid, signal)
+  } catch {
+    child.kill(signal)
+  }
 }
 
 /**
@@ -54,7 +90,16 @@ export const make = (options: ExecOptions): ExecServer => {
       running++
       spawned++
       const [program, ...args] = options.command
-      const child = ChildProcess.spawn(program!, args, { stdio: ["pipe", "pipe", "pipe"] })
+      const path = yield* Effect.promise(() => resolveProgram(program!).then((p) => p, (e: Error) => e))
+      if (path instanceof Error) {
+        running--
+        yield* Effect.logError(`${options.name}: cannot run ${options.command.join(" ")}: ${path.message}`)
+        return yield* conn.write(Buffer.from(`*** ${options.name} is unavailable\r\n`)).pipe(Effect.ignore)
+      }
+      // a process group of its own (detached), and killed by the kernel if its parent dies (setpriv)
+      const child = setpriv !== undefined
+        ? ChildProcess.spawn(setpriv, ["--pdeathsig", "KILL", "--", path, ...args], { stdio: ["pipe", "pipe", "pipe"], detached: true })
+        : ChildProcess.spawn(path, args, { stdio: ["pipe", "pipe", "pipe"], detached: true })
       let spawnError: Error | undefined
       child.once("error", (error) => {
         spawnError = error
@@ -74,8 +119,8 @@ export const make = (options: ExecOptions): ExecServer => {
       yield* Effect.addFinalizer(() =>
         Effect.gen(function*() {
           if (child.exitCode === null && child.signalCode === null && spawnError === undefined) {
-            child.kill("SIGTERM")
-            const timer = setTimeout(() => child.kill("SIGKILL"), grace)
+            killGroup(child, "SIGTERM")
+            const timer = setTimeout(() => killGroup(child, "SIGKILL"), grace)
             yield* exited
             clearTimeout(timer)
           }

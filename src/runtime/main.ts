@@ -134,9 +134,13 @@ const killChildren = () => {
   }
   for (const pid of listed.split("\n").map((p) => Number(p.trim())).filter((p) => p > 0)) {
     try {
-      process.kill(pid, "SIGKILL")
+      process.kill(-pid, "SIGKILL") // an exec child leads its own process group: it and what it started
     } catch {
-      // already gone (ps itself, a child that just exited)
+      try {
+        process.kill(pid, "SIGKILL")
+      } catch {
+        // already gone (ps itself, a child that just exited)
+      }
     }
   }
 }

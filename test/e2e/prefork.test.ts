@@ -16,6 +16,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileMatches } from "../support/files.ts"
+import { untilTrue } from "../support/until.ts"
 import { type ServerProcess, start } from "../support/serverProcess.ts"
 
 const servers: Array<ServerProcess> = []
@@ -292,5 +293,40 @@ describe("prefork workers", () => {
     assert.match(answer.body, /^[0-9a-f]{64}\n$/)
     assert.strictEqual(await server.exited, 0)
     for (const pid of workers) assert.throws(() => process.kill(pid, 0), /ESRCH/)
+  })
+
+  it("exec children die with their worker: kill -9 of the worker, then kill -9 of the primary — nothing fiberd started outlives it", async () => {
+    const marker = `${4000 + Math.floor(Math.random() * 1000)}.${process.pid}`
+    const server = await launch({ services: [{ name: "hold", protocol: "exec", listen: "127.0.0.1:0", command: ["sleep", marker] }] })
+    /** Live (not zombie) processes running `sleep <marker>`, with their parent pid. */
+    const holders = () =>
+      Fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).flatMap((d) => {
+        try {
+          if (!Fs.readFileSync(`/proc/${d}/cmdline`, "utf8").endsWith(`sleep\0${marker}\0`)) return []
+          const stat = Fs.readFileSync(`/proc/${d}/stat`, "utf8").split(") ")[1]!.split(" ")
+          return stat[0] === "Z" ? [] : [{ pid: Number(d), ppid: Number(stat[1]) }]
+        } catch {
+          return []
+        }
+      })
+    const connectAndWaitForChild = async (count: number) => {
+      const socket = Net.connect({ host: "127.0.0.1", port: server.port("hold") })
+      socket.on("error", () => {})
+      await untilTrue(() => holders().length === count, `${count} exec children running`)
+      return socket
+    }
+    await connectAndWaitForChild(1)
+    const [first] = holders()
+    const worker = first!.ppid
+    assert.include(childPids(server.child.pid!), worker, "the exec child is a worker's child")
+    process.kill(worker, "SIGKILL")
+    await untilTrue(() => holders().length === 0, "the exec child of the killed worker is gone")
+    // the worker is replaced; a new exec child; then the primary itself is killed without any cleanup
+    await untilTrue(() => childPids(server.child.pid!).length === 2, "two workers again")
+    await connectAndWaitForChild(1)
+    const workers = childPids(server.child.pid!)
+    server.child.kill("SIGKILL")
+    await untilTrue(() => holders().length === 0, "the exec child is gone after the primary was killed")
+    await untilTrue(() => workers.every((pid) => { try { process.kill(pid, 0); return false } catch { return true } }), "every worker is gone")
   })
 })
