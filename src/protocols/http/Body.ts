@@ -68,8 +68,12 @@ const enum_ = {
 type State = typeof enum_[keyof typeof enum_]
 
 const TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+"
-/** chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) (RFC 9112 §7.1.1) */
-const CHUNK_EXT = new RegExp(`^(?:[ \\t]*;[ \\t]*${TOKEN}(?:[ \\t]*=[ \\t]*(?:${TOKEN}|"(?:[^"\\\\]|\\\\.)*"))?)*[ \\t]*$`)
+/** chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) (RFC 9112 §7.1.1): whitespace only before a ";" */
+const CHUNK_EXT = new RegExp(`^(?:[ \\t]*;[ \\t]*${TOKEN}(?:[ \\t]*=[ \\t]*(?:${TOKEN}|"(?:[^"\\\\]|\\\\.)*"))?)*$`)
+
+/** tchar (RFC 9110 §5.6.2): the bytes a field name is made of. */
+const TCHAR = new Uint8Array(256)
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1
 
 const hexValue = (c: number): number =>
   c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1
@@ -85,6 +89,8 @@ export class ChunkedDecoder implements BodyDecoder {
   private remaining = 0
   private trailerBytes = 0
   private trailerLineStart = true
+  /** In a trailer line, past its colon (in the value). */
+  private trailerValue = false
   private prevCr = false
   private readonly maxBody: number
   private readonly maxChunkLine: number
@@ -184,12 +190,20 @@ export class ChunkedDecoder implements BodyDecoder {
               this.state = enum_.Done
               return { data, consumed: i - start, done: true }
             }
+            if (!this.trailerValue) return fail(400, "a trailer line without a colon")
             this.trailerLineStart = true
+            this.trailerValue = false
             break
           }
           if (this.prevCr) return fail(400, "bare CR in trailer")
-          if (c === 0 || (c < 0x20 && c !== 0x09)) return fail(400, "control character in trailer")
           if (this.trailerLineStart && (c === 0x20 || c === 0x09)) return fail(400, "obsolete line folding in trailer")
+          // field-line = field-name ":" OWS field-value OWS; a value is VCHAR, obs-text, SP and HTAB
+          if (this.trailerValue) {
+            if ((c < 0x20 && c !== 0x09) || c === 0x7f) return fail(400, "control character in trailer")
+          } else if (c === 0x3a) {
+            if (this.trailerLineStart) return fail(400, "a trailer field with an empty name")
+            this.trailerValue = true
+          } else if (TCHAR[c] !== 1) return fail(400, "invalid character in a trailer field name")
           this.trailerLineStart = false
           break
         }

@@ -56,7 +56,7 @@ describe("RFC 9112 §7.1 chunked transfer coding", () => {
   })
 
   it("RFC 9112 §7.1: chunk sizes are hex digits only: no sign, no 0x, no overflow, not empty (400)", () => {
-    for (const line of ["-5", "+5", "0x5", " 5", "", "g", "5 5", "11111111111111111", "5\n"]) {
+    for (const line of ["-5", "+5", "0x5", " 5", "", "g", "5 5", "11111111111111111", "5\n", "5 ", "5\t", "5 \t "]) {
       const r = run(new ChunkedDecoder({ maxBody: 1 << 20 }), Buffer.from(`${line}\r\nhello\r\n0\r\n\r\n`))
       assert.strictEqual(r.error, 400, JSON.stringify(line))
     }
@@ -76,6 +76,18 @@ describe("RFC 9112 §7.1 chunked transfer coding", () => {
   it("RFC 9112 §7.1.2: trailer sections are bounded and may not fold (400)", () => {
     assert.strictEqual(run(new ChunkedDecoder({ maxBody: 100 }), Buffer.from(`0\r\nX: ${"a".repeat(9000)}\r\n\r\n`)).error, 400)
     assert.strictEqual(run(new ChunkedDecoder({ maxBody: 100 }), Buffer.from("0\r\nX: a\r\n b\r\n\r\n")).error, 400)
+  })
+
+  it("RFC 9112 §7.1.2 / RFC 9110 §5: a trailer line must be a field line (token, colon, value without controls): 400 as soon as a byte shows it is not", () => {
+    for (const line of ["\x8d", "no colon", ": empty name", "Bad Name: x", "X\x8d: y", "X: a\x01b", "X: a\x7fb"]) {
+      // no blank line after it: the error must not wait for the end of the trailer section
+      const r = run(new ChunkedDecoder({ maxBody: 100 }), Buffer.from(`5\r\nhello\r\n0\r\n${line}\r\n`, "latin1"))
+      assert.strictEqual(r.error, 400, JSON.stringify(line))
+    }
+    for (const line of ["X-A: \x8d obs-text is allowed", "X:", "X:\tv", "Server-Timing: a;dur=1"]) {
+      const r = run(new ChunkedDecoder({ maxBody: 100 }), Buffer.from(`5\r\nhello\r\n0\r\n${line}\r\n\r\n`, "latin1"))
+      assert.isTrue(r.done, JSON.stringify(line))
+    }
   })
 
   it("a chunked body over the limit is 413, even when its chunk size is announced before the data", () => {

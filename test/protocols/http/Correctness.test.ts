@@ -15,6 +15,7 @@ import type { AccessEntry } from "../../../src/actors/AccessLog.ts"
 import * as AccessLog from "../../../src/actors/AccessLog.ts"
 import { FileError, statusForFileError } from "../../../src/protocols/http/BodyWriter.ts"
 import * as HttpDate from "../../../src/protocols/http/HttpDate.ts"
+import type * as Req from "../../../src/protocols/http/Request.ts"
 import * as Res from "../../../src/protocols/http/Response.ts"
 import * as Serve from "../../../src/protocols/http/Serve.ts"
 import * as StaticFiles from "../../../src/protocols/http/StaticFiles.ts"
@@ -29,7 +30,7 @@ const makeRoot = () => {
   return root
 }
 
-const exchange = (app: Serve.App, request: string, options: Serve.ServeOptions = {}) =>
+const exchange = <E>(app: Serve.App<E>, request: string, options: Serve.ServeOptions = {}) =>
   Effect.scoped(Effect.gen(function*() {
     const http = yield* Serve.make(app, options)
     const r = yield* Script.run(http.handler, [Script.send(request)], { realIo: true })
@@ -175,3 +176,15 @@ describe("RFC 9110 §5.6.7 HTTP-date and §13.1.3 If-Modified-Since", () => {
       assert.strictEqual(good.status, 304)
     }))
 })
+
+describe("hostile chunked bodies", () => {
+  it.live("an invalid trailer line or a chunk size followed by whitespace is 400 at once (not at the request timeout), whether or not the app reads the body", () =>
+    Effect.gen(function*() {
+      const reads: Serve.App<Req.BodyError> = (request) => Effect.map(request.text, (t) => Res.text(`got ${t}\n`))
+      for (const body of ["5\r\nhello\r\n0\r\n\x8d", "5 \r\nhello\r\n0\r\n\r\n"]) {
+        const r = yield* exchange(reads, `POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n${body}`, { requestTimeout: "1 hour" })
+        assert.strictEqual(r.status, 400, JSON.stringify(body))
+      }
+    }))
+})
+
