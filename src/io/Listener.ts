@@ -61,6 +61,8 @@ export interface ListenOptions {
   readonly drainTimeout?: Duration.Input
   /** After a handler ends, how long unread input is discarded waiting for the peer's FIN. Default 2 seconds. */
   readonly lingerTimeout?: Duration.Input
+  /** After a handler ends, how many bytes of unread input are discarded at most; more resets the connection. Default 256 KiB. */
+  readonly lingerBytes?: number
   /** First and longest pause of accepting after an accept error (doubling). Default 10 ms and 1 second. */
   readonly acceptBackoff?: { readonly initial?: Duration.Input; readonly max?: Duration.Input }
   /**
@@ -287,6 +289,7 @@ export const make = <E, R>(
     const backoffMax = Duration.toMillis(options.acceptBackoff?.max ?? "1 second")
     const idleMillis = Duration.toMillis(idleTimeout)
     const lingerMillis = Duration.toMillis(lingerTimeout)
+    const lingerBytes = options.lingerBytes ?? 256 * 1024
     const display = options.path ?? `${options.host ?? "127.0.0.1"}:${options.port ?? 0}`
     const tlsOptions = options.tls
     const contexts = tlsOptions === undefined ? undefined : yield* Tls.load(tlsOptions).pipe(
@@ -394,6 +397,7 @@ export const make = <E, R>(
         owner,
         idleTimeoutMillis: idleMillis,
         lingerMillis,
+        lingerBytes,
         drain,
         sendTimeoutMillis: Duration.toMillis(sendTimeout)
       })

@@ -126,6 +126,8 @@ export class NodeConnection implements Connection, Timed {
   private failure: ConnectionError | undefined = undefined
   private lingering = false
   private readonly lingerTicks: number
+  /** Bytes still allowed to be discarded while lingering. */
+  private lingerBudget: number
   private drainEffect: Effect.Effect<void, ConnectionError> | undefined = undefined
   private readonly sendTicks: number
   private sendDeadline: SendDeadline | undefined = undefined
@@ -142,6 +144,8 @@ export class NodeConnection implements Connection, Timed {
     readonly owner: ConnectionOwner
     readonly idleTimeoutMillis: number
     readonly lingerMillis: number
+    /** Unread input discarded at most while lingering; more resets the connection. Default 256 KiB. */
+    readonly lingerBytes?: number
     readonly drain: DrainSignal
     /** A write waiting for 'drain' longer than this closes the connection (nginx's send_timeout). Default: never. */
     readonly sendTimeoutMillis?: number
@@ -157,6 +161,7 @@ export class NodeConnection implements Connection, Timed {
     this.owner = options.owner
     this.timeoutTicks = options.timeouts.ticksFor(options.idleTimeoutMillis)
     this.lingerTicks = options.timeouts.ticksFor(options.lingerMillis)
+    this.lingerBudget = options.lingerBytes ?? 256 * 1024
     const socket = options.socket as OwnedSocket
     socket[kConnection] = this
     socket.on("data", onSocketData)
@@ -302,7 +307,8 @@ export class NodeConnection implements Connection, Timed {
 
   /**
    * Ends the write side and lingers: input is read and discarded until the
-   * peer's FIN (the socket then closes itself) or the linger time passes.
+   * peer's FIN (the socket then closes itself), the linger time passes or
+   * more than the linger bytes arrived.
    */
   closeGracefully(): void {
     const socket = this.socket
@@ -365,7 +371,12 @@ export class NodeConnection implements Connection, Timed {
   }
 
   onData(chunk: Buffer): void {
-    if (this.lingering) return
+    if (this.lingering) {
+      // discarding input after the answer: bounded by bytes as well as by time (a peer that keeps sending is reset)
+      this.lingerBudget -= chunk.byteLength
+      if (this.lingerBudget < 0) this.socket.destroy()
+      return
+    }
     const consume = this.consumer
     if (consume !== undefined) {
       const ended = consumeChunk(consume, this.took(chunk))

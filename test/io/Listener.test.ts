@@ -124,6 +124,32 @@ describe("Listener", () => {
       assert.isTrue(got.equals(payload))
     }))
 
+  it.live("lingering after the handler ended is bounded by bytes too: a peer that keeps sending is reset after lingerBytes, long before the linger time", () => {
+    // answers one line and ends: whatever the peer sends after that is discarded while lingering
+    const answerOnce: Handler<never> = (conn) => Effect.andThen(Effect.ignore(conn.read), Effect.ignore(conn.write(Buffer.from("bye\n"))))
+    return withListener({ name: "linger", lingerTimeout: "1 hour", lingerBytes: 64 * 1024 }, answerOnce, async (listener) => {
+      const socket = await connect(listener.address)
+      socket.on("error", () => {})
+      let written = 0
+      const chunk = Buffer.alloc(64 * 1024, 0x61)
+      const limit = 256 * 1024 * 1024
+      // write until the server resets the connection (or 256 MiB went out: then it read far past the bound)
+      await new Promise<void>((resolve) => {
+        socket.once("close", () => resolve())
+        const pump = () => {
+          while (written < limit && !socket.destroyed) {
+            written += chunk.byteLength
+            if (!socket.write(chunk)) return void socket.once("drain", pump)
+          }
+          if (written >= limit) resolve()
+        }
+        pump()
+      })
+      assert.isBelow(written, limit, "the server stopped reading long before 256 MiB")
+      await eventually(() => listener.stats.active === 0)
+    })
+  })
+
   it.live("maxConnections: a connection over the limit waits unread until a slot frees, then is served", () =>
     withListener({ name: "echo", maxConnections: 2 }, Echo.handler, async (listener) => {
       const a = await connect(listener.address)
