@@ -1,8 +1,10 @@
 /**
- * The file behind a log writer: opened lazily and asynchronously (a FIFO
+ * The file behind a log writer: opened at start and asynchronously (a FIFO
  * without a reader cannot block an open), appended to with one write per
  * batch, reopened by path after errors, on demand (rotation), and when the
- * file at the path is no longer the one open.
+ * file at the path is no longer the one open — the new file is opened before
+ * the old one is let go, so a shortage of descriptors never leaves the log
+ * with no file at all.
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -73,13 +75,25 @@ export class Sink {
     return this.options.destination === "-" ? 1 : this.options.destination === "stderr" ? 2 : undefined
   }
 
+  /** The path should be opened afresh (rotation, an error, the file replaced); until that succeeds the open file is kept. */
+  private stale = false
+
   private async open(): Promise<number> {
     const standard = this.standard
     if (standard !== undefined) return standard
     if (this.fd !== undefined) {
       await this.checkStillThere()
-      if (this.fd !== undefined) return this.fd
+      if (!this.stale) return this.fd
+      // open the path afresh; if that fails (no descriptor left: EMFILE), go on writing to the file we have
+      const fresh = await this.openPath().catch(() => undefined)
+      if (fresh !== undefined) this.use(fresh)
+      return this.fd
     }
+    this.use(await this.openPath())
+    return this.fd!
+  }
+
+  private async openPath(): Promise<{ readonly fd: number; readonly stat: Fs.Stats }> {
     const path = this.options.destination
     await ensureDir(Path.dirname(path))
     const fd = await new Promise<number>((resolve, reject) =>
@@ -90,11 +104,30 @@ export class Sink {
       Fs.close(fd, () => {})
       throw errno("ENOTREG", "not a regular file (allowNonRegular is off)")
     }
-    this.fd = fd
-    this.inode = stat.ino
-    this.device = stat.dev
+    return { fd, stat }
+  }
+
+  private use(opened: { readonly fd: number; readonly stat: Fs.Stats }): void {
+    this.close()
+    this.fd = opened.fd
+    this.inode = opened.stat.ino
+    this.device = opened.stat.dev
     this.checkedAt = this.now()
-    return fd
+    this.stale = false
+  }
+
+  /**
+   * Opens the file now, at start while descriptors are free, so that a later shortage of them
+   * (EMFILE under a connection flood) cannot keep the log from being written; a failure is left
+   * for the first append to report.
+   */
+  async warm(): Promise<void> {
+    await this.open().catch(() => {})
+  }
+
+  /** The next append opens the path afresh (rotation, or after an error), keeping the open file if that fails. */
+  markStale(): void {
+    this.stale = true
   }
 
   /** At most once a second: if the path no longer names the open file (deleted, rotated away), close it. */
@@ -103,7 +136,7 @@ export class Sink {
     if (now - this.checkedAt < 1000) return
     this.checkedAt = now
     const stat = await Fs.promises.stat(this.options.destination).catch(() => undefined)
-    if (stat === undefined || stat.ino !== this.inode || stat.dev !== this.device) this.close()
+    if (stat === undefined || stat.ino !== this.inode || stat.dev !== this.device) this.stale = true
   }
 
   /** Closes the file (asynchronously); the next append opens it again by path. */

@@ -124,6 +124,13 @@ export class LogPathError extends Data.TaggedError("LogPathError")<{
   }
 }
 
+/** Log files never go under /proc or /sys (their files look regular, and writing them changes the kernel). */
+const refuseKernelFs = (real: string): void => {
+  for (const root of ["/proc", "/sys"]) {
+    if (real === root || real.startsWith(`${root}/`)) throw errno("EINVAL", `cannot write log files under ${root} (the path leads to ${real})`)
+  }
+}
+
 /**
  * Checks a log destination at startup, without creating anything: `-` and
  * `stderr` are fine; a file must be a regular file (a FIFO, a device or a
@@ -139,25 +146,28 @@ export const checkDestination = (
     ? Effect.void
     : Effect.tryPromise({
       try: async () => {
-        const stat = await Fs.promises.stat(destination).catch((e: NodeJS.ErrnoException) => {
+        // judge the real place: `..` and symlinks resolved (a path may reach /proc through either)
+        const resolved = Path.resolve(destination)
+        refuseKernelFs(resolved)
+        const realOr = (path: string) => Fs.promises.realpath(path).catch(() => path)
+        const stat = await Fs.promises.stat(resolved).catch((e: NodeJS.ErrnoException) => {
           if (e.code === "ENOENT") return undefined
           throw e
         })
         if (stat !== undefined) {
           if (stat.isDirectory()) throw errno("EISDIR", "is a directory")
+          refuseKernelFs(await realOr(resolved))
           if (!stat.isFile() && options.allowNonRegular !== true) {
             throw errno("ENOTREG", "is not a regular file (a FIFO, device or socket needs allowNonRegular)")
           }
           return
         }
-        let dir = Path.dirname(destination)
+        let dir = Path.dirname(resolved)
         for (;;) {
           const st = await Fs.promises.stat(dir).catch(() => undefined)
           if (st !== undefined) {
             if (!st.isDirectory()) throw errno("ENOTDIR", `${dir} is not a directory`)
-            if (dir === "/proc" || dir.startsWith("/proc/") || dir === "/sys" || dir.startsWith("/sys/")) {
-              throw errno("EINVAL", `cannot create log files under ${dir}`)
-            }
+            refuseKernelFs(await realOr(dir))
             return
           }
           const parent = Path.dirname(dir)
@@ -190,6 +200,7 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
       { name: options.name, destination: options.destination, allowNonRegular: options.allowNonRegular ?? false },
       () => clock.currentTimeMillisUnsafe()
     )
+    yield* Effect.promise(() => sink.warm())
     const maxQueued = options.maxQueued ?? 100_000
     const writeStall = Duration.fromInputUnsafe(options.writeStallTimeout ?? "5 seconds")
     /** Entries dropped by `tell` (queue full) since the metric was last updated. */
@@ -250,7 +261,7 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
         }).pipe(Effect.timeoutOption(writeStall), Effect.result)
         let ok = false
         if (outcome._tag === "Failure") {
-          sink.close()
+          sink.markStale()
           sink.report(false, segment.count, outcome.failure)
         } else if (outcome.success._tag === "None") {
           // stalled: stop waiting, drop the batch, use a fresh descriptor for the next one
@@ -285,7 +296,7 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
         for (const item of batch) {
           if (item === WAKE) continue
           if (item instanceof Control) {
-            if (item.kind === "reopen") sink.close()
+            if (item.kind === "reopen") sink.markStale()
             yield* Deferred.succeed(item.done, undefined)
           } else {
             yield* writeSegment(item)

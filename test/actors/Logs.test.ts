@@ -250,6 +250,53 @@ describe("logs never block or balloon the loop", () => {
       assert.strictEqual(stats.dropped, 1)
     }))
 
+  it.live("a path that reaches /proc or /sys through `..` or a symlink is refused at startup too (the real path is judged)", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      Fs.symlinkSync("/proc/self", Path.join(dir, "self"))
+      Fs.symlinkSync("/proc/self/environ", Path.join(dir, "environ.log"))
+      Fs.symlinkSync("/sys", Path.join(dir, "sys"))
+      const depth = Path.resolve(dir).split("/").length - 1
+      const cases = [
+        `${dir}/${"../".repeat(depth)}proc/self/fd/1`,
+        `${dir}/self/new.log`,
+        `${dir}/environ.log`,
+        `${dir}/sys/kernel/new/access.log`
+      ]
+      for (const path of cases) {
+        const refused = yield* Effect.flip(LogWriter.checkDestination("access log", path))
+        assert.match(refused.message, /under \/(proc|sys)/, path)
+      }
+      // an ordinary relative path with `..` that stays out of them is fine
+      yield* LogWriter.checkDestination("access log", `${dir}/a/../b/access.log`)
+    }))
+
+  it.live("the file is opened at start (descriptors may run out later), and a reopen that cannot open the path keeps writing to the file it has", () =>
+    Effect.gen(function*() {
+      const dir = Path.join(tmp(), "logs")
+      const file = Path.join(dir, "access.log")
+      const stats = yield* quietStderr(Effect.scoped(Effect.gen(function*() {
+        const log = yield* AccessLog.make({ destination: file, format: "common" })
+        assert.isTrue(Fs.existsSync(file), "opened before any entry")
+        // rotation to a path that cannot be opened now (its directory is a file): nothing is lost
+        Fs.renameSync(dir, `${dir}.1`)
+        Fs.writeFileSync(dir, "not a directory")
+        yield* log.reopen
+        log.tellUnsafe(entry(1))
+        yield* log.flush
+        assert.deepStrictEqual(lines(`${dir}.1/access.log`).map((l) => /item\/(\d+)/.exec(l)![1]), ["1"], "written to the file it had")
+        // once the path can be opened again, the next batch goes there
+        Fs.rmSync(dir)
+        yield* log.reopen
+        log.tellUnsafe(entry(2))
+        yield* log.flush
+        assert.deepStrictEqual(lines(file).map((l) => /item\/(\d+)/.exec(l)![1]), ["2"])
+        return { ...log.stats }
+      })))
+      assert.strictEqual(stats.dropped, 0)
+      assert.strictEqual(stats.written, 2)
+    }))
+
   it.effect("a log directory removed while running is noticed within a second and the file recreated (TestClock)", () =>
     Effect.gen(function*() {
       const dir = Path.join(tmp(), "logs")
