@@ -43,7 +43,7 @@ const sumDeep = (objects: ReadonlyArray<unknown>): unknown => {
   return present[0]
 }
 
-const statusOf = (p: ProcessView) => p.snapshot?.status as { services?: Array<Row>; logs?: unknown; offload?: unknown; cluster?: unknown } | undefined
+const statusOf = (p: ProcessView) => p.snapshot?.status as { services?: Array<Row>; logs?: unknown; offload?: unknown; cluster?: unknown; memory?: unknown } | undefined
 
 /** The whole-server status document. */
 export const document = (view: ServerView) => {
@@ -60,6 +60,7 @@ export const document = (view: ServerView) => {
       uptimeSeconds: p.uptimeSeconds,
       restarts: p.restarts,
       answered: p.snapshot !== undefined,
+      ...(statusOf(p)?.memory !== undefined ? { memory: statusOf(p)!.memory } : {}),
       services: statusOf(p)?.services ?? []
     })),
     services: sumByName(answered.flatMap((p) => statusOf(p)?.services ?? [])),

@@ -50,6 +50,12 @@ export interface StatusSource {
 export const isLoopback = (address: string): boolean =>
   address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.") || address === "localhost"
 
+/** This process's memory: resident set and V8 heap in use, in bytes. */
+const memory = () => {
+  const m = process.memoryUsage()
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed }
+}
+
 /** The status document. */
 export const snapshot = (source: StatusSource) =>
   Effect.gen(function*() {
@@ -60,6 +66,7 @@ export const snapshot = (source: StatusSource) =>
     const cluster = source.cluster === undefined ? undefined : yield* source.cluster
     return {
       uptimeSeconds: Math.round((Date.now() - source.startedAt) / 1000),
+      memory: memory(),
       services: source.services().map((s) => ({
         name: s.name,
         protocol: s.protocol,
@@ -108,7 +115,7 @@ const html = (doc: StatusDoc) => {
   }).join("\n")
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fiberd status</title>
 <style>body{font:15px system-ui,sans-serif;margin:2rem;color:#1d2330}table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}th{background:#e8f3ef}</style></head>
-<body><h1>fiberd status</h1><p>Up ${doc.uptimeSeconds} s. Access log: ${doc.logs.access.written} written, ${doc.logs.access.dropped} dropped. Error log: ${doc.logs.error.written} written, ${doc.logs.error.dropped} dropped.</p>
+<body><h1>fiberd status</h1><p>Up ${doc.uptimeSeconds} s. Memory: ${(doc.memory.rssBytes / 1048576).toFixed(1)} MiB resident, ${(doc.memory.heapUsedBytes / 1048576).toFixed(1)} MiB heap in use. Access log: ${doc.logs.access.written} written, ${doc.logs.access.dropped} dropped. Error log: ${doc.logs.error.written} written, ${doc.logs.error.dropped} dropped.</p>
 <table><tr><th>service</th><th>protocol</th><th>transport</th><th>address</th><th>active</th><th>total</th><th>requests</th><th>bytes in</th><th>bytes out</th><th>handler failures</th><th>restarts</th></tr>
 ${rows}</table><p><a href="/_status?format=json">JSON</a></p></body></html>`
 }
