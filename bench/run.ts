@@ -92,9 +92,20 @@ if (wanted("metrics")) {
 if (wanted("slowloris")) {
   console.log(`\nbyte-at-a-time heads: normal-request latency, quiet vs 1,000 connections each holding 15 KB of head and adding a byte every 14 ms`)
   const r = await Slowloris.run()
+  const mib = (m: { rss: number; heapUsed: number }) => `RSS ${(m.rss / 1048576).toFixed(0)} MiB, heap ${(m.heapUsed / 1048576).toFixed(0)} MiB`
   const f = (x: { median: number; p99: number; max: number }) => `median ${x.median.toFixed(2)} ms, p99 ${x.p99.toFixed(2)} ms, max ${x.max.toFixed(1)} ms`
   console.log(`  quiet: ${f(r.quiet)}`)
   console.log(`  under attack: ${f(r.underAttack)} → median ${(r.underAttack.median / r.quiet.median).toFixed(2)}× (target ≤ 2×)`)
+  console.log(`\nWebSocket dribble: echo round trips, quiet vs 400 connections each holding a 900 KB partial frame and adding a byte every 14 ms`)
+  const ws = await Slowloris.websocketDribble()
+  console.log(`  quiet: ${f(ws.quiet)}`)
+  console.log(`  under attack: ${f(ws.underAttack)} → median ${(ws.underAttack.median / ws.quiet.median).toFixed(2)}× (target ≤ 2×)`)
+  console.log(`  server memory quiet → under attack: ${mib(ws.quietMem)} → ${mib(ws.attackMem)}`)
+  console.log(`\nTLS half-open: HTTPS requests on new connections, quiet vs 1,000 connections silent or stopped half-way through a ClientHello`)
+  const tls = await Slowloris.tlsHalfOpen()
+  console.log(`  quiet: ${f(tls.quiet)}`)
+  console.log(`  under attack: ${f(tls.underAttack)} → median ${(tls.underAttack.median / tls.quiet.median).toFixed(2)}× (target ≤ 2×)`)
+  console.log(`  server memory quiet → under attack: ${mib(tls.quietMem)} → ${mib(tls.attackMem)}`)
 }
 if (wanted("prefork")) {
   console.log(`\nprefork (issue 13): the fiberd program serving 12 B at c=100, 1 process vs 2 workers, wrk -t1 on CPU 1, ${seconds} s, median of ${rounds}`)
