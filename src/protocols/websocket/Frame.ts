@@ -56,6 +56,13 @@ const error = (code: 1002 | 1008 | 1009, reason: string): Decoded => ({ _tag: "E
  * Fragments share that one buffer: no object per fragment. A control frame (at most 125 bytes) has
  * a buffer of its own, so it may arrive between fragments. Memory per
  * decoder: the message so far (at most `maxMessage`) plus one header.
+ *
+ * @example
+ * const decoder = new WebSocketFrame.FrameDecoder({ maxMessage: 1 << 20, maxFragments: 1024 })
+ * decoder.push(WebSocketFrame.encodeMasked(WebSocketFrame.Opcode.Text, Buffer.from("hi"), Buffer.from([1, 2, 3, 4])))
+ * for (let next = decoder.next(); next !== undefined; next = decoder.next()) {
+ *   if (next._tag === "Message") console.log(Buffer.from(next.payload).toString()) // "hi"
+ * }
  */
 export class FrameDecoder {
   private readonly limits: DecoderLimits
