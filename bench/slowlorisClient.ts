@@ -8,7 +8,7 @@
  * Prints `ready` once every connection holds its part, and stops when stdin closes.
  */
 import * as Net from "node:net"
-import * as NodeTls from "node:tls"
+import { partialClientHello } from "../test/support/clientHello.ts"
 
 const mode = process.argv[2]
 const [port, conns, partial, interval] = process.argv.slice(3).map(Number) as [number, number, number, number]
@@ -30,21 +30,7 @@ const partialFrame = (length: number, sent: number) => {
   return Buffer.concat([header, Buffer.alloc(sent, 0x61)])
 }
 
-/** The first bytes of a real ClientHello, captured from Node's TLS client. */
-const clientHello = (): Promise<Buffer> =>
-  new Promise((resolve) => {
-    const server = Net.createServer((s) => s.once("data", (d: Buffer) => {
-      resolve(d.subarray(0, 60))
-      s.destroy()
-      server.close()
-    }))
-    server.listen(0, "127.0.0.1", () => {
-      const c = NodeTls.connect({ host: "127.0.0.1", port: (server.address() as Net.AddressInfo).port, rejectUnauthorized: false })
-      c.on("error", () => {})
-    })
-  })
-
-const hello = mode === "tls" ? await clientHello() : Buffer.alloc(0)
+const hello = mode === "tls" ? await partialClientHello() : Buffer.alloc(0)
 const httpHead = Buffer.from("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + "a".repeat(partial), "latin1")
 const sockets: Array<Net.Socket> = []
 let ready = 0

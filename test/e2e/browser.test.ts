@@ -75,7 +75,7 @@ const openPage = async (url: string, extraFlags: ReadonlyArray<string> = []) => 
     close: () => {
       devtools.close()
       child.kill("SIGKILL")
-      Fs.rmSync(profile, { recursive: true, force: true })
+      Fs.rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }) // a killed Chromium may still be writing its profile
     }
   }
 }

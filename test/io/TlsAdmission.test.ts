@@ -14,6 +14,7 @@ import * as NodeTls from "node:tls"
 import * as Listener from "../../src/io/Listener.ts"
 import * as Echo from "../../src/protocols/echo.ts"
 import { certDir, makeCert } from "../support/certs.ts"
+import { partialClientHello } from "../support/clientHello.ts"
 import { until } from "../support/until.ts"
 
 const dir = certDir()
@@ -50,26 +51,12 @@ const echoOverTls = (port: number, text: string, localAddress = "127.0.0.1") =>
     socket.on("error", (e) => resume(Effect.succeed(`error: ${e.message}`)))
   })
 
-/** The first bytes of a real ClientHello (a handshake that never finishes). */
-const partialClientHello = () =>
-  Effect.callback<Buffer>((resume) => {
-    const server = Net.createServer((s) => s.once("data", (d: Buffer) => {
-      resume(Effect.succeed(d.subarray(0, Math.min(60, d.byteLength))))
-      s.destroy()
-      server.close()
-    }))
-    server.listen(0, "127.0.0.1", () => {
-      const c = NodeTls.connect({ host: "127.0.0.1", port: (server.address() as Net.AddressInfo).port, rejectUnauthorized: false })
-      c.on("error", () => {})
-    })
-  })
-
 describe("TLS admission", () => {
   it.live("handshakes hold slots: 30 silent or partial openings on a listener of 5 slots and 4 waiting places — 5 handshake, 4 wait, 21 refused; a real client is served once they go", () =>
     Effect.gen(function*() {
       const listener = yield* Listener.make({ name: "tls-limit", maxConnections: 5, maxPending: 4, tls: { ...main, handshakeTimeoutMillis: 60_000, maxHandshakesPerAddress: 100 } }, Echo.handler)
       const port = portOf(listener)
-      const hello = yield* partialClientHello()
+      const hello = yield* Effect.promise(partialClientHello)
       const silent = yield* openSilent(port, 15)
       const partial = yield* openSilent(port, 15, hello)
       yield* until(() => listener.stats.accepted === 30 && listener.stats.refused === 21, "30 accepted, 21 refused")
