@@ -47,7 +47,10 @@ export interface SupervisorOptions {
   readonly maxRestarts?: number
   /** Default 5 seconds. */
   readonly period?: Duration.Input
-  /** Optional exponential back-off before a restart: `initial`, doubling per recent restart of that child, up to `max`. */
+  /**
+   * Optional exponential back-off before a restart: `initial`, doubling per recent restart of that child,
+   * up to `max`. The supervisor keeps answering while a child waits (its status is `restarting`).
+   */
   readonly backoff?: { readonly initial: Duration.Input; readonly max: Duration.Input }
 }
 
@@ -55,7 +58,7 @@ export interface SupervisorOptions {
 export interface ChildInfo {
   readonly id: string
   readonly restart: RestartType
-  readonly status: "running" | "stopped"
+  readonly status: "running" | "stopped" | "restarting"
   /** Times this child was (re)started after its first start. */
   readonly restarts: number
 }
@@ -113,6 +116,8 @@ interface Child {
   generation: number
   restarts: number
   readonly recent: Array<number>
+  /** The restart this child waits for (its back-off), or 0. */
+  pending: number
 }
 
 type Event =
@@ -124,6 +129,8 @@ type Event =
     readonly done: Deferred.Deferred<void, DuplicateChild>
   }
   | { readonly _tag: "Terminate"; readonly id: string; readonly done: Deferred.Deferred<void> }
+  /** A back-off ended: these children start again (those still waiting for this restart). */
+  | { readonly _tag: "Restart"; readonly children: ReadonlyArray<Child>; readonly token: number }
 
 /**
  * Starts a supervisor with its static children (in order). Closing the scope
@@ -149,6 +156,7 @@ export const make = <R = never>(
     const restarted = Metric.withAttributes(restartsTotal, attributes)
     const gaveUpMetric = Metric.withAttributes(giveUpsTotal, attributes)
     const context = (yield* Effect.context<R>()) as Context.Context<unknown>
+    const scope = yield* Effect.scope
     const runFork = Effect.runForkWith(context)
     const events = yield* Queue.unbounded<Event>()
     const failed = yield* Deferred.make<never, SupervisorGaveUp>()
@@ -163,7 +171,8 @@ export const make = <R = never>(
       fiber: undefined,
       generation: 0,
       restarts: 0,
-      recent: []
+      recent: [],
+      pending: 0
     })
 
     const startChild = (child: Child) =>
@@ -208,21 +217,37 @@ export const make = <R = never>(
         yield* Deferred.fail(failed, error)
       })
 
-    const backoff = (child: Child, now: number) => {
-      if (options.backoff === undefined) return Effect.void
+    /** The back-off before a child's restart (0 without one): `initial`, doubling per recent restart of that child, up to `max`. */
+    const backoffMillis = (child: Child, now: number): number => {
+      if (options.backoff === undefined) return 0
       while (child.recent.length > 0 && now - child.recent[0]! > periodMillis) child.recent.shift()
       child.recent.push(now)
       const initial = Duration.toMillis(options.backoff.initial)
-      const delay = Math.min(Duration.toMillis(options.backoff.max), initial * 2 ** (child.recent.length - 1))
-      return Effect.sleep(Duration.millis(delay))
+      return Math.min(Duration.toMillis(options.backoff.max), initial * 2 ** (child.recent.length - 1))
     }
 
     const restart = (list: ReadonlyArray<Child>) =>
       Effect.forEach(list, (c) =>
         Effect.gen(function*() {
+          c.pending = 0
           c.restarts++
           yield* startChild(c)
         }), { discard: true })
+
+    /**
+     * Restarts `list` after `delay`. The back-off is a delayed event, not a sleep of the loop: while
+     * it runs, the supervisor goes on answering (startChild, terminateChild, other exits).
+     */
+    let nextToken = 1
+    const restartAfter = (list: ReadonlyArray<Child>, delay: number) => {
+      if (delay <= 0) return restart(list)
+      const token = nextToken++
+      for (const c of list) c.pending = token
+      return Effect.forkIn(
+        Effect.sleep(Duration.millis(delay)).pipe(Effect.andThen(Queue.offer(events, { _tag: "Restart", children: list, token }))),
+        scope
+      ).pipe(Effect.asVoid)
+    }
 
     const onExit = (child: Child, exit: Exit.Exit<unknown, unknown>) =>
       Effect.gen(function*() {
@@ -245,7 +270,7 @@ export const make = <R = never>(
         }
         yield* log(Effect.logWarning(`restarting child ${child.spec.id} (${strategy})`))
         yield* Metric.update(restarted, 1)
-        yield* backoff(child, now)
+        const delay = backoffMillis(child, now)
         const at = children.indexOf(child)
         const affected = strategy === "one-for-one"
           ? [child]
@@ -255,7 +280,7 @@ export const make = <R = never>(
         const others = affected.filter((c) => c !== child)
         yield* stopAll(others)
         for (const c of others) if (c.restart === "temporary") remove(c)
-        yield* restart(affected.filter((c) => children.includes(c)))
+        yield* restartAfter(affected.filter((c) => children.includes(c)), delay)
       })
 
     const handle = (event: Event): Effect.Effect<void> => {
@@ -272,6 +297,8 @@ export const make = <R = never>(
             children.push(child)
             return startChild(child)
           }).pipe(Effect.andThen(Deferred.succeed(event.done, undefined)), Effect.asVoid)
+        case "Restart":
+          return restart(event.children.filter((c) => c.pending === event.token && c.fiber === undefined && children.includes(c)))
         case "Terminate": {
           const child = children.find((c) => c.spec.id === event.id)
           if (child === undefined) return Deferred.succeed(event.done, undefined).pipe(Effect.asVoid)
@@ -302,7 +329,7 @@ export const make = <R = never>(
         children.map((c): ChildInfo => ({
           id: c.spec.id,
           restart: c.restart,
-          status: c.fiber === undefined ? "stopped" : "running",
+          status: c.fiber !== undefined ? "running" : c.pending !== 0 ? "restarting" : "stopped",
           restarts: c.restarts
         }))
       ),

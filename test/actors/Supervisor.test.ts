@@ -257,4 +257,27 @@ describe("Supervisor", () => {
       }
       assert.deepStrictEqual(startedAt.slice(0, 5), [0, 100, 300, 700, 1500])
     }))
+
+  it.effect("back-off is a delayed event: while a child waits for its restart, startChild and terminateChild answer at once (no time passes)", () =>
+    Effect.gen(function*() {
+      let starts = 0
+      const crashy: Supervisor.ChildSpec<string> = {
+        id: "crashy",
+        start: Effect.sync(() => starts++).pipe(Effect.andThen(Effect.fail("boom")))
+      }
+      const sup = yield* Supervisor.make({ name: "patient", maxRestarts: 10, period: "1 minute", backoff: { initial: "2 seconds", max: "2 seconds" } }, [crashy])
+      yield* settle(() => starts)
+      assert.strictEqual(starts, 1)
+      assert.deepStrictEqual((yield* sup.children).map((c) => `${c.id}:${c.status}`), ["crashy:restarting"])
+      // the clock does not move: these would wait 2 s behind a back-off that sleeps in the supervisor's loop
+      yield* sup.startChild({ id: "other", start: Effect.never })
+      assert.deepStrictEqual((yield* sup.children).map((c) => `${c.id}:${c.status}`), ["crashy:restarting", "other:running"])
+      yield* sup.terminateChild("other")
+      // a child terminated while it waits is not restarted when its back-off ends
+      yield* sup.terminateChild("crashy")
+      yield* TestClock.adjust("5 seconds")
+      yield* settle(() => starts)
+      assert.strictEqual(starts, 1)
+      assert.deepStrictEqual(yield* sup.children, [])
+    }))
 })
