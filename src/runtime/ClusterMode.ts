@@ -19,7 +19,7 @@ import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
 import * as ClusterRooms from "../protocols/chat/ClusterRooms.ts"
 import type * as Rooms from "../protocols/chat/Rooms.ts"
-import { StartError } from "./Runtime.ts"
+import { StartError } from "./StartError.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 
 /** What `/_status` shows of the cluster. */

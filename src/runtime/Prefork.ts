@@ -33,6 +33,8 @@ import * as Dgram from "node:dgram"
 import * as Net from "node:net"
 import * as Supervisor from "../actors/Supervisor.ts"
 import * as Runtime from "./Runtime.ts"
+import * as Sighup from "./Sighup.ts"
+import { StartError } from "./StartError.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 import * as Status from "./Status.ts"
 import type { PortSharing, ProcessSnapshot, ProcessView, ServerView, ServiceLine, ToPrimary, ToWorker } from "./WorkerProtocol.ts"
@@ -102,7 +104,7 @@ const freePort = (host: string, transport: "tcp" | "udp"): Promise<number> =>
  * transport and listen as written → the address chosen): a table re-read on
  * SIGHUP keeps the port a service already has.
  */
-export const resolvePorts = (table: ServiceTable.Table, resolved: Map<string, string>): Effect.Effect<ServiceTable.Table, Runtime.StartError> =>
+export const resolvePorts = (table: ServiceTable.Table, resolved: Map<string, string>): Effect.Effect<ServiceTable.Table, StartError> =>
   Effect.forEach(table.services, (service) => {
     const transport = service.transport ?? "tcp"
     if (transport === "unix") return Effect.succeed(service)
@@ -113,7 +115,7 @@ export const resolvePorts = (table: ServiceTable.Table, resolved: Map<string, st
     if (known !== undefined) return Effect.succeed({ ...service, listen: known })
     return Effect.tryPromise({
       try: () => freePort(address.host, transport),
-      catch: (e) => new Runtime.StartError({ service: service.name, reason: `cannot find a free port on ${address.host} (${(e as Error).message})` })
+      catch: (e) => new StartError({ service: service.name, reason: `cannot find a free port on ${address.host} (${(e as Error).message})` })
     }).pipe(Effect.map((port) => {
       const listen = `${address.host.includes(":") ? `[${address.host}]` : address.host}:${port}`
       resolved.set(key, listen)
@@ -148,13 +150,13 @@ export const run = (
   options: PreforkOptions,
   hups: Effect.Effect<void>,
   printed: (lines: ReadonlyArray<ServiceLine>) => Effect.Effect<void>
-): Effect.Effect<void, Runtime.StartError | Supervisor.SupervisorGaveUp, Scope.Scope> =>
+): Effect.Effect<void, StartError | Supervisor.SupervisorGaveUp, Scope.Scope> =>
   Effect.gen(function*() {
     const startedAt = Date.now()
     cluster.schedulingPolicy = options.portSharing === "round-robin" ? cluster.SCHED_RR : cluster.SCHED_NONE
     cluster.setupPrimary({ exec: options.script, args: [], serialization: "advanced" })
     const resolved = new Map<string, string>()
-    let table = yield* resolvePorts(initial, resolved)
+    const table = yield* resolvePorts(initial, resolved)
     const split = (t: ServiceTable.Table) => ({
       primary: { ...t, services: t.services.filter(runsInPrimary) },
       // the cluster (chat rooms) is joined by the primary, which runs the chat: a worker never joins it
@@ -240,7 +242,7 @@ export const run = (
       })
 
     /** A worker slot as a supervisor child: forks, waits until it listens, then lives as long as the process. */
-    const child = (slot: number, id: string, workerTable: ServiceTable.Table, chats: Record<string, string>, ready: Deferred.Deferred<ReadonlyArray<ServiceLine>, Runtime.StartError>): Supervisor.ChildSpec => ({
+    const child = (slot: number, id: string, workerTable: ServiceTable.Table, chats: Record<string, string>, ready: Deferred.Deferred<ReadonlyArray<ServiceLine>, StartError>): Supervisor.ChildSpec => ({
       id,
       restart: "permanent",
       shutdown: Duration.sum(drainWait, Duration.seconds(5)),
@@ -267,8 +269,8 @@ export const run = (
         const started = yield* Effect.exit(Deferred.await(p.ready))
         if (Exit.isFailure(started)) {
           const reason = started.cause.reasons.find((r) => r._tag === "Fail")?.error ?? "did not start"
-          yield* Deferred.fail(ready, new Runtime.StartError({ service: `worker ${slot}`, reason: String(reason) }))
-          return yield* Effect.fail(new Runtime.StartError({ service: `worker ${slot}`, reason: String(reason) }))
+          yield* Deferred.fail(ready, new StartError({ service: `worker ${slot}`, reason: String(reason) }))
+          return yield* Effect.fail(new StartError({ service: `worker ${slot}`, reason: String(reason) }))
         }
         yield* Effect.logInfo(`worker ${slot} (pid ${p.pid}) listening`)
         yield* Deferred.succeed(ready, started.value)
@@ -301,7 +303,7 @@ export const run = (
     const launch = (slot: number, t: ServiceTable.Table) =>
       Effect.gen(function*() {
         const id = `worker-${slot}${generation > 0 ? `~${generation}` : ""}`
-        const ready = yield* Deferred.make<ReadonlyArray<ServiceLine>, Runtime.StartError>()
+        const ready = yield* Deferred.make<ReadonlyArray<ServiceLine>, StartError>()
         const parts = split(t)
         yield* workersSupervisor.startChild(child(slot, id, parts.workers, parts.chats, ready)).pipe(Effect.orDie)
         const lines = yield* Effect.exit(Deferred.await(ready))
@@ -322,30 +324,24 @@ export const run = (
     const byName = new Map([...lines, ...primaryLines].map((l) => [l.name, l]))
     yield* printed(table.services.map((s) => byName.get(s.name)).filter((l) => l !== undefined))
 
-    const onHup = Effect.gen(function*() {
-      yield* options.reopenErrorLog
-      if (primaryRuntime !== undefined) yield* primaryRuntime.reopenLogs
-      let next = table
-      if (options.reload !== undefined) {
-        const loaded = yield* Effect.result(options.reload.pipe(Effect.flatMap((t) => resolvePorts(t, resolved))))
-        if (loaded._tag === "Failure") {
-          return yield* Effect.logError(`SIGHUP: the new table is invalid; the workers keep running the old one\n${loaded.failure.message}`)
-        }
-        next = loaded.success
-        if (next.workers !== table.workers || next.portSharing !== table.portSharing) {
-          yield* Effect.logWarning("SIGHUP: workers and portSharing keep their old values until fiberd is restarted")
-        }
-        if (primaryRuntime !== undefined) yield* primaryRuntime.reload(split(next).primary)
-      }
-      generation++
-      for (let slot = 1; slot <= options.workers; slot++) {
-        const rolled = yield* Effect.exit(launch(slot, next))
-        if (Exit.isFailure(rolled)) {
-          return yield* Effect.logError(`SIGHUP: the new worker ${slot} did not start; the roll stops and the old workers keep serving`, rolled.cause)
-        }
-      }
-      table = next
-      yield* Effect.logInfo(`SIGHUP: ${options.workers} workers rolled`)
+    const onHup = Sighup.handle({
+      mode: "prefork",
+      startedWith: table,
+      reopenLogs: primaryRuntime === undefined ? options.reopenErrorLog : Effect.andThen(options.reopenErrorLog, primaryRuntime.reopenLogs),
+      // with the built-in table the workers are rolled all the same: that is how their access logs reopen
+      load: options.reload?.pipe(Effect.flatMap((t) => resolvePorts(t, resolved))) ?? Effect.succeed(table),
+      apply: (next) =>
+        Effect.gen(function*() {
+          if (primaryRuntime !== undefined) yield* primaryRuntime.reload(split(next).primary)
+          generation++
+          for (let slot = 1; slot <= options.workers; slot++) {
+            const rolled = yield* Effect.exit(launch(slot, next))
+            if (Exit.isFailure(rolled)) {
+              return yield* Effect.logError(`SIGHUP: the new worker ${slot} did not start; the roll stops and the old workers keep serving`, rolled.cause)
+            }
+          }
+          yield* Effect.logInfo(`SIGHUP: ${options.workers} workers rolled`)
+        })
     })
 
     yield* Effect.raceFirst(

@@ -7,7 +7,7 @@
  * the root supervisor, started in table order; a service that cannot bind at
  * startup fails the start (the CLI exits 1 naming it).
  */
-import { Data, Deferred, Duration, Effect, Exit, Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, Scope } from "effect"
 import * as AccessLog from "../actors/AccessLog.ts"
 import * as LogWriter from "../actors/LogWriter.ts"
 import * as Supervisor from "../actors/Supervisor.ts"
@@ -26,19 +26,11 @@ import * as ClusterMode from "./ClusterMode.ts"
 import * as Offload from "./Offload.ts"
 import { Pbkdf2Jobs, type Pbkdf2Pool, threadEntry } from "./Pbkdf2Jobs.ts"
 import * as Pbkdf2Route from "./Pbkdf2Route.ts"
+import * as ReloadPlan from "./ReloadPlan.ts"
 import * as ServiceTable from "./ServiceTable.ts"
+import { StartError } from "./StartError.ts"
 import * as Status from "./Status.ts"
 import type { ServerView } from "./WorkerProtocol.ts"
-
-/**
- * A service could not start: its address cannot be bound, its root is not
- * readable... The message is `<service>: <what> (<path or address>)`.
- */
-export class StartError extends Data.TaggedError("StartError")<{ readonly service: string; readonly reason: string }> {
-  override get message() {
-    return this.reason.startsWith(`${this.service}: `) ? this.reason : `${this.service}: ${this.reason}`
-  }
-}
 
 const duration = ServiceTable.toDuration
 
@@ -112,11 +104,6 @@ const tlsOptions = (service: ServiceTable.Service): Listener.ListenOptions["tls"
 /** Where a table's access log goes. */
 const accessLogPath = (t: ServiceTable.Table) => t.accessLog?.path ?? "logs/access.log"
 
-/**
- * A service and where it listens, as a key: a service reloaded on the same key hands its listening
- * socket over (with port 0, the port it got is kept). Two services never share one: names are unique.
- */
-const addressKey = (service: ServiceTable.Service) => `${service.name} ${service.transport ?? "tcp"} ${service.listen}`
 
 /** Starts one service in the current scope; returns what the status page shows. */
 export const startService = (service: ServiceTable.Service, deps: Deps): Effect.Effect<Status.ServiceEntry, StartError, Scope.Scope> =>
@@ -287,7 +274,7 @@ export const start = (
     const runtimeScope = yield* Effect.scope
     const sockets = new Map<string, Listener.ListenSocket>()
     const socketFor = (service: ServiceTable.Service) => {
-      const key = addressKey(service)
+      const key = ReloadPlan.addressKey(service)
       let socket = sockets.get(key)
       if (socket === undefined) sockets.set(key, socket = new Listener.ListenSocket())
       return socket
@@ -338,25 +325,19 @@ export const start = (
 
     for (const service of table.services) childIds.set(service.name, yield* launch(service))
 
-    /** A service with the table-wide keys that shape it, so a change of those restarts it too. */
-    const effective = (service: ServiceTable.Service, t: ServiceTable.Table) =>
-      JSON.stringify({ service, maxConnections: service.maxConnections ?? t.maxConnections, drainTimeout: t.drainTimeout })
-
+    /** Applies `next`: executes the reload plan (ReloadPlan.plan) from the table running now. */
     const reload = (next: ServiceTable.Table) =>
       Effect.gen(function*() {
-        const previous = current
-        const before = new Map(previous.services.map((s) => [s.name, s]))
-        const after = new Map(next.services.map((s) => [s.name, s]))
+        const steps = ReloadPlan.plan(current, next)
         const started: Array<string> = []
         const stopped: Array<string> = []
         const failed: Array<string> = []
         // a new access log first, so that restarted services log to it; the old one is flushed and closed
-        const nextKey = JSON.stringify(next.accessLog ?? null)
         const usable = yield* Effect.result(
           LogWriter.checkDestination("access log", accessLogPath(next), defined({ allowNonRegular: next.accessLog?.allowNonRegular }))
         )
         if (usable._tag === "Failure") yield* Effect.logError(`SIGHUP: the access log stays where it was: ${usable.failure.message}`)
-        else if (nextKey !== access.key) {
+        else if (steps.switchAccessLog) {
           const opened = yield* Effect.result(openAccessLog(next))
           if (opened._tag === "Success") {
             const old = access
@@ -366,43 +347,35 @@ export const start = (
           }
         }
         current = next
+        for (const old of steps.stop) {
+          yield* stop(old.name)
+          sockets.delete(ReloadPlan.addressKey(old)) // its listener closed the socket; a restart binds anew
+          stopped.push(old.name)
+        }
+        // unchanged TLS services read their certificates again in place (renewed files); on error the old ones stay
+        for (const name of steps.reloadTls) {
+          const reloadTls = running.get(name)?.entry.reloadTls
+          if (reloadTls === undefined) continue
+          const result = yield* Effect.result(reloadTls)
+          if (result._tag === "Failure") yield* Effect.logError(`SIGHUP: ${name}: keeping the current certificate: ${result.failure.message}`)
+          else yield* Effect.logInfo(`SIGHUP: ${name}: certificates reloaded`)
+        }
         // a changed service on the same TCP/unix address is handed over: the new generation takes the
         // listening socket, then the old one drains what it has (nothing is refused, nothing is dropped)
-        const handOver = (old: ServiceTable.Service, now: ServiceTable.Service) =>
-          addressKey(old) === addressKey(now) && (now.transport ?? "tcp") !== "udp" && old.protocol === now.protocol
-        for (const [name, old] of before) {
-          const now = after.get(name)
-          if (now === undefined || (effective(now, next) !== effective(old, previous) && !handOver(old, now))) {
-            yield* stop(name)
-            sockets.delete(addressKey(old)) // its listener closed the socket; a restart binds anew
-            stopped.push(name)
-          }
-        }
-        for (const service of next.services) {
-          const old = before.get(service.name)
-          if (old !== undefined && effective(old, previous) === effective(service, next)) {
-            // unchanged: its certificates are read again in place (renewed files); on error the old ones stay
-            const reloadTls = running.get(service.name)?.entry.reloadTls
-            if (service.tls !== undefined && reloadTls !== undefined) {
-              const result = yield* Effect.result(reloadTls)
-              if (result._tag === "Failure") yield* Effect.logError(`SIGHUP: ${service.name}: keeping the current certificate: ${result.failure.message}`)
-              else yield* Effect.logInfo(`SIGHUP: ${service.name}: certificates reloaded`)
-            }
-            continue
-          }
+        for (const { handOver, service } of steps.launch) {
           const exit = yield* Effect.exit(launch(service))
-          if (Exit.isSuccess(exit)) {
-            if (old !== undefined && handOver(old, service)) {
-              const previousId = childIds.get(service.name)
-              childIds.set(service.name, exit.value)
-              if (previousId !== undefined) yield* Effect.forkIn(root.terminateChild(previousId), runtimeScope) // drains in the background
-              stopped.push(service.name)
-            } else childIds.set(service.name, exit.value)
-            started.push(service.name)
-          } else {
+          if (Exit.isFailure(exit)) {
             failed.push(service.name)
             yield* Effect.logError(`reload: ${service.name} did not start`, exit.cause)
+            continue
           }
+          const previousId = childIds.get(service.name)
+          childIds.set(service.name, exit.value)
+          if (handOver && previousId !== undefined) {
+            yield* Effect.forkIn(root.terminateChild(previousId), runtimeScope) // drains in the background
+            stopped.push(service.name)
+          }
+          started.push(service.name)
         }
         return { started, stopped, failed }
       })

@@ -22,6 +22,7 @@ import * as Cli from "./Cli.ts"
 import * as ErrorLogConfig from "./ErrorLogConfig.ts"
 import * as Prefork from "./Prefork.ts"
 import * as Runtime from "./Runtime.ts"
+import * as Sighup from "./Sighup.ts"
 import * as WorkerMain from "./WorkerMain.ts"
 import type { ServiceLine } from "./WorkerProtocol.ts"
 import * as ServiceTable from "./ServiceTable.ts"
@@ -67,22 +68,18 @@ const serve = (args: Cli.Args) =>
     }
     const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats })
     for (const s of running.services()) yield* printService(s)
-    yield* Effect.forever(Effect.gen(function*() {
-      yield* Queue.take(hups)
-      yield* errorLog.reopen
-      yield* running.reopenLogs
-      if (args.config === undefined) return yield* Effect.logInfo("SIGHUP: logs reopened (built-in table, nothing to re-read)")
-      const next = yield* Effect.result(loadTable(args))
-      if (next._tag === "Failure") {
-        return yield* Effect.logError(`SIGHUP: the new table is invalid; the old one keeps running\n${next.failure.message}`)
-      }
-      if (JSON.stringify(next.success.errorLog) !== JSON.stringify(table.errorLog)) {
-        yield* Effect.logWarning("SIGHUP: errorLog changed; the error log keeps its old settings until fiberd is restarted")
-      }
-      const report = yield* running.reload(next.success)
-      yield* Effect.logInfo(`SIGHUP: table reloaded`, report)
-      for (const s of running.services()) if (report.started.includes(s.name)) yield* printService(s)
-    }))
+    yield* Effect.forever(Effect.andThen(Queue.take(hups), Sighup.handle({
+      mode: "single",
+      startedWith: table,
+      reopenLogs: Effect.andThen(errorLog.reopen, running.reopenLogs),
+      load: args.config === undefined ? undefined : loadTable(args),
+      apply: (next) =>
+        Effect.gen(function*() {
+          const report = yield* running.reload(next)
+          yield* Effect.logInfo(`SIGHUP: table reloaded`, report)
+          for (const s of running.services()) if (report.started.includes(s.name)) yield* printService(s)
+        })
+    })))
   }).pipe(
     Effect.scoped,
     Effect.catchTag("ConfigError", fail(2)),
