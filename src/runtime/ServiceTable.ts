@@ -144,36 +144,56 @@ export const parseListen = (listen: string, transport: "tcp" | "udp" | "unix"): 
   return { _tag: "inet", host: m[1] ?? m[2]!, port }
 }
 
-/** Checks what the schema cannot: unique names, protocol/transport pairs, exec's command, listen syntax. */
-const crossCheck = (table: Table): Array<{ path: string; message: string }> => {
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+const str = (u: unknown): string | undefined => (typeof u === "string" ? u : undefined)
+
+/**
+ * Checks what the schema cannot: unique names, protocol/transport pairs, exec's command, listen
+ * syntax. It reads the raw JSON defensively, so it runs even when the schema found problems:
+ * `fiberd check` reports every problem of a table at once.
+ */
+const crossCheck = (json: unknown): Array<{ path: string; message: string }> => {
   const problems: Array<{ path: string; message: string }> = []
+  const table = isRecord(json) ? json : {}
   const seen = new Set<string>()
-  if (table.cluster !== undefined) {
-    const runner = parseListen(table.cluster.runnerAddress, "tcp")
-    if (typeof runner === "string" || runner._tag !== "inet" || runner.port === 0) {
+  const cluster = table["cluster"]
+  if (isRecord(cluster)) {
+    const address = str(cluster["runnerAddress"])
+    const runner = address === undefined ? undefined : parseListen(address, "tcp")
+    if (address !== undefined && (typeof runner === "string" || runner?._tag !== "inet" || runner.port === 0)) {
       problems.push({ path: jsonPath(["cluster", "runnerAddress"]), message: "Expected the host:port other nodes reach this one at (not port 0)" })
     }
-    if (!/^postgres(ql)?:\/\//.test(table.cluster.postgres)) {
+    const postgres = str(cluster["postgres"])
+    if (postgres !== undefined && !/^postgres(ql)?:\/\//.test(postgres)) {
       problems.push({ path: jsonPath(["cluster", "postgres"]), message: "Expected a PostgreSQL URL such as postgres://user@127.0.0.1:5432/fiberd" })
     }
   }
-  table.services.forEach((s, i) => {
+  const services = Array.isArray(table["services"]) ? table["services"] : []
+  services.forEach((raw, i) => {
+    if (!isRecord(raw)) return
     const at = (key: string) => jsonPath(["services", i, key])
-    if (seen.has(s.name)) problems.push({ path: at("name"), message: `Expected a unique name, "${s.name}" is used twice` })
-    seen.add(s.name)
-    const transport = s.transport ?? "tcp"
-    if (transport === "udp" && s.protocol !== "echo" && s.protocol !== "daytime") {
-      problems.push({ path: at("transport"), message: `Expected "tcp" or "unix": ${s.protocol} does not run over UDP` })
+    const name = str(raw["name"])
+    const protocol = str(raw["protocol"])
+    if (name !== undefined) {
+      if (seen.has(name)) problems.push({ path: at("name"), message: `Expected a unique name, "${name}" is used twice` })
+      seen.add(name)
     }
-    const address = parseListen(s.listen, transport)
+    const transport = str(raw["transport"]) ?? "tcp"
+    if (transport !== "tcp" && transport !== "udp" && transport !== "unix") return // the schema reports it
+    if (transport === "udp" && protocol !== undefined && protocol !== "echo" && protocol !== "daytime") {
+      problems.push({ path: at("transport"), message: `Expected "tcp" or "unix": ${protocol} does not run over UDP` })
+    }
+    const listen = str(raw["listen"])
+    const address = listen === undefined ? undefined : parseListen(listen, transport)
     if (typeof address === "string") problems.push({ path: at("listen"), message: `Expected ${address}` })
-    if (s.tls !== undefined && transport === "udp") {
+    if (raw["tls"] !== undefined && transport === "udp") {
       problems.push({ path: at("tls"), message: "Expected no tls on a UDP service (TLS runs over TCP and Unix sockets)" })
     }
-    if (s.chat !== undefined && (s.protocol !== "http" || !table.services.some((c) => c.name === s.chat && c.protocol === "chat"))) {
+    const chat = raw["chat"]
+    if (chat !== undefined && (protocol !== "http" || !services.some((c) => isRecord(c) && c["name"] === chat && c["protocol"] === "chat"))) {
       problems.push({ path: at("chat"), message: `Expected the name of a chat service in this table (an http service's WebSocket chat joins its rooms)` })
     }
-    if (s.protocol === "exec" && s.command === undefined) {
+    if (protocol === "exec" && raw["command"] === undefined) {
       problems.push({ path: at("command"), message: "Expected an argv array such as [\"wc\", \"-c\"] (exec needs a command)" })
     }
   })
@@ -185,18 +205,17 @@ const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 /** Validates a parsed JSON value as a table; `file` names it in errors. */
 export const decode = (file: string, json: unknown): Effect.Effect<Table, ConfigError> => {
   const result = Schema.decodeUnknownResult(Table, { onExcessProperty: "error", errors: "all" })(json)
-  if (Result.isFailure(result)) {
-    const issues = formatter(result.failure.issue).issues
-    return Effect.fail(new ConfigError({
-      file,
-      problems: issues.map((i) => ({
-        path: jsonPath((i.path ?? []).map((p) => (typeof p === "object" ? p.key : p))),
-        message: i.message === "Missing key" ? "Expected a value: this key is required" : i.message
-      }))
+  const schemaProblems = Result.isFailure(result)
+    ? formatter(result.failure.issue).issues.map((i) => ({
+      path: jsonPath((i.path ?? []).map((p) => (typeof p === "object" ? p.key : p))),
+      message: i.message === "Missing key" ? "Expected a value: this key is required" : i.message
     }))
-  }
-  const problems = crossCheck(result.success)
-  return problems.length > 0 ? Effect.fail(new ConfigError({ file, problems })) : Effect.succeed(result.success)
+    : []
+  // every problem at once: the cross-checks too, where the schema did not already speak of that key
+  const crossProblems = crossCheck(json).filter((c) => !schemaProblems.some((p) => p.path === c.path))
+  const problems = [...schemaProblems, ...crossProblems].sort((a, b) => a.path.localeCompare(b.path, "en", { numeric: true }))
+  if (problems.length > 0 || Result.isFailure(result)) return Effect.fail(new ConfigError({ file, problems }))
+  return Effect.succeed(result.success)
 }
 
 /** Reads (asynchronously: SIGHUP reloads run on the serving loop) and validates a table file. */

@@ -56,6 +56,19 @@ describe("service table validation", () => {
     assert.include(text, "$.services[2].listen: Expected \"host:port\"")
     assert.include(text, "$.services[2].command: Expected an argv array")
   })
+  it("every problem at once: a schema error does not hide a cross-field one (unknown protocol, bad listen, bad duration)", () => {
+    const text = problems({
+      services: [
+        { name: "a", protocol: "gopher", listen: "127.0.0.1:1" },
+        { name: "b", protocol: "echo", listen: "nowhere" },
+        { name: "c", protocol: "http", listen: "127.0.0.1:3", keepAliveTimeout: "soon" }
+      ]
+    })
+    assert.include(text, "$.services[0].protocol: Expected")
+    assert.include(text, "$.services[1].listen: Expected \"host:port\"")
+    assert.include(text, "$.services[2].keepAliveTimeout:")
+    assert.strictEqual(text.split("\n").length, 3, text)
+  })
   it("listen addresses: v4, [v6], port range", () => {
     assert.deepStrictEqual(ServiceTable.parseListen("[::1]:80", "tcp"), { _tag: "inet", host: "::1", port: 80 })
     assert.deepStrictEqual(ServiceTable.parseListen("0.0.0.0:8080", "tcp"), { _tag: "inet", host: "0.0.0.0", port: 8080 })
