@@ -10,12 +10,13 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Fs from "node:fs"
 import * as Runtime from "../../src/runtime/Runtime.ts"
+import * as BundledSite from "../../src/runtime/BundledSite.ts"
 import * as ServiceTable from "../../src/runtime/ServiceTable.ts"
 
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-soak-"))
 const table: ServiceTable.Table = {
   services: [
-    { name: "web", protocol: "http", listen: "127.0.0.1:0", root: ServiceTable.bundledPublic },
+    { name: "web", protocol: "http", listen: "127.0.0.1:0", root: BundledSite.publicDir },
     { name: "echo", protocol: "echo", listen: "127.0.0.1:0" },
     { name: "chat", protocol: "chat", listen: "127.0.0.1:0" }
   ],

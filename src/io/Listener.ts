@@ -10,7 +10,7 @@
  * interrupt them and close their sockets). A failing handler is logged and
  * its socket destroyed; nothing else is touched.
  */
-import { Cause, Config, Context, Data, Duration, Effect, Exit, Fiber, FiberSet, Layer, Option } from "effect"
+import { Cause, Config, Context, Data, Duration, Effect, Exit, Fiber, FiberSet, Layer, Option, Schema } from "effect"
 import type { Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
@@ -21,50 +21,52 @@ import { type ListenerCounters, ListenerStats, registerMetrics } from "./Listene
 import { type ConnectionOwner, NodeConnection, remoteOf } from "./NodeConnection.ts"
 import * as Timeouts from "../core/Timeouts.ts"
 import * as Tls from "./Tls.ts"
+import * as Options from "../core/Options.ts"
 
-/** Where and how to listen. Every field has a default. */
-export interface ListenOptions {
-  /** Service name used in logs and metric attributes. Default `"tcp"`. */
-  readonly name?: string
-  /** Interface to bind. Default `"127.0.0.1"`; use `"::"` or `"0.0.0.0"` for public binding. */
-  readonly host?: string
-  /** TCP port; 0 picks a free one (read it from `Listener.address`). Default 0. */
-  readonly port?: number
-  /** Listen on this Unix domain socket path instead of TCP. A stale socket file is replaced. */
-  readonly path?: string
-  /** For an IPv6 host, refuse IPv4-mapped connections. Default false. */
-  readonly ipv6Only?: boolean
-  /**
-   * Bind a socket of this process's own with `SO_REUSEPORT` (TCP only): several processes listen
-   * on one port and the kernel spreads connections over them. In a node:cluster worker this also
-   * bypasses the primary (the socket is not shared through it). Default false.
-   */
-  readonly reusePort?: boolean
-  /** Kernel accept queue length. Default 511. */
-  readonly backlog?: number
-  /**
-   * Connections served at once; more wait, unread, for a free slot. A TLS connection takes its slot
-   * when accepted, so handshakes in progress count too. Default 10,000.
-   */
-  readonly maxConnections?: number
-  /** Connections allowed to wait for a slot; beyond that they are refused (closed) and counted. Default `backlog`. */
-  readonly maxPending?: number
-  /** No bytes either way for this long: the handler is interrupted and the socket closed. Default 5 minutes. */
-  readonly idleTimeout?: Duration.Input
-  /**
-   * A write that makes no progress (waits for the peer to read) this long closes the connection:
-   * a client that reads a trickle cannot hold a response for the whole idle timeout (nginx's
-   * `send_timeout`). Default 60 seconds.
-   */
-  readonly sendTimeout?: Duration.Input
-  /** On shutdown, how long in-flight handlers may run before they are interrupted. Default 10 seconds. */
-  readonly drainTimeout?: Duration.Input
-  /** After a handler ends, how long unread input is discarded waiting for the peer's FIN. Default 2 seconds. */
-  readonly lingerTimeout?: Duration.Input
-  /** After a handler ends, how many bytes of unread input are discarded at most; more resets the connection. Default 256 KiB. */
-  readonly lingerBytes?: number
-  /** First and longest pause of accepting after an accept error (doubling). Default 10 ms and 1 second. */
-  readonly acceptBackoff?: { readonly initial?: Duration.Input; readonly max?: Duration.Input }
+const { option } = Options
+
+/** Where a listener binds (a service table derives these from a service's `listen`). */
+export const address = Options.declare({
+  name: option(Schema.String, "the service name, in logs and metric attributes", "tcp"),
+  host: option(Schema.String, "the interface to bind; \"::\" or \"0.0.0.0\" for public binding", "127.0.0.1"),
+  port: option(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })), "the TCP port; 0 picks a free one (read it from `Listener.address`)", 0),
+  path: option(Schema.String, "listen on this Unix domain socket path instead of TCP (a stale socket file is replaced)"),
+  ipv6Only: option(Schema.Boolean, "for an IPv6 host, refuse IPv4-mapped connections", false),
+  reusePort: option(
+    Schema.Boolean,
+    "bind a socket of this process's own with SO_REUSEPORT (TCP): several processes listen on one port and the kernel spreads connections (in a node:cluster worker this bypasses the primary)",
+    false
+  )
+})
+
+/** How a listener serves: its limits, timeouts and TLS. A service of the table takes the same keys. */
+export const limits = Options.declare({
+  backlog: option(Options.PositiveInt, "the kernel's accept queue length", 511),
+  maxConnections: option(
+    Options.PositiveInt,
+    "connections served at once; more wait, unread, for a free slot (a TLS connection holds its slot from accept, through its handshake)",
+    10_000
+  ),
+  maxPending: option(Options.NonNegativeInt, "connections that may wait for a slot; beyond that they are refused, counted and logged (default: `backlog`)"),
+  idleTimeout: option(Options.Duration, "no bytes either way for this long: the handler is interrupted and the socket closed", "5 minutes"),
+  sendTimeout: option(
+    Options.Duration,
+    "a write that makes no progress (the peer does not read) this long closes the connection (nginx's send_timeout)",
+    "60 seconds"
+  ),
+  drainTimeout: option(Options.Duration, "on shutdown, how long in-flight handlers may finish before they are interrupted", "10 seconds"),
+  lingerTimeout: option(Options.Duration, "after a handler ends, how long late input is discarded waiting for the peer's FIN", "2 seconds"),
+  lingerBytes: option(Options.NonNegativeInt, "after a handler ends, how many bytes of late input are discarded at most; a peer that sends more is reset", 262_144),
+  acceptBackoff: option(
+    Schema.Struct({ initial: Options.Duration, max: Options.Duration }),
+    "the first and longest pause (doubling) of accepting after an accept error such as EMFILE",
+    { initial: "10 millis", max: "1 second" }
+  ),
+  tls: option(Tls.options.schema, "serve over TLS (see the `tls` keys)")
+})
+
+/** What a listener is given that is not configuration: callbacks and a shared socket. */
+export interface ListenHooks {
   /**
    * Receives the underlying `net.Server` once it listens. For tests that inject accept errors
    * (libuv absorbs most EMFILE conditions itself, so they are hard to cause for real).
@@ -82,13 +84,10 @@ export interface ListenOptions {
    * stops while a successor owns the socket, it drains without closing it.
    */
   readonly socket?: ListenSocket
-  /**
-   * Serve over TLS: the handler's fiber starts after the handshake; a
-   * handshake that fails or times out is counted (`tlsHandshakeFailures`)
-   * and logged at debug level, never a handler failure.
-   */
-  readonly tls?: Tls.TlsOptions
 }
+
+/** Where and how to listen: `address` and `limits` (every key has a default or may be left out), and the hooks. */
+export type ListenOptions = typeof address.schema.Type & typeof limits.schema.Type & ListenHooks
 
 /**
  * A listening socket that can outlive one listener: when a service is
@@ -222,34 +221,34 @@ const isStaleSocket = (path: string): Promise<boolean> =>
     probe.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED"))
   })
 
-const listen = (server: Net.Server, name: string, options: ListenOptions, display: string) =>
+const listen = (server: Net.Server, where: typeof address.schema.Type & { readonly name: string; readonly host: string; readonly port: number }, backlog: number, display: string) =>
   Effect.tryPromise({
     try: async () => {
-      const backlog = options.backlog ?? 511
-      if (options.path !== undefined) {
+      const path = where.path
+      if (path !== undefined) {
         try {
-          await bind(server, { path: options.path, backlog })
+          await bind(server, { path, backlog })
         } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || !(await isStaleSocket(options.path))) {
+          if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || !(await isStaleSocket(path))) {
             throw error
           }
-          await Fs.promises.unlink(options.path)
-          await bind(server, { path: options.path, backlog })
+          await Fs.promises.unlink(path)
+          await bind(server, { path, backlog })
         }
       } else {
         await bind(server, {
-          host: options.host ?? "127.0.0.1",
-          port: options.port ?? 0,
+          host: where.host,
+          port: where.port,
           backlog,
-          ipv6Only: options.ipv6Only ?? false,
-          ...(options.reusePort === true ? { reusePort: true, exclusive: true } : {})
+          ipv6Only: where.ipv6Only === true,
+          ...(where.reusePort === true ? { reusePort: true, exclusive: true } : {})
         })
       }
     },
     catch: (error) => {
       const e = error as NodeJS.ErrnoException
       return new ListenError({
-        service: name,
+        service: where.name,
         address: display,
         code: e.code ?? "EUNKNOWN",
         reason: describeListenError(e.code, e.message)
@@ -257,10 +256,10 @@ const listen = (server: Net.Server, name: string, options: ListenOptions, displa
     }
   })
 
-const boundAddress = (server: Net.Server, options: ListenOptions): BoundAddress => {
+const boundAddress = (server: Net.Server, path: string | undefined): BoundAddress => {
   const address = server.address()
-  if (options.path !== undefined || address === null || typeof address === "string") {
-    return { _tag: "unix", path: options.path ?? String(address) }
+  if (path !== undefined || address === null || typeof address === "string") {
+    return { _tag: "unix", path: path ?? String(address) }
   }
   return { _tag: "tcp", host: address.address, port: address.port, family: address.family === "IPv6" ? "IPv6" : "IPv4" }
 }
@@ -278,20 +277,22 @@ export const make = <E, R>(
   handler: Handler<E, R>
 ): Effect.Effect<Listener, ListenError, Exclude<R, Scope.Scope> | Scope.Scope> =>
   Effect.gen(function*() {
-    const name = options.name ?? "tcp"
-    const maxConnections = options.maxConnections ?? 10_000
-    const maxPending = options.maxPending ?? options.backlog ?? 511
-    const idleTimeout = Duration.fromInputUnsafe(options.idleTimeout ?? "5 minutes")
-    const lingerTimeout = Duration.fromInputUnsafe(options.lingerTimeout ?? "2 seconds")
-    const sendTimeout = Duration.fromInputUnsafe(options.sendTimeout ?? "60 seconds")
-    const drainTimeout = Duration.fromInputUnsafe(options.drainTimeout ?? "10 seconds")
-    const backoffInitial = Duration.toMillis(options.acceptBackoff?.initial ?? "10 millis")
-    const backoffMax = Duration.toMillis(options.acceptBackoff?.max ?? "1 second")
+    const where = address.resolve(options)
+    const how = limits.resolve(options)
+    const name = where.name
+    const maxConnections = how.maxConnections
+    const maxPending = how.maxPending ?? how.backlog
+    const idleTimeout = Options.toDuration(how.idleTimeout)
+    const lingerTimeout = Options.toDuration(how.lingerTimeout)
+    const sendTimeout = Options.toDuration(how.sendTimeout)
+    const drainTimeout = Options.toDuration(how.drainTimeout)
+    const backoffInitial = Options.millis(how.acceptBackoff.initial)
+    const backoffMax = Options.millis(how.acceptBackoff.max)
     const idleMillis = Duration.toMillis(idleTimeout)
     const lingerMillis = Duration.toMillis(lingerTimeout)
-    const lingerBytes = options.lingerBytes ?? 256 * 1024
-    const display = options.path ?? `${options.host ?? "127.0.0.1"}:${options.port ?? 0}`
-    const tlsOptions = options.tls
+    const lingerBytes = how.lingerBytes
+    const display = where.path ?? `${where.host}:${where.port}`
+    const tlsOptions = how.tls
     const contexts = tlsOptions === undefined ? undefined : yield* Tls.load(tlsOptions).pipe(
       Effect.mapError((e) => new ListenError({ service: name, address: e.file, code: "TLS", reason: e.reason }))
     )
@@ -301,7 +302,7 @@ export const make = <E, R>(
     const admission = new Admission<Net.Socket>({
       maxConnections,
       maxPending,
-      maxHandshakesPerAddress: options.tls?.maxHandshakesPerAddress ?? defaultHandshakesPerAddress(maxConnections)
+      maxHandshakesPerAddress: how.tls?.maxHandshakesPerAddress ?? defaultHandshakesPerAddress(maxConnections)
     })
     const finiteOr = (d: Duration.Duration) => (Duration.isFinite(d) ? d : Duration.seconds(1))
     const timeouts = yield* Timeouts.make(
@@ -391,7 +392,7 @@ export const make = <E, R>(
       const conn = new NodeConnection({
         id: nextId++,
         socket,
-        remote: remoteOf(socket, options.path),
+        remote: remoteOf(socket, where.path),
         counters: stats,
         timeouts,
         owner,
@@ -541,7 +542,7 @@ export const make = <E, R>(
     }
 
     yield* Effect.acquireRelease(
-      (adopt ? takeOver : listen(server, name, options, display).pipe(
+      (adopt ? takeOver : listen(server, where, how.backlog, display).pipe(
         Effect.andThen(Effect.sync(() => {
           shared.server = server
           shared.tls = tlsServer
@@ -610,7 +611,7 @@ export const make = <E, R>(
     const reloadTls = tlsOptions === undefined
       ? Effect.void
       : Tls.load(tlsOptions).pipe(Effect.map((fresh) => shared.tls?.replace(fresh)))
-    return { name, address: boundAddress(server, options), stats, reloadTls }
+    return { name, address: boundAddress(server, where.path), stats, reloadTls }
   })
 
 /** The service a listener layer provides: the running listener (its bound address, its stats). */

@@ -5,46 +5,47 @@
  * theirs, and session tickets stay valid (the ticket keys are made once per
  * process and reused by every context).
  */
-import { Data, Effect } from "effect"
+import { Data, Effect, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import type * as Net from "node:net"
 import * as NodeTls from "node:tls"
+import * as Options from "../core/Options.ts"
 
 /** A certificate and its key, as file paths (PEM). */
-export interface CertFiles {
-  readonly cert: string
-  readonly key: string
-}
+export const CertFiles = Schema.Struct({
+  cert: Schema.String.annotate({ description: "the certificate (PEM file)" }),
+  key: Schema.String.annotate({ description: "its private key (PEM file)" })
+})
+export type CertFiles = typeof CertFiles.Type
 
 /**
- * TLS options of a listener (paths are read at start and again on `reloadTls`).
+ * TLS options of a listener, declared once (the service table's `tls` key is the same schema).
+ * Paths are read at start and again on `reloadTls`.
+ */
+export const options = Options.declare({
+  ...CertFiles.fields,
+  ca: Options.option(Schema.String, "CA certificates (PEM file) to verify client certificates with; setting it asks clients for one"),
+  requireClientCert: Options.option(Schema.Boolean, "refuse clients without a valid certificate (only with `ca`)", false),
+  minVersion: Options.option(Schema.Literals(["TLSv1.2", "TLSv1.3"]), "the oldest protocol accepted", "TLSv1.2"),
+  sni: Options.option(Schema.Record(Schema.String, CertFiles), "certificates per host name (SNI); a client asking for another name gets the default one"),
+  alpn: Options.option(Schema.Array(Schema.String), "ALPN protocols offered, in preference order (HTTP services offer `http/1.1`)"),
+  handshakeTimeout: Options.option(Options.Duration, "a handshake not finished in this time is dropped", "10 seconds"),
+  maxHandshakesPerAddress: Options.option(
+    Options.PositiveInt,
+    "handshakes one client address may have in progress at once; more are closed and counted (default: a quarter of `maxConnections`, at most 128)"
+  )
+})
+
+/**
+ * TLS options of a listener (see `options`).
  *
  * @example
  * const tls: Tls.TlsOptions = { cert: "certs/site.crt", key: "certs/site.key", sni: { "api.example.org": { cert: "certs/api.crt", key: "certs/api.key" } } }
  * const listener = yield* Listener.make({ name: "secure-echo", port: 7443, tls }, Echo.handler)
  * yield* listener.reloadTls // after renewing the files: new connections get the new certificates
  */
-export interface TlsOptions extends CertFiles {
-  /** CA certificates (PEM file) to verify client certificates with; setting it asks clients for one. */
-  readonly ca?: string
-  /** Refuse clients without a valid certificate (only with `ca`). Default false: the certificate is optional. */
-  readonly requireClientCert?: boolean
-  /** Oldest protocol accepted. Default `"TLSv1.2"`. */
-  readonly minVersion?: NodeTls.SecureVersion
-  /** Certificates per host name (SNI); a client asking for another name gets the default one. */
-  readonly sni?: Readonly<Record<string, CertFiles>>
-  /** ALPN protocols offered, in preference order (HTTP services offer `http/1.1`). */
-  readonly alpn?: ReadonlyArray<string>
-  /** A handshake not finished in this many milliseconds is dropped. Default 10,000. */
-  readonly handshakeTimeoutMillis?: number
-  /**
-   * Handshakes one peer address may have in progress at once; more are refused (closed) and counted.
-   * (Every handshake also holds one of the listener's `maxConnections` slots.) Default a quarter of
-   * `maxConnections`, at most 128.
-   */
-  readonly maxHandshakesPerAddress?: number
-}
+export type TlsOptions = typeof options.schema.Type
 
 /** What a protocol may want to know about a TLS connection. */
 export interface TlsInfo {
@@ -67,6 +68,8 @@ export class TlsConfigError extends Data.TaggedError("TlsConfigError")<{
     return `TLS: ${this.reason} (${this.file})`
   }
 }
+
+const Tls = options
 
 /** Session ticket keys: made once per process, so tickets survive certificate reloads. */
 const ticketKeys = Crypto.randomBytes(48)
@@ -101,10 +104,11 @@ export interface Contexts {
 }
 
 /** Reads every certificate and key of `options`; fails naming the first file that cannot be used. */
-export const load = (options: TlsOptions): Effect.Effect<Contexts, TlsConfigError> =>
+export const load = (given: TlsOptions): Effect.Effect<Contexts, TlsConfigError> =>
   Effect.gen(function*() {
+    const options = Tls.resolve(given)
     const common: NodeTls.SecureContextOptions = {
-      minVersion: options.minVersion ?? "TLSv1.2",
+      minVersion: options.minVersion,
       ...(options.ca !== undefined ? { ca: yield* readPem(options.ca) } : {})
     }
     const base = yield* loadPair(options, common)
@@ -123,16 +127,17 @@ export const load = (options: TlsOptions): Effect.Effect<Contexts, TlsConfigErro
 export class TlsServer {
   private contexts: Contexts
   readonly server: NodeTls.Server
-  constructor(options: TlsOptions, contexts: Contexts) {
+  constructor(given: TlsOptions, contexts: Contexts) {
+    const options = Tls.resolve(given)
     this.contexts = contexts
     this.server = NodeTls.createServer({
       ...contexts.base,
       ticketKeys,
       allowHalfOpen: true,
       noDelay: true,
-      handshakeTimeout: options.handshakeTimeoutMillis ?? 10_000,
+      handshakeTimeout: Options.millis(options.handshakeTimeout),
       ...(options.alpn !== undefined ? { ALPNProtocols: [...options.alpn] } : {}),
-      ...(options.ca !== undefined ? { requestCert: true, rejectUnauthorized: options.requireClientCert ?? false } : {}),
+      ...(options.ca !== undefined ? { requestCert: true, rejectUnauthorized: options.requireClientCert } : {}),
       SNICallback: (name, done) => done(null, this.contexts.sni.get(name.toLowerCase()))
     })
     // a failed or timed-out handshake ends its socket (the listener counts it)

@@ -11,23 +11,24 @@
  * --pdeathsig KILL`, so the kernel kills it if the process that spawned it
  * dies without running any cleanup (`kill -9` of a prefork worker).
  */
-import { Cause, Effect, Fiber, Option, Queue } from "effect"
+import { Cause, Effect, Fiber, Option, Queue, Schema } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import * as Options from "../core/Options.ts"
 import type { Connection } from "../io/Connection.ts"
 
-/** exec options. */
-export interface ExecOptions {
-  /** Service name, for logs. */
-  readonly name: string
-  /** argv: the program and its arguments. */
-  readonly command: ReadonlyArray<string>
-  /** Children running at once. Default 16. */
-  readonly maxInstances?: number
-  /** After SIGTERM, how long before SIGKILL (ms). Default 2000. */
-  readonly killGraceMillis?: number
-}
+/** exec options, declared once (a service table's exec entry takes the same keys, its name being the service's). */
+export const options = Options.declare({
+  command: Schema.Array(Schema.String).check(Schema.isMinLength(1)).annotate({ description: "argv: the program and its arguments, never a shell" }),
+  maxInstances: Options.option(Options.PositiveInt, "children running at once; a connection over the cap gets a busy line", 16),
+  killGrace: Options.option(Options.Duration, "after SIGTERM, how long a child has before SIGKILL", "2 seconds")
+})
+
+/** exec options: `options` and the service name, for logs. */
+export type ExecOptions = typeof options.schema.Type & { readonly name: string }
+
+const Exec = options
 
 /** A running exec service. */
 export interface ExecServer {
@@ -75,9 +76,10 @@ const killGroup = (child: ChildProcess.ChildProcess, signal: NodeJS.Signals) => 
  * const wc = Exec.make({ name: "wc", command: ["wc", "-c"], maxInstances: 4 })
  * yield* Listener.make({ name: "wc", port: 7100 }, wc.handler)
  */
-export const make = (options: ExecOptions): ExecServer => {
-  const max = options.maxInstances ?? 16
-  const grace = options.killGraceMillis ?? 2000
+export const make = (given: ExecOptions): ExecServer => {
+  const options = { ...Exec.resolve(given), name: given.name }
+  const max = options.maxInstances
+  const grace = Options.millis(options.killGrace)
   let running = 0
   let spawned = 0
 

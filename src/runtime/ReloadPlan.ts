@@ -33,7 +33,7 @@ export interface Plan {
  * A service and where it listens, as a key: a changed service with the same key is handed over its
  * listening socket (with port 0, the port it got is kept). Names are unique, so two services never share one.
  */
-export const addressKey = (service: Service): string => `${service.name} ${service.transport ?? "tcp"} ${service.listen}`
+export const addressKey = (service: { readonly name: string; readonly transport?: string; readonly listen: string }): string => `${service.name} ${service.transport ?? "tcp"} ${service.listen}`
 
 /** A service with the table-wide keys that shape it, so a change of those changes it too. */
 const effective = (service: Service, table: Table): string =>

@@ -12,170 +12,26 @@ import * as AccessLog from "../actors/AccessLog.ts"
 import * as LogWriter from "../actors/LogWriter.ts"
 import * as Supervisor from "../actors/Supervisor.ts"
 import * as Listener from "../io/Listener.ts"
-import * as Udp from "../io/Udp.ts"
-import * as Chat from "../protocols/chat/Chat.ts"
-import * as Daytime from "../protocols/daytime.ts"
-import * as Echo from "../protocols/echo.ts"
-import * as Exec from "../protocols/exec.ts"
-import * as Router from "../protocols/http/Router.ts"
-import * as HttpServer from "../protocols/http/Server.ts"
-import * as StaticFiles from "../protocols/http/StaticFiles.ts"
-import type * as Rooms from "../protocols/chat/Rooms.ts"
-import * as ChatBridge from "./ChatBridge.ts"
+import type * as Chat from "../protocols/chat/Chat.ts"
 import * as ClusterMode from "./ClusterMode.ts"
+import * as Kinds from "./kinds/index.ts"
+import type * as Kind from "./kinds/Kind.ts"
 import * as Offload from "./Offload.ts"
 import { Pbkdf2Jobs, type Pbkdf2Pool, threadEntry } from "./Pbkdf2Jobs.ts"
-import * as Pbkdf2Route from "./Pbkdf2Route.ts"
 import * as ReloadPlan from "./ReloadPlan.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 import { StartError } from "./StartError.ts"
 import * as Status from "./Status.ts"
-import type { ServerView } from "./WorkerProtocol.ts"
 
 const duration = ServiceTable.toDuration
 
 const defined = <T extends Record<string, unknown>>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never
 
-/** What the runtime shares with each service. */
-interface Deps {
-  readonly table: ServiceTable.Table
-  readonly accessLog: LogWriter.LogWriter<AccessLog.AccessEntry>
-  readonly status: Status.StatusSource
-  /** The listening socket of a service's address, shared by its generations across reloads. */
-  readonly socketFor: (service: ServiceTable.Service) => Listener.ListenSocket
-  /** Running chat services by name (an HTTP service's WebSocket chat joins their rooms). */
-  readonly chats: Map<string, Chat.ChatServer>
-  /** The process's offload pool (`/api/pbkdf2`); undefined with `offload.threads: 0`. */
-  readonly offload: Pbkdf2Pool | undefined
-  readonly options: StartOptions
-  /** In cluster mode: the cluster's rooms, which every chat service of this node joins. */
-  readonly clusterRooms: Rooms.RoomDirectory | undefined
-}
-
-/** How a process runs its table. */
-export interface StartOptions {
-  /** Feeds the status page's error-log counters. */
-  readonly errorLogStats?: () => LogWriter.LogWriterStats
-  /** TCP services bind their own SO_REUSEPORT socket (a prefork worker with `portSharing: "reuse-port"`). */
-  readonly reusePort?: boolean
-  /** In a prefork worker: the whole server's status, from the primary. */
-  readonly server?: () => Effect.Effect<ServerView>
-  /**
-   * In a prefork worker: chat services that run in the primary, by name, with the address their TCP
-   * members connect to; an http service's WebSocket `/chat` bridges its members there.
-   */
-  readonly remoteChats?: Readonly<Record<string, string>>
-}
-
-const listenOptions = (service: ServiceTable.Service, table: ServiceTable.Table, socket?: Listener.ListenSocket, reusePort?: boolean): Listener.ListenOptions => {
-  const transport = service.transport ?? "tcp"
-  const address = ServiceTable.parseListen(service.listen, transport) as ServiceTable.Address
-  return defined({
-    socket,
-    reusePort: transport === "tcp" && reusePort === true ? true : undefined,
-    name: service.name,
-    ...(address._tag === "unix" ? { path: address.path } : { host: address.host, port: address.port }),
-    maxConnections: service.maxConnections ?? table.maxConnections,
-    idleTimeout: duration(service.idleTimeout),
-    sendTimeout: duration(service.sendTimeout),
-    drainTimeout: duration(table.drainTimeout),
-    tls: tlsOptions(service)
-  })
-}
-
-/** A service's TLS keys as listener options (relative paths are as given: from the working directory). */
-const tlsOptions = (service: ServiceTable.Service): Listener.ListenOptions["tls"] => {
-  const tls = service.tls
-  if (tls === undefined) return undefined
-  const timeout = ServiceTable.toDuration(tls.handshakeTimeout)
-  return defined({
-    cert: tls.cert,
-    key: tls.key,
-    ca: tls.ca,
-    requireClientCert: tls.requireClientCert,
-    minVersion: tls.minVersion,
-    sni: tls.sni,
-    handshakeTimeoutMillis: timeout === undefined ? undefined : Duration.toMillis(timeout),
-    maxHandshakesPerAddress: tls.maxHandshakesPerAddress
-  })
-}
+export type StartOptions = Kind.StartOptions
 
 /** Where a table's access log goes. */
 const accessLogPath = (t: ServiceTable.Table) => t.accessLog?.path ?? "logs/access.log"
-
-
-/** Starts one service in the current scope; returns what the status page shows. */
-export const startService = (service: ServiceTable.Service, deps: Deps): Effect.Effect<Status.ServiceEntry, StartError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const transport = service.transport ?? "tcp"
-    const base = { name: service.name, protocol: service.protocol, transport, ...(service.tls !== undefined ? { tls: true } : {}) }
-    const listen = <E>(handler: (conn: import("../io/Connection.ts").Connection) => Effect.Effect<void, E>) =>
-      Listener.make(listenOptions(service, deps.table, deps.socketFor(service), deps.options.reusePort), handler).pipe(
-        Effect.map((l): Status.ServiceEntry => ({ ...base, address: Listener.formatAddress(l.address), stats: l.stats, reloadTls: l.reloadTls }))
-      )
-    switch (service.protocol) {
-      case "http": {
-        const site = yield* StaticFiles.make({ root: service.root ?? ServiceTable.bundledPublic })
-        const withStatus = Status.withStatus(site, deps.status, service.status ?? "loopback")
-        const chatName = service.chat
-        const app = Router.make([
-          Router.get("/api/pbkdf2", Pbkdf2Route.app(deps.offload)),
-          // GET /chat (WebSocket) joins the rooms of the chat service named by `chat`, looked up per connection
-          // (it may restart, or reload, on its own)
-          ...(chatName === undefined ? [] : [
-            Router.ws("/chat", deps.options.remoteChats?.[chatName] !== undefined ? ChatBridge.bridge(deps.options.remoteChats[chatName]) : (socket) => {
-              const chat = deps.chats.get(chatName)
-              return chat === undefined ? socket.close(1011, `the chat service ${chatName} is not running`) : chat.websocket(socket)
-            })
-          ])
-        ], withStatus)
-        const server = yield* HttpServer.listen(app, {
-          listen: listenOptions(service, deps.table, deps.socketFor(service), deps.options.reusePort),
-          http: defined({
-            accessLog: deps.accessLog,
-            headerTimeout: duration(service.headerTimeout),
-            requestTimeout: duration(service.requestTimeout),
-            keepAliveTimeout: duration(service.keepAliveTimeout),
-            maxBody: service.maxBody,
-            maxRequestsPerConnection: service.maxRequestsPerConnection
-          })
-        })
-        return {
-          ...base,
-          address: Listener.formatAddress(server.listener.address),
-          stats: server.listener.stats,
-          requests: server.requests,
-          reloadTls: server.listener.reloadTls
-        }
-      }
-      case "echo":
-      case "daytime": {
-        if (transport === "udp") {
-          const address = ServiceTable.parseListen(service.listen, "udp") as Extract<ServiceTable.Address, { _tag: "inet" }>
-          const udp = yield* Udp.make(
-            { name: service.name, host: address.host, port: address.port },
-            service.protocol === "echo" ? Echo.datagram : Daytime.datagram
-          )
-          const host = udp.address.family === "IPv6" ? `[${udp.address.host}]` : udp.address.host
-          return { ...base, address: `${host}:${udp.address.port}`, udp: udp.stats }
-        }
-        return yield* listen(service.protocol === "echo" ? Echo.handler : Daytime.handler)
-      }
-      case "chat": {
-        const chat = yield* Chat.make(defined({ maxLineLength: service.maxLineLength, outboxSize: service.outboxSize, maxRooms: service.maxRooms, rooms: deps.clusterRooms }))
-        deps.chats.set(service.name, chat)
-        yield* Effect.addFinalizer(() => Effect.sync(() => {
-          if (deps.chats.get(service.name) === chat) deps.chats.delete(service.name)
-        }))
-        return yield* listen(chat.handler)
-      }
-      case "exec": {
-        const exec = Exec.make(defined({ name: service.name, command: service.command!, maxInstances: service.maxInstances }))
-        return yield* listen(exec.handler)
-      }
-    }
-  }).pipe(Effect.mapError((e) => new StartError({ service: service.name, reason: e.message })))
 
 /**
  * The process's offload pool when the table has an http service and `offload.threads` is not 0
@@ -273,14 +129,14 @@ export const start = (
     }
     const runtimeScope = yield* Effect.scope
     const sockets = new Map<string, Listener.ListenSocket>()
-    const socketFor = (service: ServiceTable.Service) => {
+    const socketFor = (service: Kind.CommonService) => {
       const key = ReloadPlan.addressKey(service)
       let socket = sockets.get(key)
       if (socket === undefined) sockets.set(key, socket = new Listener.ListenSocket())
       return socket
     }
     const chats = new Map<string, Chat.ChatServer>()
-    const deps = (): Deps => ({ table: current, accessLog, status, socketFor, chats, offload, options, clusterRooms: cluster?.rooms })
+    const deps = (): Kind.Deps => ({ table: current, accessLog, status, socketFor, chats, offload, options, clusterRooms: cluster?.rooms })
     /** The supervisor child id of each running service: its name, then name~N for later generations (hand-over reloads). */
     const childIds = new Map<string, string>()
     let generation = 1
@@ -295,7 +151,7 @@ export const start = (
           restart: "permanent",
           shutdown: shutdownOf(),
           start: Effect.gen(function*() {
-            const entry = yield* startService(service, deps()).pipe(Effect.tapError((e) => Deferred.fail(ready, e)))
+            const entry = yield* Kinds.start(service, deps()).pipe(Effect.tapError((e) => Deferred.fail(ready, e)))
             const mine = { config: service, entry }
             running.set(service.name, mine)
             yield* Effect.addFinalizer(() =>

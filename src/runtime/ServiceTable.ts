@@ -6,112 +6,63 @@
  * key and what was expected. No file: the built-in defaults (web, echo,
  * daytime, chat on loopback).
  */
-import { Data, Duration as EffectDuration, Effect, Option, Result, Schema, SchemaIssue } from "effect"
+import { Data, type Duration as EffectDuration, Effect, Result, Schema, SchemaIssue } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import * as Options from "../core/Options.ts"
+import { protocols, Service } from "./kinds/index.ts"
+import * as Kind from "./kinds/Kind.ts"
+import * as BundledSite from "./BundledSite.ts"
 
-/** Text that Effect's own Duration parser reads as a finite, non-negative duration ("500 millis", "1 second", "2 hours"...). */
-const DurationText = Schema.String.check(
-  Schema.makeFilter((text: string) => {
-    const parsed = EffectDuration.fromInput(text as EffectDuration.Input)
-    return Option.isSome(parsed) && EffectDuration.isFinite(parsed.value) && EffectDuration.toMillis(parsed.value) >= 0
-  }, {
-    message: "a duration such as \"500 millis\", \"1 second\", \"10 seconds\", \"5 minutes\" or \"2 hours\" (units: nanos, micros, millis, seconds, minutes, hours, days, weeks)"
-  })
-)
-/** A duration: milliseconds as a number, or text such as "10 seconds". */
-const Duration = Schema.Union([Schema.Number.check(Schema.isGreaterThanOrEqualTo(0)), DurationText])
+const Duration = Options.Duration
+const PositiveInt = Options.PositiveInt
 
-/** A table duration as an Effect Duration input (numbers are milliseconds). */
-export const toDuration = (d: number | string | undefined): EffectDuration.Duration | undefined =>
-  d === undefined ? undefined : typeof d === "number" ? EffectDuration.millis(d) : EffectDuration.fromInputUnsafe(d as EffectDuration.Input)
-const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
+/** A table duration as an Effect Duration (numbers are milliseconds). */
+export const toDuration = (d: Options.Duration | undefined): EffectDuration.Duration | undefined => (d === undefined ? undefined : Options.toDuration(d))
 
-const CertFiles = Schema.Struct({ cert: Schema.String, key: Schema.String })
-
-/** TLS on a TCP service: certificate and key files (PEM), optional client CA, SNI certificates per host name. */
-const Tls = Schema.Struct({
-  cert: Schema.String,
-  key: Schema.String,
-  ca: Schema.optional(Schema.String),
-  requireClientCert: Schema.optional(Schema.Boolean),
-  minVersion: Schema.optional(Schema.Literals(["TLSv1.2", "TLSv1.3"])),
-  sni: Schema.optional(Schema.Record(Schema.String, CertFiles)),
-  handshakeTimeout: Schema.optional(Duration),
-  maxHandshakesPerAddress: Schema.optional(PositiveInt)
-})
-
-/** One service. Protocol options sit beside the common ones. */
-export const Service = Schema.Struct({
-  name: Schema.String.check(Schema.isPattern(/^[A-Za-z0-9_.-]+$/, { message: "a name of letters, digits, _ . -" })),
-  protocol: Schema.Literals(["http", "echo", "daytime", "chat", "exec"]),
-  transport: Schema.optional(Schema.Literals(["tcp", "udp", "unix"])),
-  /** `host:port`, `[v6]:port`, or a socket path for `unix`. */
-  listen: Schema.String,
-  maxConnections: Schema.optional(PositiveInt),
-  idleTimeout: Schema.optional(Duration),
-  sendTimeout: Schema.optional(Duration),
-  tls: Schema.optional(Tls),
-  // http
-  root: Schema.optional(Schema.String),
-  headerTimeout: Schema.optional(Duration),
-  requestTimeout: Schema.optional(Duration),
-  keepAliveTimeout: Schema.optional(Duration),
-  maxBody: Schema.optional(PositiveInt),
-  maxRequestsPerConnection: Schema.optional(PositiveInt),
-  status: Schema.optional(Schema.Literals(["loopback", "any", "off"])),
-  /** The chat service whose rooms `GET /chat` (WebSocket) joins. */
-  chat: Schema.optional(Schema.String),
-  // exec
-  command: Schema.optional(Schema.Array(Schema.String).check(Schema.isMinLength(1))),
-  maxInstances: Schema.optional(PositiveInt),
-  // chat
-  maxLineLength: Schema.optional(PositiveInt),
-  outboxSize: Schema.optional(PositiveInt),
-  maxRooms: Schema.optional(PositiveInt)
-})
-export type Service = typeof Service.Type
+export { protocols, Service } from "./kinds/index.ts"
+export { type Address, parseListen } from "./kinds/Kind.ts"
 
 /** The limits both logs take: a stalled append, the queue bound, non-regular files. */
 const logLimits = {
-  writeStallTimeout: Schema.optional(Duration),
-  maxQueued: Schema.optional(PositiveInt),
-  allowNonRegular: Schema.optional(Schema.Boolean)
+  writeStallTimeout: Schema.optionalKey(Duration),
+  maxQueued: Schema.optionalKey(PositiveInt),
+  allowNonRegular: Schema.optionalKey(Schema.Boolean)
 }
 
 export const Table = Schema.Struct({
   services: Schema.Array(Service),
-  accessLog: Schema.optional(Schema.Struct({
+  accessLog: Schema.optionalKey(Schema.Struct({
     path: Schema.String,
-    format: Schema.optional(Schema.Literals(["common", "combined"])),
-    flushInterval: Schema.optional(Duration),
+    format: Schema.optionalKey(Schema.Literals(["common", "combined"])),
+    flushInterval: Schema.optionalKey(Duration),
     ...logLimits
   })),
-  errorLog: Schema.optional(Schema.Struct({
+  errorLog: Schema.optionalKey(Schema.Struct({
     path: Schema.String,
-    format: Schema.optional(Schema.Literals(["text", "json"])),
+    format: Schema.optionalKey(Schema.Literals(["text", "json"])),
     ...logLimits,
-    syslog: Schema.optional(Schema.Struct({ host: Schema.String, port: Schema.optional(PositiveInt) }))
+    syslog: Schema.optionalKey(Schema.Struct({ host: Schema.String, port: Schema.optionalKey(PositiveInt) }))
   })),
-  drainTimeout: Schema.optional(Duration),
-  maxConnections: Schema.optional(PositiveInt),
+  drainTimeout: Schema.optionalKey(Duration),
+  maxConnections: Schema.optionalKey(PositiveInt),
   /** Worker processes serving the table (prefork); "auto" is one per CPU. Default 1: one process, no primary. */
-  workers: Schema.optional(Schema.Union([PositiveInt, Schema.Literal("auto")])),
+  workers: Schema.optionalKey(Schema.Union([PositiveInt, Schema.Literal("auto")])),
   /** How workers share a TCP port: the primary accepts and hands connections round-robin, or each binds its own SO_REUSEPORT socket. */
-  portSharing: Schema.optional(Schema.Literals(["round-robin", "reuse-port"])),
+  portSharing: Schema.optionalKey(Schema.Literals(["round-robin", "reuse-port"])),
   /** The primary's restart intensity for workers (OTP): more than maxRestarts crashes within period stops fiberd. Default 5 in 10 seconds. */
-  workerRestarts: Schema.optional(Schema.Struct({ maxRestarts: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), period: Duration })),
+  workerRestarts: Schema.optionalKey(Schema.Struct({ maxRestarts: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), period: Duration })),
   /**
    * Cluster mode: this node joins a cluster of fiberd nodes whose chat rooms are effect/cluster entities,
    * listening for the other runners on `runnerAddress`, with runners, shard locks and messages in PostgreSQL.
    */
-  cluster: Schema.optional(Schema.Struct({
+  cluster: Schema.optionalKey(Schema.Struct({
     runnerAddress: Schema.String,
     postgres: Schema.String,
-    shardLockExpiration: Schema.optional(Duration)
+    shardLockExpiration: Schema.optionalKey(Duration)
   })),
   /** The CPU offload pool of each process (worker threads); threads 0 turns it off. Default 1 thread. */
-  offload: Schema.optional(Schema.Struct({ threads: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), maxQueued: Schema.optional(PositiveInt) }))
+  offload: Schema.optionalKey(Schema.Struct({ threads: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), maxQueued: Schema.optionalKey(PositiveInt) }))
 })
 export type Table = typeof Table.Type
 
@@ -129,21 +80,6 @@ export class ConfigError extends Data.TaggedError("ConfigError")<{
 export const jsonPath = (path: ReadonlyArray<PropertyKey>): string =>
   "$" + path.map((k) => (typeof k === "number" ? `[${k}]` : `.${String(k)}`)).join("")
 
-/** Where a service listens. */
-export type Address =
-  | { readonly _tag: "inet"; readonly host: string; readonly port: number }
-  | { readonly _tag: "unix"; readonly path: string }
-
-/** Parses `host:port`, `[v6]:port` or, for unix, a path. */
-export const parseListen = (listen: string, transport: "tcp" | "udp" | "unix"): Address | string => {
-  if (transport === "unix") return listen.length > 0 ? { _tag: "unix", path: listen } : "a socket path"
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(listen)
-  if (m === null) return "\"host:port\" or \"[v6-address]:port\""
-  const port = Number(m[3])
-  if (port > 65535) return "a port between 0 and 65535"
-  return { _tag: "inet", host: m[1] ?? m[2]!, port }
-}
-
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 const str = (u: unknown): string | undefined => (typeof u === "string" ? u : undefined)
 
@@ -159,7 +95,7 @@ const crossCheck = (json: unknown): Array<{ path: string; message: string }> => 
   const cluster = table["cluster"]
   if (isRecord(cluster)) {
     const address = str(cluster["runnerAddress"])
-    const runner = address === undefined ? undefined : parseListen(address, "tcp")
+    const runner = address === undefined ? undefined : Kind.parseListen(address, "tcp")
     if (address !== undefined && (typeof runner === "string" || runner?._tag !== "inet" || runner.port === 0)) {
       problems.push({ path: jsonPath(["cluster", "runnerAddress"]), message: "Expected the host:port other nodes reach this one at (not port 0)" })
     }
@@ -184,7 +120,7 @@ const crossCheck = (json: unknown): Array<{ path: string; message: string }> => 
       problems.push({ path: at("transport"), message: `Expected "tcp" or "unix": ${protocol} does not run over UDP` })
     }
     const listen = str(raw["listen"])
-    const address = listen === undefined ? undefined : parseListen(listen, transport)
+    const address = listen === undefined ? undefined : Kind.parseListen(listen, transport)
     if (typeof address === "string") problems.push({ path: at("listen"), message: `Expected ${address}` })
     if (raw["tls"] !== undefined && transport === "udp") {
       problems.push({ path: at("tls"), message: "Expected no tls on a UDP service (TLS runs over TCP and Unix sockets)" })
@@ -202,18 +138,39 @@ const crossCheck = (json: unknown): Array<{ path: string; message: string }> => 
 
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
+/** The keys every service has, checked on services whose protocol is unknown (no kind's schema applies to them). */
+const Common = Schema.Struct(Kind.common)
+
+const commonProblems = (json: unknown): Array<{ path: string; message: string }> => {
+  const services = isRecord(json) && Array.isArray(json["services"]) ? json["services"] : []
+  return services.flatMap((raw, i) => {
+    if (!isRecord(raw) || (protocols as ReadonlyArray<unknown>).includes(raw["protocol"])) return []
+    const result = Schema.decodeUnknownResult(Common, { errors: "all" })(raw)
+    return Result.isFailure(result)
+      ? formatter(result.failure.issue).issues.map((issue) => ({
+        path: jsonPath(["services", i, ...(issue.path ?? []).map((p) => (typeof p === "object" ? p.key : p))]),
+        message: issue.message === "Missing key" ? "Expected a value: this key is required" : issue.message
+      }))
+      : []
+  })
+}
+
 /** Validates a parsed JSON value as a table; `file` names it in errors. */
 export const decode = (file: string, json: unknown): Effect.Effect<Table, ConfigError> => {
   const result = Schema.decodeUnknownResult(Table, { onExcessProperty: "error", errors: "all" })(json)
   const schemaProblems = Result.isFailure(result)
-    ? formatter(result.failure.issue).issues.map((i) => ({
-      path: jsonPath((i.path ?? []).map((p) => (typeof p === "object" ? p.key : p))),
-      message: i.message === "Missing key" ? "Expected a value: this key is required" : i.message
-    }))
+    ? formatter(result.failure.issue).issues.map((i) => {
+      const path = (i.path ?? []).map((p) => (typeof p === "object" ? p.key : p))
+      // a service that matches no kind: say so of its protocol, not of the whole union
+      if (path.length === 2 && path[0] === "services" && i.message.startsWith("Expected {")) {
+        return { path: jsonPath([...path, "protocol"]), message: `Expected ${protocols.map((p) => `"${p}"`).join(" | ")}` }
+      }
+      return { path: jsonPath(path), message: i.message === "Missing key" ? "Expected a value: this key is required" : i.message }
+    })
     : []
-  // every problem at once: the cross-checks too, where the schema did not already speak of that key
-  const crossProblems = crossCheck(json).filter((c) => !schemaProblems.some((p) => p.path === c.path))
-  const problems = [...schemaProblems, ...crossProblems].sort((a, b) => a.path.localeCompare(b.path, "en", { numeric: true }))
+  // every problem at once: the cross-checks too (where both speak of one key, theirs says more)
+  const crossProblems = crossCheck(json)
+  const problems = [...schemaProblems.filter((p) => !crossProblems.some((c) => c.path === p.path)), ...crossProblems, ...commonProblems(json)].sort((a, b) => a.path.localeCompare(b.path, "en", { numeric: true }))
   if (problems.length > 0 || Result.isFailure(result)) return Effect.fail(new ConfigError({ file, problems }))
   return Effect.succeed(result.success)
 }
@@ -236,13 +193,11 @@ const parse = (file: string, text: string): Effect.Effect<Table, ConfigError> =>
     return decode(file, json)
   })
 
-/** The bundled site served by the default web service. */
-export const bundledPublic = Path.resolve(import.meta.dirname, "../../public")
 
 /** The built-in table: web, echo (tcp+udp), daytime (tcp+udp), chat; loopback only. */
 export const defaults: Table = {
   services: [
-    { name: "web", protocol: "http", listen: "127.0.0.1:8080", root: bundledPublic, chat: "chat" },
+    { name: "web", protocol: "http", listen: "127.0.0.1:8080", root: BundledSite.publicDir, chat: "chat" },
     { name: "echo", protocol: "echo", listen: "127.0.0.1:7007" },
     { name: "echo-udp", protocol: "echo", transport: "udp", listen: "127.0.0.1:7007" },
     { name: "daytime", protocol: "daytime", listen: "127.0.0.1:7013" },

@@ -152,7 +152,7 @@ describe("TLS listener", () => {
     Effect.gen(function*() {
       let ran = 0
       const counted = (conn: Connection) => Effect.andThen(Effect.sync(() => ran++), Echo.handler(conn))
-      const listener = yield* Listener.make({ name: "tls-echo", tls: { ...main, handshakeTimeoutMillis: 300 } }, counted)
+      const listener = yield* Listener.make({ name: "tls-echo", tls: { ...main, handshakeTimeout: 300 } }, counted)
       const closed = (send: string) =>
         Effect.callback<string>((resume) => {
           const socket = Net.connect({ host: "127.0.0.1", port: portOf(listener) }, () => {

@@ -54,7 +54,7 @@ const echoOverTls = (port: number, text: string, localAddress = "127.0.0.1") =>
 describe("TLS admission", () => {
   it.live("handshakes hold slots: 30 silent or partial openings on a listener of 5 slots and 4 waiting places — 5 handshake, 4 wait, 21 refused; a real client is served once they go", () =>
     Effect.gen(function*() {
-      const listener = yield* Listener.make({ name: "tls-limit", maxConnections: 5, maxPending: 4, tls: { ...main, handshakeTimeoutMillis: 60_000, maxHandshakesPerAddress: 100 } }, Echo.handler)
+      const listener = yield* Listener.make({ name: "tls-limit", maxConnections: 5, maxPending: 4, tls: { ...main, handshakeTimeout: 60_000, maxHandshakesPerAddress: 100 } }, Echo.handler)
       const port = portOf(listener)
       const hello = yield* Effect.promise(partialClientHello)
       const silent = yield* openSilent(port, 15)
@@ -72,7 +72,7 @@ describe("TLS admission", () => {
 
   it.live("one address may hold maxHandshakesPerAddress handshakes; more from it are refused and counted, another address is served", () =>
     Effect.gen(function*() {
-      const listener = yield* Listener.make({ name: "tls-per-address", maxConnections: 100, tls: { ...main, handshakeTimeoutMillis: 60_000, maxHandshakesPerAddress: 3 } }, Echo.handler)
+      const listener = yield* Listener.make({ name: "tls-per-address", maxConnections: 100, tls: { ...main, handshakeTimeout: 60_000, maxHandshakesPerAddress: 3 } }, Echo.handler)
       const port = portOf(listener)
       const silent = yield* openSilent(port, 10, Buffer.alloc(0), "127.0.0.3")
       yield* until(() => listener.stats.tlsHandshakesRefused === 7, "7 refused for their address")
@@ -89,7 +89,7 @@ describe("TLS admission", () => {
       let sockets: Array<Net.Socket> = []
       const started = Date.now()
       yield* Effect.scoped(Effect.gen(function*() {
-        const listener = yield* Listener.make({ name: "tls-drain", tls: { ...main, handshakeTimeoutMillis: 60_000 } }, Echo.handler)
+        const listener = yield* Listener.make({ name: "tls-drain", tls: { ...main, handshakeTimeout: 60_000 } }, Echo.handler)
         sockets = yield* openSilent(portOf(listener), 5)
         yield* until(() => listener.stats.tlsHandshakesPending === 5, "5 handshakes pending")
       }))

@@ -20,7 +20,7 @@ const service: fc.Arbitrary<Service> = fc.record({
   listen: fc.constantFrom("127.0.0.1:1", "127.0.0.1:2", "/tmp/x.sock"),
   idleTimeout: fc.constantFrom(undefined, "1 second", "2 seconds"),
   tls: fc.constantFrom(undefined, { cert: "c.pem", key: "k.pem" })
-}).map((s) => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as Service)
+}).map((s) => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as unknown as Service)
 
 const table: fc.Arbitrary<Table> = fc.record({
   services: fc.uniqueArray(service, { selector: (s) => s.name, maxLength: 5 }),

@@ -10,21 +10,24 @@
  */
 import { Cause, Deferred, type Duration, Effect, Exit, Fiber, Option, Queue, type Scope } from "effect"
 import type { Connection, ConnectionError } from "../../io/Connection.ts"
+import * as Options from "../../core/Options.ts"
 import * as Codec from "../codecs/Codec.ts"
 import * as Lines from "../codecs/Lines.ts"
 import type * as WebSocket from "../websocket/WebSocket.ts"
 import * as Rooms from "./Rooms.ts"
 
-/** Chat options. */
-export interface ChatOptions {
-  /** Longest line accepted, in bytes. Default 1024. */
-  readonly maxLineLength?: number
-  /** Lines a member may have waiting before it is disconnected as too slow. Default 256. */
-  readonly outboxSize?: number
-  /** Rooms at once; a join that would create one more is refused with an error line. Default 10,000. */
-  readonly maxRooms?: number
-  /** How long a member disconnected for not reading has to take its notice line before its socket is closed. Default 2 s. */
-  readonly kickGrace?: Duration.Input
+const { option } = Options
+
+/** Chat options, declared once (a service table's chat entry takes the same keys). */
+export const options = Options.declare({
+  maxLineLength: option(Options.PositiveInt, "the longest line accepted, in bytes", 1024),
+  outboxSize: option(Options.PositiveInt, "lines a member may have waiting before it is disconnected as too slow", 256),
+  maxRooms: option(Options.PositiveInt, "rooms at once; a join that would open one more is refused with an error line", 10_000),
+  kickGrace: option(Options.Duration, "how long a member disconnected for not reading has to take its notice line before its socket is closed", "2 seconds")
+})
+
+/** Chat options: `options`, and where the rooms live. */
+export type ChatOptions = typeof options.schema.Type & {
   /** Where the rooms live. Default: in this process (`Rooms.local`, with `maxRooms`); `ClusterRooms` for several nodes. */
   readonly rooms?: Rooms.RoomDirectory
 }
@@ -70,13 +73,13 @@ export interface ChatServer {
  * const chat = yield* Chat.make({ outboxSize: 64 })
  * yield* Listener.make({ name: "chat", port: 7070 }, chat.handler)
  */
-export const make = (options: ChatOptions = {}): Effect.Effect<ChatServer, never, Scope.Scope> =>
+export const make = (given: ChatOptions = {}): Effect.Effect<ChatServer, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const maxLine = options.maxLineLength ?? 1024
-    const outboxSize = options.outboxSize ?? 256
-    const maxRooms = options.maxRooms ?? 10_000
-    const kickGrace = options.kickGrace ?? "2 seconds"
-    const directory = options.rooms ?? (yield* Rooms.local({ maxRooms }))
+    const o = options.resolve(given)
+    const maxLine = o.maxLineLength
+    const outboxSize = o.outboxSize
+    const kickGrace = Options.toDuration(o.kickGrace)
+    const directory = given.rooms ?? (yield* Rooms.local({ maxRooms: o.maxRooms }))
 
     let nextMember = 0
     const handler = (conn: Connection): Effect.Effect<void> =>

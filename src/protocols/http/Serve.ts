@@ -18,48 +18,50 @@ import type { Scope } from "effect"
 import type { AccessEntry } from "../../actors/AccessLog.ts"
 import type { LogWriter } from "../../actors/LogWriter.ts"
 import { type Connection, type ConnectionError, isConnectionError } from "../../io/Connection.ts"
+import * as Options from "../../core/Options.ts"
 import * as Timeouts from "../../core/Timeouts.ts"
 import { ChunkedDecoder, ContentLengthDecoder } from "./Body.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
 import { ERROR_FRAMING, errorResponse, queue, send, stream } from "./Answer.ts"
 import { ConnState, type Next, type Phase, Shared } from "./ConnState.ts"
-import { defaultHeadLimits, type HeadLimits, type HeadResult, parseHead, type RequestHead } from "./Parser.ts"
+import { type HeadLimits, type HeadResult, parseHead, type RequestHead } from "./Parser.ts"
 import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
 
 /** An HTTP application: a request in, a response out. */
 export type App<E = never, R = never> = (request: Req.Request) => Effect.Effect<Res.Response, E, R>
 
-/** HTTP server options; every field has a default. */
-export interface ServeOptions {
-  /** Request line / head size / header count limits (414 / 431). */
-  readonly limits?: Partial<HeadLimits>
-  /** Largest request body (413). Default 10 MiB. */
-  readonly maxBody?: number
-  /** A request head must be complete this long after its first byte (else 408). Default 20 s. */
-  readonly headerTimeout?: Duration.Input
-  /** A request body must be complete this long after its head (else 408). Default 60 s. */
-  readonly requestTimeout?: Duration.Input
-  /** An idle keep-alive connection is closed after this long. Default 5 s. */
-  readonly keepAliveTimeout?: Duration.Input
-  /**
-   * When the server drains (shutdown, or a reload handing the service over), a connection with no
-   * request in progress is closed once it has been idle this long: a request already on its way
-   * (a keep-alive client that just got its previous answer) is still answered, with
-   * `Connection: close`, instead of meeting a closed socket. Default 500 ms.
-   */
-  readonly drainGrace?: Duration.Input
-  /** Requests served on one connection before it is closed. Default 10,000. */
-  readonly maxRequestsPerConnection?: number
-  /** Coalesced pipelined output is written once it reaches this size. Default 64 KiB. */
-  readonly maxPipelineOutput?: number
-  /** Unread request body the server reads and discards to keep a connection (more: close). Default 64 KiB. */
-  readonly maxDrain?: number
+const { option } = Options
+
+/** The HTTP engine's options, declared once (a service table's http entry takes the same keys). */
+export const options = Options.declare({
+  maxRequestLine: option(Options.PositiveInt, "the longest request line, in bytes (longer: 414)", 8192),
+  maxHeadBytes: option(Options.PositiveInt, "the longest head (request line and header section), in bytes (longer: 431)", 16_384),
+  maxHeaders: option(Options.PositiveInt, "the most header fields (more: 431)", 100),
+  maxBody: option(Options.NonNegativeInt, "the largest request body, in bytes (larger: 413)", 10 * 1024 * 1024),
+  headerTimeout: option(Options.Duration, "a request head must be complete this long after its first byte (else 408: slowloris)", "20 seconds"),
+  requestTimeout: option(Options.Duration, "a request body must be complete this long after its head (else 408)", "60 seconds"),
+  keepAliveTimeout: option(Options.Duration, "an idle keep-alive connection is closed after this long", "5 seconds"),
+  drainGrace: option(
+    Options.Duration,
+    "when the server drains, a connection with no request in progress is closed once idle this long (a request already on its way is still answered, with Connection: close)",
+    "500 millis"
+  ),
+  maxRequestsPerConnection: option(Options.PositiveInt, "requests served on one connection before it is closed", 10_000),
+  maxPipelineOutput: option(Options.PositiveInt, "coalesced pipelined output is written once it reaches this many bytes", 65_536),
+  maxDrain: option(Options.NonNegativeInt, "unread request body the server reads and discards to keep a connection, in bytes (more: close)", 65_536)
+})
+
+/** What the engine is given that is not configuration. */
+export interface ServeHooks {
   /** Where access-log entries go. */
   readonly accessLog?: LogWriter<AccessEntry>
   /** Publish the HTTP metrics (`HttpMetrics`) with this `service` attribute. Default: not published. */
   readonly metricsName?: string
 }
+
+/** HTTP engine options: `options` (every key has a default) and the hooks. */
+export type ServeOptions = typeof options.schema.Type & ServeHooks
 
 /** A running HTTP engine: the connection handler and a way to drain it. */
 export interface HttpServer<R> {
@@ -99,18 +101,19 @@ class Exchange {
  * const http = yield* Serve.make(Router.make([Router.get("/", () => Effect.succeed(Response.text("hi")))]))
  * yield* Listener.make({ port: 8080, onDrain: http.drain }, http.handler)
  */
-export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.Effect<HttpServer<R>, never, Scope.Scope> =>
+export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Effect<HttpServer<R>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const limits: HeadLimits = { ...defaultHeadLimits, ...options.limits }
-    const maxBody = options.maxBody ?? 10 * 1024 * 1024
-    const maxRequests = options.maxRequestsPerConnection ?? 10_000
-    const maxPipelineOutput = options.maxPipelineOutput ?? 64 * 1024
-    const maxDrain = options.maxDrain ?? 64 * 1024
-    const accessLog = options.accessLog
-    const headerTimeout = Duration.fromInputUnsafe(options.headerTimeout ?? "20 seconds")
-    const requestTimeout = Duration.fromInputUnsafe(options.requestTimeout ?? "60 seconds")
-    const keepAliveTimeout = Duration.fromInputUnsafe(options.keepAliveTimeout ?? "5 seconds")
-    const drainGrace = Duration.fromInputUnsafe(options.drainGrace ?? "500 millis")
+    const o = options.resolve(given)
+    const limits: HeadLimits = { maxRequestLine: o.maxRequestLine, maxHeadBytes: o.maxHeadBytes, maxHeaders: o.maxHeaders }
+    const maxBody = o.maxBody
+    const maxRequests = o.maxRequestsPerConnection
+    const maxPipelineOutput = o.maxPipelineOutput
+    const maxDrain = o.maxDrain
+    const accessLog = given.accessLog
+    const headerTimeout = Options.toDuration(o.headerTimeout)
+    const requestTimeout = Options.toDuration(o.requestTimeout)
+    const keepAliveTimeout = Options.toDuration(o.keepAliveTimeout)
+    const drainGrace = Options.toDuration(o.drainGrace)
     const shortest = Duration.min(Duration.min(Duration.min(headerTimeout, requestTimeout), keepAliveTimeout), drainGrace)
     const timeouts = yield* Timeouts.make(Timeouts.resolutionFor(shortest))
     const drainGraceTicks = timeouts.ticksFor(Duration.toMillis(drainGrace))
@@ -127,8 +130,8 @@ export const make = <E, R>(app: App<E, R>, options: ServeOptions = {}): Effect.E
     yield* Effect.forkScoped(Effect.forever(Effect.sleep("1 second").pipe(Effect.andThen(tick))), { startImmediately: true })
 
     const counters = new HttpMetrics.HttpCounters()
-    const recording = options.metricsName !== undefined
-    if (options.metricsName !== undefined) yield* HttpMetrics.register(options.metricsName, counters)
+    const recording = given.metricsName !== undefined
+    if (given.metricsName !== undefined) yield* HttpMetrics.register(given.metricsName, counters)
 
     /** When a request's time starts (only measured when metrics are recorded: no clock read otherwise). */
     const startedAt = (s: ConnState): number => {

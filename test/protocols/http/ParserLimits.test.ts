@@ -88,7 +88,7 @@ describe("RFC 9112 §3: the connection loop gives the same answer under every ch
     it.effect(`${name}: ${expected === "Head" ? 200 : expected} whatever the reads`, () =>
       Property.assert([Arbitraries.chunkings(text)], (chunks) =>
         Effect.gen(function*() {
-          const http = yield* Serve.make(app, { limits })
+          const http = yield* Serve.make(app, { ...limits })
           const r = yield* Script.run(http.handler, chunks.steps)
           assert.strictEqual(r.text.slice(9, 12), expected === "Head" ? "200" : String(expected), Script.describe(r))
         }), { numRuns: 60 }))
@@ -96,7 +96,7 @@ describe("RFC 9112 §3: the connection loop gives the same answer under every ch
 
   it.effect("a request line of exactly the limit, read ending right after its CR, is accepted", () =>
     Effect.gen(function*() {
-      const http = yield* Serve.make(app, { limits })
+      const http = yield* Serve.make(app, { ...limits })
       const l = line(40)
       const r = yield* Script.run(http.handler, [Script.send(`${l}\r`), Script.send("\nHost: t\r\n\r\n")])
       assert.strictEqual(r.text.slice(0, 15), "HTTP/1.1 200 OK")

@@ -1,0 +1,28 @@
+/** The http kind: the HTTP engine (Serve's options) serving a static site with the status page and the bundled site's routes. */
+import { Effect, Schema } from "effect"
+import * as HttpServer from "../../protocols/http/Server.ts"
+import * as Serve from "../../protocols/http/Serve.ts"
+import * as Router from "../../protocols/http/Router.ts"
+import * as StaticFiles from "../../protocols/http/StaticFiles.ts"
+import * as Listener from "../../io/Listener.ts"
+import * as BundledSite from "../BundledSite.ts"
+import * as Status from "../Status.ts"
+import { common, entryBase, kind, listenOptions } from "./Kind.ts"
+
+export const http = kind({
+  schema: Schema.Struct({ ...common, protocol: Schema.Literal("http"), ...Serve.options.schema.fields, ...BundledSite.options.schema.fields }),
+  start: (service, deps) =>
+    Effect.gen(function*() {
+      const site = BundledSite.options.resolve(service)
+      const files = yield* StaticFiles.make({ root: site.root ?? BundledSite.publicDir })
+      const app = Router.make(BundledSite.routes(site, deps), Status.withStatus(files, deps.status, site.status))
+      const server = yield* HttpServer.listen(app, { listen: listenOptions(service, deps), http: { ...service, accessLog: deps.accessLog } })
+      return {
+        ...entryBase(service),
+        address: Listener.formatAddress(server.listener.address),
+        stats: server.listener.stats,
+        requests: server.requests,
+        reloadTls: server.listener.reloadTls
+      }
+    })
+})
