@@ -9,7 +9,7 @@
  * checked against it. One duration type everywhere: a number of milliseconds
  * or text such as "10 seconds".
  */
-import { Duration as EffectDuration, Option, Schema, SchemaAST } from "effect"
+import { Config, ConfigProvider, Duration as EffectDuration, Effect, Option, Schema, SchemaAST } from "effect"
 
 /** Text that Effect's own Duration parser reads as a finite, non-negative duration ("500 millis", "1 second", "2 hours"...). */
 const DurationText = Schema.String.check(
@@ -91,3 +91,27 @@ export const declare = <F extends Fields>(fields: F): Declared<F> => {
     }
   }
 }
+
+/** A default as the docs show it (text as it is written in a table, other values as JSON). */
+const showDefault = (value: unknown): string => (value === undefined ? "—" : typeof value === "string" ? `\`"${value}"\`` : `\`${JSON.stringify(value)}\``)
+
+/** The options as a Markdown table (key, default, meaning): the docs' tables are generated from the declarations. */
+export const markdown = (declared: Declared<Fields>): string =>
+  [
+    "| key | default | meaning |",
+    "|---|---|---|",
+    ...Object.keys(declared.schema.fields).map((key) =>
+      `| \`${key}\` | ${showDefault(declared.defaults[key])} | ${(declared.descriptions[key] ?? "").replaceAll("|", "\\|")} |`
+    )
+  ].join("\n")
+
+/**
+ * Reads options from Effect's Config (the current provider), under `prefix` when given, with keys in
+ * CONSTANT_CASE as environment variables are written: `maxConnections` under `WEB` is `WEB_MAX_CONNECTIONS`.
+ */
+export const fromConfig = <S extends Schema.Top>(schema: S, prefix?: string): Effect.Effect<S["Type"], Config.ConfigError> =>
+  Effect.flatMap(
+    Effect.service(ConfigProvider.ConfigProvider),
+    (provider) => Config.schema(schema as unknown as Schema.Codec<S["Type"], unknown>, prefix).parse(ConfigProvider.constantCase(provider))
+  )
+

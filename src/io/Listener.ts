@@ -632,21 +632,18 @@ export const layerAs = <I>(tag: Context.Key<I, Listener>) =>
 <E, R>(options: ListenOptions, handler: Handler<E, R>): Layer.Layer<I, ListenError, Exclude<R, Scope.Scope>> =>
   Layer.effect(tag, make(options, handler))
 
-/**
- * Host and port from Effect's Config: `HOST` (default 127.0.0.1) and `PORT`
- * (default 0), under `prefix` when given (e.g. `ECHO_HOST`, `ECHO_PORT`).
- */
-export const config = (prefix?: string): Config.Config<{ readonly host: string; readonly port: number }> => {
-  const c = Config.all({
-    host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
-    port: Config.Int("PORT").pipe(Config.withDefault(0)) // Config.Port refuses 0, which means "any free port" here
-  })
-  return prefix === undefined ? c : Config.nested(c, prefix)
-}
+/** Every listener option (where and how), as Config reads it. */
+export const configurable = Schema.Struct({ ...address.schema.fields, ...limits.schema.fields })
 
-/** `layer` with host and port read from Config (see `config`). */
+/**
+ * Every listener option from Effect's Config, under `prefix` when given, keys in CONSTANT_CASE:
+ * `HOST` and `PORT`, `MAX_CONNECTIONS`, `IDLE_TIMEOUT`, `TLS_CERT`... (e.g. `ECHO_PORT` under `ECHO`).
+ */
+export const config = (prefix?: string): Effect.Effect<typeof configurable.Type, Config.ConfigError> => Options.fromConfig(configurable, prefix)
+
+/** `layer` with every option read from Config (see `config`) over the ones given. */
 export const layerConfig = <E, R>(
-  options: Omit<ListenOptions, "host" | "port"> & { readonly prefix?: string },
+  options: ListenOptions & { readonly prefix?: string },
   handler: Handler<E, R>
 ): Layer.Layer<BoundListener, ListenError | Config.ConfigError, Exclude<R, Scope.Scope>> =>
-  Layer.effect(BoundListener, Effect.flatMap(config(options.prefix), (address) => make({ ...options, ...address }, handler)))
+  Layer.effect(BoundListener, Effect.flatMap(config(options.prefix), (read) => make({ ...options, ...read }, handler)))

@@ -9,14 +9,14 @@
 import { type Cause, Effect, Queue } from "effect"
 import * as Net from "node:net"
 import type * as WebSocket from "../protocols/websocket/WebSocket.ts"
-import * as ServiceTable from "./ServiceTable.ts"
+import { parseListen } from "./kinds/Kind.ts"
 
 /** Lines waiting for the WebSocket before the TCP side is paused. */
 const HIGH_WATER = 256
 
 /** Where to connect for a chat service's listen address (not host:port: a Unix socket path); a wildcard host means this machine's loopback. */
 const target = (listen: string): Net.NetConnectOpts => {
-  const address = ServiceTable.parseListen(listen, "tcp")
+  const address = parseListen(listen, "tcp")
   if (typeof address === "string" || address._tag === "unix") return { path: listen }
   const host = address.host === "0.0.0.0" ? "127.0.0.1" : address.host === "::" ? "::1" : address.host
   return { host, port: address.port }

@@ -70,18 +70,29 @@ it.effect("each instance has its own supervisor tree", () =>
     assert.deepStrictEqual(yield* two.children, [])
   }))
 
-it.live("layerConfig reads host and port from Effect's Config (under a prefix)", () =>
+it.live("layerConfig reads every option from Effect's Config (under a prefix, in CONSTANT_CASE): host, port, and the engine's maxBody", () =>
   Effect.gen(function*() {
     const server = yield* HttpServer.Http
     assert.strictEqual(server.listener.address._tag === "tcp" && server.listener.address.host, "127.0.0.1")
     const port = (server.listener.address as { port: number }).port
     assert.isAbove(port, 0)
     assert.strictEqual(yield* Effect.promise(() => get(port)), "configured\n")
+    const tooBig = yield* Effect.promise(() =>
+      new Promise<number>((resolve, reject) => {
+        const req = Http.request({ host: "127.0.0.1", port, path: "/", method: "POST", agent: false }, (res) => {
+          res.resume()
+          resolve(res.statusCode!)
+        })
+        req.on("error", reject)
+        req.end("more than four bytes")
+      })
+    )
+    assert.strictEqual(tooBig, 413, "WEB_MAX_BODY=4 was read")
   }).pipe(
     Effect.scoped,
     Effect.provide(
       HttpServer.layerConfig(() => Effect.succeed(Res.text("configured\n")), { prefix: "WEB" }).pipe(
-        Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ WEB_HOST: "127.0.0.1", WEB_PORT: "0" })))
+        Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ WEB_HOST: "127.0.0.1", WEB_PORT: "0", WEB_MAX_BODY: "4" })))
       )
     )
   ))

@@ -3,8 +3,9 @@
  * listener's limits, and wired so that shutdown closes idle keep-alive
  * connections at once and lets in-flight requests finish within the drain time.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import type { Config, Scope } from "effect"
+import * as Options from "../../core/Options.ts"
 import * as Listener from "../../io/Listener.ts"
 import * as Serve from "./Serve.ts"
 
@@ -59,13 +60,19 @@ export const layerAs = <I>(tag: Context.Key<I, HttpServer>) =>
   options: { readonly listen: Listener.ListenOptions; readonly http?: Serve.ServeOptions }
 ): Layer.Layer<I, Listener.ListenError, R> => Layer.effect(tag, listen(app, options))
 
-/** `layer` with host and port from Effect's Config (`HOST`, `PORT`, under `prefix`). */
+/** Every option of an HTTP server (the listener's and the engine's), as Config reads it. */
+export const configurable = Schema.Struct({ ...Listener.configurable.fields, ...Serve.options.schema.fields })
+
+/**
+ * `layer` with every option read from Effect's Config over the ones given: the listener's and the
+ * engine's, under `prefix`, keys in CONSTANT_CASE (`WEB_HOST`, `WEB_PORT`, `WEB_KEEP_ALIVE_TIMEOUT`...).
+ */
 export const layerConfig = <E, R>(
   app: Serve.App<E, R>,
-  options: { readonly listen?: Omit<Listener.ListenOptions, "host" | "port">; readonly http?: Serve.ServeOptions; readonly prefix?: string }
+  options: { readonly listen?: Listener.ListenOptions; readonly http?: Serve.ServeOptions; readonly prefix?: string }
 ): Layer.Layer<Http, Listener.ListenError | Config.ConfigError, R> =>
   Layer.effect(
     Http,
-    Effect.flatMap(Listener.config(options.prefix), (address) =>
-      listen(app, { listen: { ...options.listen, ...address }, ...(options.http !== undefined ? { http: options.http } : {}) }))
+    Effect.flatMap(Options.fromConfig(configurable, options.prefix), (read) =>
+      listen(app, { listen: { ...options.listen, ...read }, http: { ...options.http, ...read } }))
   )

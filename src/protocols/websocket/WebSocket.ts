@@ -9,8 +9,9 @@
  * message over the limit (bytes or fragments) with 1009, a flood of control
  * frames or of empty fragments with 1008, the server's drain with 1001.
  */
-import { Cause, Duration, Effect, Option } from "effect"
+import { Cause, Effect, Option } from "effect"
 import * as Crypto from "node:crypto"
+import * as Options from "../../core/Options.ts"
 import type { Connection, ConnectionError } from "../../io/Connection.ts"
 import type { Request } from "../http/Request.ts"
 import * as Res from "../http/Response.ts"
@@ -31,24 +32,24 @@ export interface WebSocket {
   readonly close: (code?: number, reason?: string) => Effect.Effect<void>
 }
 
-/** WebSocket route options. */
-export interface WebSocketOptions {
-  /** Largest message (after reassembly), in bytes; more closes with 1009. Default 1 MiB. */
-  readonly maxMessage?: number
-  /**
-   * Nothing from the client for a whole period of this length (checked once per period, so after
-   * one to two periods of silence): it is pinged; nothing again for another period (not even the
-   * pong): the session closes with 1001. Default 60 seconds.
-   */
-  readonly idleTimeout?: Duration.Input
-  /** Most frames one message may arrive in; more closes with 1009. Default 1024. */
-  readonly maxFragments?: number
-  /**
-   * Pings and pongs a client may send per second (a burst of as many is allowed); more closes with
-   * 1008, so a ping flood cannot take the loop. Default 50.
-   */
-  readonly controlFramesPerSecond?: number
-}
+/** WebSocket route options, declared once. */
+export const options = Options.declare({
+  maxMessage: Options.option(Options.PositiveInt, "the largest message after reassembly, in bytes; more closes with 1009 (as soon as a frame header declares it)", 1024 * 1024),
+  idleTimeout: Options.option(
+    Options.Duration,
+    "a client silent for this long (checked once per period) is pinged; silent for another period, the session closes with 1001",
+    "60 seconds"
+  ),
+  maxFragments: Options.option(Options.PositiveInt, "the most frames one message may arrive in; more closes with 1009 (more than 16 empty ones: 1008)", 1024),
+  controlFramesPerSecond: Options.option(
+    Options.PositiveInt,
+    "pings and pongs a client may send per second (bursts of as many); more closes with 1008, so a ping flood cannot take the loop",
+    50
+  )
+})
+
+/** WebSocket route options (see `options`). */
+export type WebSocketOptions = typeof options.schema.Type
 
 /**
  * A token bucket for a client's control frames: `rate` a second, bursts of `rate`.
@@ -103,22 +104,24 @@ const NEED_VERSION: ReadonlyArray<readonly [string, string]> = [["Sec-WebSocket-
  * The app of a WebSocket route: answers the opening handshake with an
  * upgrade that runs `handler` on the connection, or 400/426 with a reason.
  */
-export const route = <E, R>(handler: (socket: WebSocket) => Effect.Effect<void, E, R>, options: WebSocketOptions = {}) =>
-(request: Request): Effect.Effect<Res.Response, never, R> => {
-  const problem = handshakeProblem(request)
-  if (problem !== undefined) {
-    return Effect.succeed(Res.text(`${problem.status} ${Res.reasonPhrase(problem.status)}: ${problem.reason}\n`, {
-      status: problem.status,
-      ...(problem.status === 426 ? { headers: NEED_VERSION } : {})
-    }))
+export const route = <E, R>(handler: (socket: WebSocket) => Effect.Effect<void, E, R>, given: WebSocketOptions = {}) => {
+  const resolved = options.resolve(given)
+  return (request: Request): Effect.Effect<Res.Response, never, R> => {
+    const problem = handshakeProblem(request)
+    if (problem !== undefined) {
+      return Effect.succeed(Res.text(`${problem.status} ${Res.reasonPhrase(problem.status)}: ${problem.reason}\n`, {
+        status: problem.status,
+        ...(problem.status === 426 ? { headers: NEED_VERSION } : {})
+      }))
   }
-  const accept = acceptKey(request.headers.get("sec-websocket-key")!)
-  return Effect.map(Effect.context<R>(), (context) =>
-    Res.upgrade(
-      [["Upgrade", "websocket"], ["Connection", "Upgrade"], ["Sec-WebSocket-Accept", accept]],
-      (conn, buffered) =>
-        session(conn, buffered, request, options, (socket) => Effect.provide(handler(socket), context))
-    ))
+    const accept = acceptKey(request.headers.get("sec-websocket-key")!)
+    return Effect.map(Effect.context<R>(), (context) =>
+      Res.upgrade(
+        [["Upgrade", "websocket"], ["Connection", "Upgrade"], ["Sec-WebSocket-Accept", accept]],
+        (conn, buffered) =>
+          session(conn, buffered, request, resolved, (socket) => Effect.provide(handler(socket), context))
+      ))
+  }
 }
 
 /** Runs a session on an upgraded connection until the handler ends and the closing handshake is done. */
@@ -126,13 +129,13 @@ const session = (
   conn: Connection,
   buffered: Uint8Array,
   request: Request,
-  options: WebSocketOptions,
+  o: Options.Resolved<typeof options.schema.fields>,
   handler: (socket: WebSocket) => Effect.Effect<void, unknown>
 ): Effect.Effect<void, ConnectionError> => Effect.clockWith((clock) => {
-  const decoder = new FrameDecoder({ maxMessage: options.maxMessage ?? 1024 * 1024, maxFragments: options.maxFragments ?? 1024 })
+  const decoder = new FrameDecoder({ maxMessage: o.maxMessage, maxFragments: o.maxFragments })
   decoder.push(buffered)
-  const budget = new ControlBudget(options.controlFramesPerSecond ?? 50)
-  const idle = Duration.fromInputUnsafe(options.idleTimeout ?? "60 seconds")
+  const budget = new ControlBudget(o.controlFramesPerSecond)
+  const idle = Options.toDuration(o.idleTimeout)
   /** Bytes arrived since the idle watch last looked; the watch pinged and waits for an answer; the client was silent too long. */
   let heard = false
   let pinged = false
