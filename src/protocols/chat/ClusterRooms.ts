@@ -22,9 +22,10 @@
  * rejoined by then); a Say that does not complete within `sayTimeout` tells
  * its sender `*** error: ... not delivered`, so no line is lost silently.
  */
-import { Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Schema, type Scope, Stream } from "effect"
+import { type Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Schema, type Scope, Stream } from "effect"
 import { Entity, type Sharding } from "effect/cluster"
 import { Rpc } from "effect/rpc"
+import * as RoomRules from "./RoomRules.ts"
 import * as Rooms from "./Rooms.ts"
 
 /** A join or rename with a nick that another member of the room has. */
@@ -60,65 +61,55 @@ export const entityLayer = (options: { readonly outboxSize: number; readonly hos
       const address = yield* Entity.CurrentAddress
       const runner = yield* Entity.CurrentRunnerAddress
       const name = address.entityId
-      const members = new Map<string, { nick: string; readonly queue: Queue.Queue<string, import("effect").Cause.Done> }>()
+      /** The room's rules (RoomRules), and each member's outbox: the queue its join stream reads. */
+      let rules = RoomRules.empty<string>(name, false)
+      const queues = new Map<string, Queue.Queue<string, Cause.Done>>()
       options.hosted.rooms.add(name)
       yield* Effect.addFinalizer(() => Effect.sync(() => options.hosted.rooms.delete(name)))
-
-      const broadcast = (line: string, except?: string) => {
-        const slow: Array<string> = []
-        for (const [key, m] of members) if (key !== except && !Queue.offerUnsafe(m.queue, line)) slow.push(key)
-        for (const key of slow) {
-          const m = members.get(key)!
-          members.delete(key)
-          Queue.endUnsafe(m.queue) // the member's node sees its stream end without a Leave: too slow
-          broadcast(`*** ${m.nick} was disconnected (too slow)`)
+      const delivery: RoomRules.Delivery<string> = {
+        send: (key, line) => {
+          const queue = queues.get(key)
+          return queue === undefined || Queue.offerUnsafe(queue, line)
+        },
+        // the member's node sees its stream end (without a Leave, when it was dropped: too slow)
+        release: (key) => {
+          const queue = queues.get(key)
+          queues.delete(key)
+          if (queue !== undefined) Queue.endUnsafe(queue)
         }
       }
-      const taken = (nick: string, except: string) => [...members].some(([key, m]) => key !== except && m.nick === nick)
+      const apply = (event: RoomRules.Event<string>) => {
+        const result = RoomRules.run(rules, event, delivery)
+        rules = result.room
+        return result.answer
+      }
 
       return ChatRoom.of({
         Join: ({ payload }) =>
           Effect.gen(function*() {
-            if (taken(payload.nick, payload.member)) return yield* Effect.fail(new NickTaken({ nick: payload.nick, room: name }))
-            const queue = yield* Queue.dropping<string, import("effect").Cause.Done>(options.outboxSize)
+            const queue = yield* Queue.dropping<string, Cause.Done>(options.outboxSize)
             Queue.offerUnsafe(queue, `${HOST}${runner.host}:${runner.port}`)
-            members.set(payload.member, { nick: payload.nick, queue })
-            broadcast(`*** ${payload.nick} joined #${name}`)
+            queues.set(payload.member, queue)
+            if (apply({ _tag: "Join", key: payload.member, nick: payload.nick }) === "taken") {
+              queues.delete(payload.member)
+              return yield* Effect.fail(new NickTaken({ nick: payload.nick, room: name }))
+            }
             return Stream.fromQueue(queue).pipe(
               // the member's node went away (or interrupted the stream) without leaving: it quit
               Stream.ensuring(Effect.sync(() => {
-                const m = members.get(payload.member)
-                if (m === undefined || m.queue !== queue) return
-                members.delete(payload.member)
-                broadcast(`*** ${m.nick} quit`)
+                if (queues.get(payload.member) === queue) apply({ _tag: "Gone", key: payload.member })
               }))
             )
           }).pipe(Stream.unwrap),
-        Say: ({ payload }) =>
-          Effect.sync(() => {
-            const m = members.get(payload.member)
-            if (m !== undefined) broadcast(`<${m.nick}> ${payload.text}`, payload.member)
-          }),
+        Say: ({ payload }) => Effect.sync(() => void apply({ _tag: "Say", key: payload.member, text: payload.text })),
         Nick: ({ payload }) =>
-          Effect.suspend(() => {
-            const m = members.get(payload.member)
-            if (m === undefined) return Effect.void
-            if (taken(payload.nick, payload.member)) return Effect.fail(new NickTaken({ nick: payload.nick, room: name }))
-            const old = m.nick
-            m.nick = payload.nick
-            broadcast(`*** ${old} is now known as ${payload.nick}`)
-            return Effect.void
-          }),
-        Who: () => Effect.sync(() => [...members.values()].map((m) => m.nick)),
-        Leave: ({ payload }) =>
-          Effect.sync(() => {
-            const m = members.get(payload.member)
-            if (m === undefined) return
-            members.delete(payload.member)
-            if (!payload.quit) Queue.offerUnsafe(m.queue, `*** you left #${name}`)
-            Queue.endUnsafe(m.queue)
-            broadcast(payload.quit ? `*** ${m.nick} quit` : `*** ${m.nick} left #${name}`)
-          })
+          Effect.suspend(() =>
+            apply({ _tag: "Nick", key: payload.member, nick: payload.nick }) === "taken"
+              ? Effect.fail(new NickTaken({ nick: payload.nick, room: name }))
+              : Effect.void
+          ),
+        Who: () => Effect.sync(() => [...rules.members.values()]),
+        Leave: ({ payload }) => Effect.sync(() => void apply({ _tag: "Part", key: payload.member, quit: payload.quit }))
       })
     }),
     // a member's join stream stays open while it is in the room: every request runs at once

@@ -12,6 +12,7 @@ import { Effect, Exit, type Scope } from "effect"
 import { Scope as ScopeModule } from "effect"
 import * as Actor from "../../actors/Actor.ts"
 import * as Supervisor from "../../actors/Supervisor.ts"
+import * as RoomRules from "./RoomRules.ts"
 
 /** A connected client, as rooms see it. */
 export interface Member {
@@ -49,85 +50,50 @@ export interface RoomDirectory {
 /** The refusal line for a nick in use. */
 export const nickTaken = (nick: string, room: string) => `the nick ${nick} is taken in #${room}; choose another with /nick`
 
-/** What a member asks of its local room; the answer comes once the event is delivered. */
+/** What a member asks of its local room (a RoomRules event with the member); the answer comes once the event is delivered. */
 type RoomEvent =
   | { readonly _tag: "Join"; readonly member: Member }
   | { readonly _tag: "Part"; readonly member: Member; readonly quit: boolean }
   | { readonly _tag: "Say"; readonly member: Member; readonly text: string }
   | { readonly _tag: "Nick"; readonly member: Member; readonly nick: string }
   | { readonly _tag: "Who"; readonly member: Member }
-/** "closed": the room closed (its last member left) before this join; "last": this part closed it. */
-type Answer = "ok" | "closed" | "taken" | "last"
-type RoomMsg = RoomEvent & { readonly reply: Actor.Reply<Answer> }
+type RoomMsg = RoomEvent & { readonly reply: Actor.Reply<RoomRules.Answer> }
 
 interface RoomState {
+  rules: RoomRules.Room<number>
+  /** The members, to deliver to. */
   readonly members: Map<number, Member>
-  closed: boolean
 }
 
-/** Sends `line` to every member (but `except`); members whose outbox is full are dropped, and the room told. */
-const broadcast = (members: Map<number, Member>, line: string, except?: Member) => {
-  const slow: Array<Member> = []
-  for (const m of members.values()) {
-    if (m !== except && !m.send(line)) slow.push(m)
-  }
-  for (const m of slow) {
-    members.delete(m.id)
-    m.kick("you are not reading fast enough")
-    broadcast(members, `*** ${m.nick} was disconnected (too slow)`)
-  }
-}
-
-const nickInUse = (members: Map<number, Member>, nick: string, except: Member) => {
-  for (const m of members.values()) if (m !== except && m.nick === nick) return true
-  return false
-}
-
-/** A local room's behaviour: members in join order. */
+/** A local room's behaviour: the room's rules (RoomRules), delivered to its members' outboxes. */
 const room = (name: string): Actor.Behavior<RoomMsg, RoomState> => ({
-  initial: Effect.sync((): RoomState => ({ members: new Map<number, Member>(), closed: false })),
+  initial: Effect.sync((): RoomState => ({ rules: RoomRules.empty(name, true), members: new Map() })),
   receive: (state, msg) =>
     Effect.suspend(() => {
-      const members = state.members
-      let answer: Answer = "ok"
-      switch (msg._tag) {
-        case "Join":
-          if (state.closed) answer = "closed"
-          else if (nickInUse(members, msg.member.nick, msg.member)) answer = "taken"
-          else {
-            members.set(msg.member.id, msg.member)
-            broadcast(members, `*** ${msg.member.nick} joined #${name}`)
-          }
-          break
-        case "Part":
-          if (!members.delete(msg.member.id)) break
-          if (!msg.quit) msg.member.send(`*** you left #${name}`)
-          broadcast(members, msg.quit ? `*** ${msg.member.nick} quit` : `*** ${msg.member.nick} left #${name}`)
-          // the last one out closes the room; its member fiber then removes it
-          if (members.size === 0) {
-            state.closed = true
-            answer = "last"
-          }
-          break
-        case "Say":
-          if (members.has(msg.member.id)) broadcast(members, `<${msg.member.nick}> ${msg.text}`, msg.member)
-          break
-        case "Nick": {
-          if (!members.has(msg.member.id)) break
-          if (nickInUse(members, msg.nick, msg.member)) {
-            answer = "taken"
-            break
-          }
-          const old = msg.member.nick
-          msg.member.nick = msg.nick
-          broadcast(members, `*** ${old} is now known as ${msg.nick}`)
-          break
+      const member = msg.member
+      if (msg._tag === "Join") state.members.set(member.id, member)
+      const delivery: RoomRules.Delivery<number> = {
+        send: (key, line) => state.members.get(key)?.send(line) ?? true,
+        release: (key, dropped) => {
+          const m = state.members.get(key)
+          state.members.delete(key)
+          if (dropped !== undefined) m?.kick(dropped)
         }
-        case "Who":
-          msg.member.send(`*** in #${name}: ${[...members.values()].map((m) => m.nick).join(" ")}`)
-          break
       }
-      return msg.reply.succeed(answer).pipe(Effect.as(state))
+      const event: RoomRules.Event<number> = msg._tag === "Join"
+        ? { _tag: "Join", key: member.id, nick: member.nick }
+        : msg._tag === "Part"
+        ? { _tag: "Part", key: member.id, quit: msg.quit }
+        : msg._tag === "Say"
+        ? { _tag: "Say", key: member.id, text: msg.text }
+        : msg._tag === "Nick"
+        ? { _tag: "Nick", key: member.id, nick: msg.nick }
+        : { _tag: "Who", key: member.id }
+      const result = RoomRules.run(state.rules, event, delivery)
+      state.rules = result.room
+      if (msg._tag === "Join" && result.answer !== "ok") state.members.delete(member.id)
+      if (msg._tag === "Nick" && result.answer === "ok") member.nick = msg.nick
+      return msg.reply.succeed(result.answer).pipe(Effect.as(state))
     })
 })
 
@@ -177,7 +143,7 @@ export const local = (options: { readonly maxRooms: number }): Effect.Effect<Roo
 
     /** Asks the room; "closed" when it is closed or stopped. */
     const ask = (target: Room, event: RoomEvent) =>
-      target.ref.ask<Answer>((reply) => ({ ...event, reply }) as RoomMsg).pipe(Effect.orElseSucceed((): Answer => "closed"))
+      target.ref.ask<RoomRules.Answer>((reply) => ({ ...event, reply }) as RoomMsg).pipe(Effect.orElseSucceed((): RoomRules.Answer => "closed"))
 
     const session = (target: Room, member: Member): RoomSession => ({
       name: target.name,
