@@ -44,7 +44,7 @@ export * as Actor from "./actors/Actor.ts"
 export * as Supervisor from "./actors/Supervisor.ts"
 
 /** CPU offload: a worker-thread pool running an `effect/rpc` group's handlers; typed busy/crash/failure errors. */
-export * as Offload from "./runtime/Offload.ts"
+export * as Offload from "./actors/Offload.ts"
 
 /** The batching log-writer actor behind the access and error logs. */
 export * as LogWriter from "./actors/LogWriter.ts"

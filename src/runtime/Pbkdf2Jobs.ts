@@ -6,7 +6,7 @@
 import { Effect, Schema } from "effect"
 import { Rpc, RpcGroup } from "effect/rpc"
 import * as Crypto from "node:crypto"
-import type * as Offload from "./Offload.ts"
+import type * as Offload from "../actors/Offload.ts"
 
 /** The fixed password and salt every digest is derived from. */
 const password = "fiberd"

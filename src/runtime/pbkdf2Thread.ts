@@ -4,7 +4,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Layer } from "effect"
-import * as Offload from "./Offload.ts"
+import * as Offload from "../actors/Offload.ts"
 import { Pbkdf2Jobs, Pbkdf2JobsLive } from "./Pbkdf2Jobs.ts"
 
 NodeRuntime.runMain(Layer.launch(Offload.threadLayer(Pbkdf2Jobs, Pbkdf2JobsLive)))

@@ -8,12 +8,12 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import { Headers } from "../../src/protocols/http/Headers.ts"
 import * as Request from "../../src/protocols/http/Request.ts"
-import * as Offload from "../../src/runtime/Offload.ts"
+import * as Offload from "../../src/actors/Offload.ts"
 import * as Pbkdf2Route from "../../src/runtime/Pbkdf2Route.ts"
 import { digest, Pbkdf2Jobs, threadEntry } from "../../src/runtime/Pbkdf2Jobs.ts"
-import { TestJobs } from "./fixtures/offloadJobs.ts"
+import { TestJobs } from "../runtime/fixtures/offloadJobs.ts"
 
-const entry = new URL("./fixtures/offloadThread.ts", import.meta.url)
+const entry = new URL("../runtime/fixtures/offloadThread.ts", import.meta.url)
 
 /** A flag shared with a Block job: `started` resolves once the job runs on its thread, `release` lets it finish. */
 const blocker = () => {
