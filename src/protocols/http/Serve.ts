@@ -105,10 +105,6 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
   Effect.gen(function*() {
     const o = options.resolve(given)
     const limits: HeadLimits = { maxRequestLine: o.maxRequestLine, maxHeadBytes: o.maxHeadBytes, maxHeaders: o.maxHeaders }
-    const maxBody = o.maxBody
-    const maxRequests = o.maxRequestsPerConnection
-    const maxPipelineOutput = o.maxPipelineOutput
-    const maxDrain = o.maxDrain
     const accessLog = given.accessLog
     const headerTimeout = Options.toDuration(o.headerTimeout)
     const requestTimeout = Options.toDuration(o.requestTimeout)
@@ -179,7 +175,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
 
     /** Whether the answer to the connection's `count`th request closes it. */
     const closes = (s: ConnState, head: RequestHead, count: number): boolean =>
-      !head.keepAlive || count >= maxRequests || shared.draining
+      !head.keepAlive || count >= o.maxRequestsPerConnection || shared.draining
 
     /** Answers a framing error or timeout with `status` and closes. */
     const failConnection = (s: ConnState, status: number, reason: string, requestLine: string, headers?: RequestHead["headers"]) =>
@@ -216,12 +212,12 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
         s.pendingTime = time
         s.pendingStarted = started
         const framing = head.framing
-        if (framing._tag === "ContentLength" && framing.length > maxBody) {
-          return Effect.as(failConnection(s, 413, `request body larger than ${maxBody} bytes`, head.requestLine, head.headers), false)
+        if (framing._tag === "ContentLength" && framing.length > o.maxBody) {
+          return Effect.as(failConnection(s, 413, `request body larger than ${o.maxBody} bytes`, head.requestLine, head.headers), false)
         }
         const reader = framing._tag === "None"
           ? Req.noBody
-          : new Req.BodyReader(s, framing._tag === "ContentLength" ? new ContentLengthDecoder(framing.length) : new ChunkedDecoder({ maxBody }))
+          : new Req.BodyReader(s, framing._tag === "ContentLength" ? new ContentLengthDecoder(framing.length) : new ChunkedDecoder({ maxBody: o.maxBody }))
         const x = new Exchange(head, reader, time, started)
         s.setPhase(reader.done ? "busy" : "body")
         // an app that answers synchronously (Effect.succeed) returns an Exit: no need to run it
@@ -249,7 +245,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
       if (bytes < 0) return respondStreamed(s, x, response, close)
       answered(s, x.head, response.status, bytes, x.time, x.started)
       const goOn = close ? Effect.succeed(false) : afterAnswer(s, x.reader)
-      return close || s.start >= s.end || s.outBytes >= maxPipelineOutput ? Effect.andThen(s.flush(), goOn) : goOn
+      return close || s.start >= s.end || s.outBytes >= o.maxPipelineOutput ? Effect.andThen(s.flush(), goOn) : goOn
     }
 
     const GO_ON = Effect.succeed(true)
@@ -276,7 +272,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     const afterAnswer = (s: ConnState, reader: Req.BodyReader): Effect.Effect<boolean> => {
       if (reader.done) return GO_ON
       s.setPhase("body")
-      return reader.drain(maxDrain).pipe(Effect.orElseSucceed(() => false))
+      return reader.drain(o.maxDrain).pipe(Effect.orElseSucceed(() => false))
     }
 
     /** A response whose body is streamed (a Stream or a file). */
@@ -348,7 +344,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
         s.requests++
         answered(s, head, response.status, bytes, shared.now, startedAt(s))
         if (close) return "close"
-        if (s.outBytes >= maxPipelineOutput) return "flush"
+        if (s.outBytes >= o.maxPipelineOutput) return "flush"
       }
       return INCOMPLETE
     }
