@@ -12,7 +12,8 @@
  * resumed only when the consumer asks. `write` does not wait for the write
  * callback: it suspends only when `write()` says the buffer is full, until
  * 'drain'; `writeUnsafe` never suspends. A TLS socket is the same socket
- * after its handshake (`tls` then describes it).
+ * after its handshake (`tls` then describes it). The read side's rules are
+ * `ReadSide`'s, shared with the in-memory connection.
  */
 import { Effect, Option } from "effect"
 import type { Fiber } from "effect"
@@ -25,11 +26,11 @@ import {
   ConnectionReset,
   ConnectionTimeout,
   type Connection,
-  consumeChunk,
   type ReadWithOutcome,
   type RemoteAddress
 } from "./Connection.ts"
 import type { Timed, TimeoutManager } from "../core/Timeouts.ts"
+import { ReadSide } from "./ReadSide.ts"
 import { infoOf, type TlsInfo } from "./Tls.ts"
 
 /** Counters a connection adds to as data moves (shared per listener). */
@@ -60,9 +61,6 @@ type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
 
 /** Bytes queued for a reader that is not reading before the socket is paused. */
 const MAX_BUFFERED = 64 * 1024
-const EOF: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
-const ENDED: Effect.Effect<ReadWithOutcome> = Effect.succeed("eof")
-const DRAINING: Effect.Effect<ReadWithOutcome> = Effect.succeed("drain")
 const resetCodes = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ERR_STREAM_PREMATURE_CLOSE"])
 
 /** Describes the peer of a socket. */
@@ -114,15 +112,9 @@ export class NodeConnection implements Connection, Timed {
   private readonly timeouts: TimeoutManager
   private readonly counters: ByteCounters
   private readonly owner: ConnectionOwner
-  private readWaiter: Resume<Option.Option<Uint8Array>> | undefined = undefined
-  /** The consumer of a waiting `readWith`, and how to resume its fiber. */
-  private consumer: ((chunk: Uint8Array) => boolean) | undefined = undefined
-  private pushWaiter: Resume<ReadWithOutcome> | undefined = undefined
+  private readonly reads: ReadSide
   private drainWaiter: Resume<void> | undefined = undefined
-  private eof = false
   private paused = true
-  private queue: Array<Buffer> | undefined = undefined
-  private queued = 0
   private failure: ConnectionError | undefined = undefined
   private lingering = false
   private readonly lingerTicks: number
@@ -131,8 +123,6 @@ export class NodeConnection implements Connection, Timed {
   private drainEffect: Effect.Effect<void, ConnectionError> | undefined = undefined
   private readonly sendTicks: number
   private sendDeadline: SendDeadline | undefined = undefined
-  /** The waiting read is a `readIdle`: a drain ends it. */
-  private idleRead = false
   private readonly drainSignal: DrainSignal
 
   constructor(options: {
@@ -162,6 +152,15 @@ export class NodeConnection implements Connection, Timed {
     this.timeoutTicks = options.timeouts.ticksFor(options.idleTimeoutMillis)
     this.lingerTicks = options.timeouts.ticksFor(options.lingerMillis)
     this.lingerBudget = options.lingerBytes ?? 256 * 1024
+    this.reads = new ReadSide(options.id, options.drain, {
+      onWait: () => {
+        if (this.paused) this.flow()
+      },
+      onTake: (chunk) => this.took(chunk as Buffer),
+      onDequeue: (queued) => {
+        if (this.paused && queued < MAX_BUFFERED) this.flow()
+      }
+    })
     const socket = options.socket as OwnedSocket
     socket[kConnection] = this
     socket.on("data", onSocketData)
@@ -176,12 +175,12 @@ export class NodeConnection implements Connection, Timed {
 
   // built when first used (a connection read in push mode never builds them): memory per idle connection counts
   get read(): Effect.Effect<Option.Option<Uint8Array>, ConnectionError> {
-    return this.readEffect ??= Effect.callback((resume) => this.startRead(resume, false))
+    return this.readEffect ??= Effect.callback((resume) => this.reads.startRead(resume, false))
   }
   private readEffect: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> | undefined = undefined
 
   get readIdle(): Effect.Effect<Option.Option<Uint8Array>, ConnectionError> {
-    return this.readIdleEffect ??= Effect.callback((resume) => this.startRead(resume, true))
+    return this.readIdleEffect ??= Effect.callback((resume) => this.reads.startRead(resume, true))
   }
   private readIdleEffect: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> | undefined = undefined
 
@@ -193,61 +192,14 @@ export class NodeConnection implements Connection, Timed {
     return this.drainSignal.started
   }
 
-  private startRead(resume: Resume<Option.Option<Uint8Array>>, idle: boolean): Effect.Effect<void> | undefined {
-    if (this.queue !== undefined && this.queue.length > 0) return void resume(Effect.succeed(Option.some(this.dequeue())))
-    if (this.failure !== undefined) return void resume(Effect.fail(this.failure))
-    if (this.eof || (idle && this.drainSignal.started)) return void resume(EOF)
-    if (this.lingering || this.socket.destroyed) return void resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
-    this.readWaiter = resume
-    this.idleRead = idle
-    if (this.paused) this.flow()
-    return this.cancelRead ??= Effect.sync(() => {
-      this.readWaiter = undefined
-    })
-  }
-
   readWith(consume: (chunk: Uint8Array) => boolean): Effect.Effect<ReadWithOutcome, ConnectionError> {
-    return Effect.callback((resume) => {
-      while (this.queue !== undefined && this.queue.length > 0) {
-        const ended = consumeChunk(consume, this.dequeue())
-        if (ended !== undefined) return resume(ended)
-      }
-      if (this.failure !== undefined) return resume(Effect.fail(this.failure))
-      if (this.eof) return resume(ENDED)
-      if (this.lingering || this.socket.destroyed) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
-      this.consumer = consume
-      this.pushWaiter = resume
-      if (this.paused) this.flow()
-      return this.cancelPush ??= Effect.sync(() => {
-        this.consumer = undefined
-        this.pushWaiter = undefined
-      })
-    })
-  }
-
-  /** Built at the first suspended `readWith`, then reused. */
-  private cancelPush: Effect.Effect<void> | undefined = undefined
-
-  /** Ends a waiting `readWith` (no-op when none waits, e.g. it already ended inside its consumer). */
-  private endPush(outcome: Effect.Effect<ReadWithOutcome, ConnectionError>): void {
-    const waiter = this.pushWaiter
-    if (waiter === undefined) return
-    this.pushWaiter = undefined
-    this.consumer = undefined
-    waiter(outcome)
+    return Effect.callback((resume) => this.reads.startPush(consume, resume))
   }
 
   /** The server started to drain: a `readIdle` waiting now ends as at EOF; a `readWith` says "drain". */
   onDrainStart(): void {
-    this.endPush(DRAINING)
-    const waiter = this.readWaiter
-    if (waiter === undefined || !this.idleRead) return
-    this.readWaiter = undefined
-    waiter(EOF)
+    this.reads.drainStarted()
   }
-
-  /** Built at the first suspended read, then reused: no allocation per read. */
-  private cancelRead: Effect.Effect<void> | undefined = undefined
 
   readonly write = (data: Uint8Array | ReadonlyArray<Uint8Array>): Effect.Effect<void, ConnectionError> => {
     if (this.failure !== undefined) return Effect.fail(this.failure)
@@ -314,17 +266,16 @@ export class NodeConnection implements Connection, Timed {
     const socket = this.socket
     if (socket.destroyed || this.lingering) return
     this.lingering = true
-    this.failPending(new ConnectionClosed({ connectionId: this.id }))
+    this.failPending(undefined)
     if (!socket.writableEnded) socket.end()
-    if (this.eof || socket.readableEnded) {
+    if (this.reads.eof || socket.readableEnded) {
       if (socket.writableFinished) socket.destroy()
       return
     }
     this.timeouts.remove(this)
     this.timeoutTicks = this.lingerTicks
     this.timeouts.add(this)
-    this.queue = undefined
-    this.queued = 0
+    this.reads.discard()
     if (this.paused) this.flow()
   }
 
@@ -336,7 +287,7 @@ export class NodeConnection implements Connection, Timed {
   /** Closes at once (RST if input is unread). */
   destroy(error?: ConnectionError): void {
     if (error !== undefined && this.failure === undefined) this.failure = error
-    this.failPending(this.failure ?? new ConnectionClosed({ connectionId: this.id }))
+    this.failPending(this.failure)
     this.socket.destroy()
   }
 
@@ -363,13 +314,6 @@ export class NodeConnection implements Connection, Timed {
     this.socket.resume()
   }
 
-  private dequeue(): Buffer {
-    const chunk = this.queue!.shift()!
-    this.queued -= chunk.byteLength
-    if (this.paused && this.queued < MAX_BUFFERED) this.flow()
-    return this.took(chunk)
-  }
-
   onData(chunk: Buffer): void {
     if (this.lingering) {
       // discarding input after the answer: bounded by bytes as well as by time (a peer that keeps sending is reset)
@@ -377,20 +321,7 @@ export class NodeConnection implements Connection, Timed {
       if (this.lingerBudget < 0) this.socket.destroy()
       return
     }
-    const consume = this.consumer
-    if (consume !== undefined) {
-      const ended = consumeChunk(consume, this.took(chunk))
-      if (ended !== undefined) this.endPush(ended)
-      return
-    }
-    const waiter = this.readWaiter
-    if (waiter !== undefined) {
-      this.readWaiter = undefined
-      return waiter(Effect.succeed(Option.some(this.took(chunk))))
-    }
-    ;(this.queue ??= []).push(chunk)
-    this.queued += chunk.byteLength
-    if (this.queued >= MAX_BUFFERED && !this.paused) {
+    if (this.reads.push(chunk) >= MAX_BUFFERED && !this.paused) {
       this.paused = true
       this.socket.pause()
       this.counters.readPauses++
@@ -398,13 +329,7 @@ export class NodeConnection implements Connection, Timed {
   }
 
   onEnd(): void {
-    this.eof = true
-    this.endPush(ENDED)
-    const waiter = this.readWaiter
-    if (waiter !== undefined) {
-      this.readWaiter = undefined
-      waiter(EOF)
-    }
+    this.reads.end()
     if (this.lingering && this.socket.writableFinished) this.socket.destroy()
   }
 
@@ -435,18 +360,16 @@ export class NodeConnection implements Connection, Timed {
   onClose(): void {
     this.timeouts.remove(this)
     if (this.sendDeadline !== undefined) this.timeouts.remove(this.sendDeadline)
-    this.failPending(this.failure ?? new ConnectionClosed({ connectionId: this.id }))
+    this.failPending(this.failure)
     this.owner.onClosed(this)
   }
 
-  private failPending(error: ConnectionError): void {
-    const reader = this.readWaiter
+  /** What waits fails: with `error`, or as closed on this side (a waiting reader reads EOF after the peer's FIN). */
+  private failPending(error: ConnectionError | undefined): void {
+    this.reads.fail(error)
     const drainer = this.drainWaiter
-    this.readWaiter = undefined
     this.drainWaiter = undefined
-    this.endPush(this.eof ? ENDED : Effect.fail(error))
-    if (reader !== undefined) reader(this.eof ? EOF : Effect.fail(error))
-    if (drainer !== undefined) drainer(Effect.fail(error))
+    if (drainer !== undefined) drainer(Effect.fail(error ?? new ConnectionClosed({ connectionId: this.id })))
   }
 
   private makeWaitDrain(): Effect.Effect<void, ConnectionError> {

@@ -15,28 +15,19 @@ import {
   ConnectionReset,
   ConnectionTimeout,
   type Connection,
-  consumeChunk,
   DrainSignal,
   type ReadWithOutcome,
   type RemoteAddress
 } from "../io/Connection.ts"
+import { ReadSide } from "../io/ReadSide.ts"
 
 type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
 
-const EOF: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
-const ENDED: Effect.Effect<ReadWithOutcome> = Effect.succeed("eof")
-const DRAINING: Effect.Effect<ReadWithOutcome> = Effect.succeed("drain")
-
-/** One direction of a pair. */
+/** One direction of a pair: what one end writes and the other reads (its read side is `ReadSide`'s rules). */
 class Pipe {
-  readonly chunks: Array<Uint8Array> = []
-  buffered = 0
+  /** Set once the reading end is known (its id and drain signal). */
+  reads!: ReadSide
   ended = false
-  failure: ConnectionError | undefined = undefined
-  reader: Resume<Option.Option<Uint8Array>> | undefined = undefined
-  /** A waiting `readWith`: its consumer gets chunks as they are pushed. */
-  consumer: ((chunk: Uint8Array) => boolean) | undefined = undefined
-  pushWaiter: Resume<ReadWithOutcome> | undefined = undefined
   readonly writers: Array<Resume<void>> = []
   readonly capacity: number
   readonly onActivity: () => void
@@ -46,68 +37,48 @@ class Pipe {
     this.onActivity = onActivity
   }
 
+  /** Reads for the end with this id and drain signal. */
+  attach(connectionId: number, drain: DrainSignal): void {
+    this.reads = new ReadSide(connectionId, drain, {
+      onWait: () => {},
+      onTake: (chunk) => chunk,
+      onDequeue: (queued) => {
+        this.onActivity()
+        if (queued < this.capacity) this.wakeWriters(Effect.void)
+      }
+    })
+  }
+
+  get buffered(): number {
+    return this.reads.queued
+  }
+
+  get failure(): ConnectionError | undefined {
+    return this.reads.failure
+  }
+
   push(chunk: Uint8Array): void {
     this.onActivity()
-    const consume = this.consumer
-    if (consume !== undefined) {
-      const ended = consumeChunk(consume, chunk)
-      if (ended !== undefined) this.endPush(ended)
-      return
-    }
-    const reader = this.reader
-    if (reader !== undefined) {
-      this.reader = undefined
-      return reader(Effect.succeed(Option.some(chunk)))
-    }
-    this.chunks.push(chunk)
-    this.buffered += chunk.byteLength
-  }
-
-  shift(): Uint8Array {
-    const chunk = this.chunks.shift()!
-    this.buffered -= chunk.byteLength
-    this.onActivity()
-    if (this.buffered < this.capacity) this.wakeWriters(Effect.void)
-    return chunk
-  }
-
-  /** Ends a waiting `readWith` (no-op when none waits). */
-  endPush(outcome: Effect.Effect<ReadWithOutcome, ConnectionError>): void {
-    const waiter = this.pushWaiter
-    if (waiter === undefined) return
-    this.pushWaiter = undefined
-    this.consumer = undefined
-    waiter(outcome)
+    this.reads.push(chunk)
   }
 
   end(): void {
     if (this.ended) return
     this.ended = true
     this.onActivity()
-    if (this.chunks.length === 0) this.endPush(ENDED)
-    const reader = this.reader
-    if (reader !== undefined && this.chunks.length === 0) {
-      this.reader = undefined
-      reader(EOF)
-    }
+    this.reads.end()
   }
 
   fail(error: ConnectionError): void {
-    this.failure ??= error
-    this.chunks.length = 0
-    this.buffered = 0
+    this.reads.discard()
+    this.reads.fail(error)
     this.onActivity()
-    const reader = this.reader
-    this.reader = undefined
-    if (reader !== undefined) reader(Effect.fail(error))
-    this.endPush(Effect.fail(error))
-    this.wakeWriters(Effect.fail(error))
+    this.wakeWriters(Effect.fail(this.reads.failure!))
   }
 
   /** Drops what is buffered and accepts (discards) future writes: the reading side went away politely. */
   discard(): void {
-    this.chunks.length = 0
-    this.buffered = 0
+    this.reads.discard()
     this.wakeWriters(Effect.void)
   }
 
@@ -145,11 +116,12 @@ export class MemoryEnd implements Connection {
     this.remote = remote
     this.inbound = inbound
     this.outbound = outbound
+    inbound.attach(id, this.drainSignal)
   }
 
-  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => this.startRead(resume, false))
+  readonly read: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => this.inbound.reads.startRead(resume, false))
 
-  readonly readIdle: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => this.startRead(resume, true))
+  readonly readIdle: Effect.Effect<Option.Option<Uint8Array>, ConnectionError> = Effect.callback((resume) => this.inbound.reads.startRead(resume, true))
 
   /** The drain signal of this end (a test starts it with `drain()`, as a listener does at shutdown). */
   readonly drainSignal = new DrainSignal()
@@ -163,47 +135,11 @@ export class MemoryEnd implements Connection {
   /** Starts the server's drain for this connection: `draining` completes and an idle read ends. */
   drain(): void {
     this.drainSignal.start()
-    const pipe = this.inbound
-    pipe.endPush(DRAINING)
-    if (pipe.reader !== undefined && this.idleRead) {
-      const reader = pipe.reader
-      pipe.reader = undefined
-      reader(EOF)
-    }
-  }
-
-  private idleRead = false
-
-  private startRead(resume: Resume<Option.Option<Uint8Array>>, idle: boolean): Effect.Effect<void> | undefined {
-    const pipe = this.inbound
-    if (pipe.failure !== undefined) return void resume(Effect.fail(pipe.failure))
-    if (this.closedLocally) return void resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
-    if (pipe.chunks.length > 0) return void resume(Effect.succeed(Option.some(pipe.shift())))
-    if (pipe.ended || (idle && this.drainSignal.started)) return void resume(EOF)
-    pipe.reader = resume
-    this.idleRead = idle
-    return Effect.sync(() => {
-      pipe.reader = undefined
-    })
+    this.inbound.reads.drainStarted()
   }
 
   readWith(consume: (chunk: Uint8Array) => boolean): Effect.Effect<ReadWithOutcome, ConnectionError> {
-    return Effect.callback((resume) => {
-      const pipe = this.inbound
-      if (pipe.failure !== undefined) return resume(Effect.fail(pipe.failure))
-      if (this.closedLocally) return resume(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
-      while (pipe.chunks.length > 0) {
-        const ended = consumeChunk(consume, pipe.shift())
-        if (ended !== undefined) return resume(ended)
-      }
-      if (pipe.ended) return resume(ENDED)
-      pipe.consumer = consume
-      pipe.pushWaiter = resume
-      return Effect.sync(() => {
-        pipe.consumer = undefined
-        pipe.pushWaiter = undefined
-      })
-    })
+    return Effect.callback((resume) => this.inbound.reads.startPush(consume, resume))
   }
 
   writeUnsafe(data: Uint8Array | ReadonlyArray<Uint8Array>): boolean {
@@ -252,15 +188,12 @@ export class MemoryEnd implements Connection {
     this.closedLocally = true
     this.discarding = true
     this.inbound.discard()
-    const reader = this.inbound.reader
-    this.inbound.reader = undefined
-    if (reader !== undefined) reader(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
-    this.inbound.endPush(Effect.fail(new ConnectionClosed({ connectionId: this.id })))
+    this.inbound.reads.fail(undefined)
   }
 
   /** True while this end's fiber waits on the connection (a read, or a write on a full buffer). */
   get waiting(): boolean {
-    return this.inbound.reader !== undefined || this.inbound.pushWaiter !== undefined || this.outbound.writers.length > 0
+    return this.inbound.reads.waiting || this.outbound.writers.length > 0
   }
 
   /** True once this end closed (close) or timed out. */
@@ -280,6 +213,7 @@ export class MemoryEnd implements Connection {
     this.inbound.fail(error)
     this.outbound.end()
     this.closedLocally = true
+    this.inbound.reads.closed = true
   }
 
   /**
@@ -287,21 +221,21 @@ export class MemoryEnd implements Connection {
    * slow reader). Returns an empty array when nothing is buffered.
    */
   readAvailable(max = Number.POSITIVE_INFINITY): Uint8Array {
-    const pipe = this.inbound
+    const reads = this.inbound.reads
     const taken: Array<Uint8Array> = []
     let room = max
-    while (room > 0 && pipe.chunks.length > 0) {
-      const head = pipe.chunks[0]!
+    while (room > 0 && reads.queue.length > 0) {
+      const head = reads.queue[0]!
       if (head.byteLength <= room) {
-        taken.push(pipe.shift())
+        taken.push(reads.shift())
         room -= head.byteLength
       } else {
         taken.push(head.subarray(0, room))
-        pipe.chunks[0] = head.subarray(room)
-        pipe.buffered -= room
+        reads.queue[0] = head.subarray(room)
+        reads.queued -= room
         room = 0
-        pipe.onActivity()
-        if (pipe.buffered < pipe.capacity) pipe.wakeWriters(Effect.void)
+        this.inbound.onActivity()
+        if (reads.queued < this.inbound.capacity) this.inbound.wakeWriters(Effect.void)
       }
     }
     return taken.length === 1 ? taken[0]! : Buffer.concat(taken)
