@@ -79,7 +79,7 @@ export const accessLog = async (entries: number) => {
   let tellNs = 0
   const t0 = performance.now()
   await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-    const log = yield* AccessLog.make({ destination: file })
+    const log = yield* AccessLog.make({ path: file })
     const batch = 10_000
     for (let sent = 0; sent < entries; sent += batch) {
       const s = process.hrtime.bigint()

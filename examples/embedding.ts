@@ -51,7 +51,7 @@ export const FiberdLive = (options: { readonly httpPort: number; readonly linePo
       HttpServer.layerAs(Web)(app, { listen: { name: "web", port: options.httpPort }, http: { accessLog } }),
       Listener.layerAs(Lines)({ name: "lines", port: options.linePort }, lines)
     )
-  })).pipe(Layer.provideMerge(AccessLog.layer({ destination: options.accessLog, format: "common" })))
+  })).pipe(Layer.provideMerge(AccessLog.layer({ path: options.accessLog, format: "common" })))
 
 /** The whole application: its own layers plus fiberd's. */
 export const AppLive = (options: Parameters<typeof FiberdLive>[0]) =>

@@ -6,6 +6,9 @@
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import * as AccessLog from "../src/actors/AccessLog.ts"
+import * as ErrorLog from "../src/actors/ErrorLog.ts"
+import * as Offload from "../src/actors/Offload.ts"
 import * as Options from "../src/core/Options.ts"
 import * as Listener from "../src/io/Listener.ts"
 import * as Tls from "../src/io/Tls.ts"
@@ -14,6 +17,8 @@ import * as Exec from "../src/protocols/exec.ts"
 import * as Serve from "../src/protocols/http/Serve.ts"
 import * as WebSocket from "../src/protocols/websocket/WebSocket.ts"
 import * as BundledSite from "../src/runtime/BundledSite.ts"
+import * as ClusterMode from "../src/runtime/ClusterMode.ts"
+import * as ServiceTable from "../src/runtime/ServiceTable.ts"
 
 /** Every declared option set the README documents, by block name. */
 export const blocks: Record<string, Options.Declared<any>> = {
@@ -24,7 +29,12 @@ export const blocks: Record<string, Options.Declared<any>> = {
   site: BundledSite.options,
   websocket: WebSocket.options,
   chat: Chat.options,
-  exec: Exec.options
+  exec: Exec.options,
+  server: ServiceTable.server,
+  "access-log": AccessLog.options,
+  "error-log": ErrorLog.options,
+  offload: Offload.options,
+  cluster: ClusterMode.options
 }
 
 const readme = Path.resolve(import.meta.dirname, "../README.md")

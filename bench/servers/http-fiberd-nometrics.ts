@@ -14,7 +14,7 @@ import { makeSite } from "./files.ts"
 
 const dir = makeSite()
 Effect.runFork(Effect.scoped(Effect.gen(function*() {
-  const accessLog = yield* AccessLog.make({ destination: Path.join(dir, "access.log") })
+  const accessLog = yield* AccessLog.make({ path: Path.join(dir, "access.log") })
   const site = yield* StaticFiles.make({ root: dir })
   const http = yield* Serve.make(site, { accessLog, keepAliveTimeout: "60 seconds" })
   const listener = yield* Listener.make({ name: "web", backlog: 4096, maxConnections: 20_000, onDrain: http.drain }, http.handler)

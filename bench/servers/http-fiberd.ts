@@ -11,7 +11,7 @@ import { makeSite } from "./files.ts"
 
 const dir = makeSite()
 Effect.runFork(Effect.scoped(Effect.gen(function*() {
-  const accessLog = yield* AccessLog.make({ destination: Path.join(dir, "access.log") })
+  const accessLog = yield* AccessLog.make({ path: Path.join(dir, "access.log") })
   const site = yield* StaticFiles.make({ root: dir })
   const server = yield* HttpServer.listen(site, {
     listen: { name: "web", backlog: 4096, maxConnections: 20_000 },

@@ -15,7 +15,7 @@ import { announce } from "./control.ts"
 
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-hello-"))
 Effect.runFork(Effect.scoped(Effect.gen(function*() {
-  const accessLog = yield* AccessLog.make({ destination: Path.join(dir, "access.log") })
+  const accessLog = yield* AccessLog.make({ path: Path.join(dir, "access.log") })
   const hello = Res.text("Hello world\n")
   const app = Router.make([Router.get("/hello.txt", () => Effect.succeed(hello)), Router.get("/", () => Effect.succeed(hello))])
   const server = yield* HttpServer.listen(app, {

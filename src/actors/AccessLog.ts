@@ -3,8 +3,9 @@
  * told by connection fibers (synchronously, no allocation beyond the entry)
  * and written in batches by a LogWriter actor.
  */
-import { Context, Effect, Layer } from "effect"
-import type { Duration, Scope } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
+import type { Scope } from "effect"
+import * as Options from "../core/Options.ts"
 import * as LogWriter from "./LogWriter.ts"
 
 /** What a response leaves in the access log. */
@@ -95,36 +96,38 @@ export const formatEntry = (format: Format) => {
   }
 }
 
-/** Access-log options. */
-export interface AccessLogOptions extends LogWriter.LogLimits {
-  /** A file path (appended) or `-` for stdout. Default `logs/access.log`. */
-  readonly destination?: LogWriter.Destination
-  /** Default `combined`. */
-  readonly format?: Format
-  /** Most entries per append. Default 8192. */
-  readonly batchSize?: number
-  /**
-   * How long a small batch waits for more before it is written (nginx's
-   * `flush=`): one append per interval instead of one per event-loop turn
-   * under load. Default 100 ms.
-   */
-  readonly flushInterval?: Duration.Input
-}
+/** Access-log options, declared once (the service table's `accessLog` key is the same schema). */
+export const options = Options.declare({
+  path: Options.option(Schema.String, "a file (appended, created with its directory) or `-` for stdout", "logs/access.log"),
+  format: Options.option(Schema.Literals(["common", "combined"]), "Common or Combined Log Format", "combined"),
+  flushInterval: Options.option(
+    Options.Duration,
+    "how long a small batch waits for more before it is written (nginx's flush=): one append per interval under load",
+    "100 millis"
+  ),
+  batchSize: Options.option(Options.PositiveInt, "most entries per append", 8192),
+  ...LogWriter.limits.schema.fields
+})
+
+/** Access-log options (see `options`). */
+export type AccessLogOptions = typeof options.schema.Type
 
 /** The access-log service. */
 export class AccessLog extends Context.Service<AccessLog, LogWriter.LogWriter<AccessEntry>>()("fiberd/AccessLog") {}
 
 /** Starts an access-log actor in the current scope. */
-export const make = (options: AccessLogOptions = {}): Effect.Effect<LogWriter.LogWriter<AccessEntry>, never, Scope.Scope> =>
-  LogWriter.make<AccessEntry>({
+export const make = (given: AccessLogOptions = {}): Effect.Effect<LogWriter.LogWriter<AccessEntry>, never, Scope.Scope> => {
+  const o = options.resolve(given)
+  return LogWriter.make<AccessEntry>({
     name: "access-log",
-    destination: options.destination ?? "logs/access.log",
-    format: formatEntry(options.format ?? "combined"),
+    destination: o.path,
+    format: formatEntry(o.format),
     ascii: true,
-    ...LogWriter.limitsOf(options),
-    ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
-    flushInterval: options.flushInterval ?? "100 millis"
+    ...LogWriter.limitsOf(o),
+    batchSize: o.batchSize,
+    flushInterval: Options.toDuration(o.flushInterval)
   })
+}
 
 /** The access log as a Layer: flushed and closed when the layer is released. */
 export const layer = (options: AccessLogOptions = {}): Layer.Layer<AccessLog> => Layer.effect(AccessLog, make(options))

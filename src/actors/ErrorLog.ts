@@ -3,10 +3,11 @@
  * log-writer actor, as plain text or JSON lines with syslog severities, and
  * optionally to a syslog server over UDP (RFC 5424) as a second sink.
  */
-import { Cause, Context, Effect, Layer, Logger, References } from "effect"
+import { Cause, Context, Effect, Layer, Logger, References, Schema } from "effect"
 import type { LogLevel, Scope } from "effect"
 import * as Dgram from "node:dgram"
 import * as Os from "node:os"
+import * as Options from "../core/Options.ts"
 import * as LogWriter from "./LogWriter.ts"
 
 /** Syslog severities (RFC 5424 §6.2.1). */
@@ -62,15 +63,14 @@ export const formatJson = (e: ErrorEntry): string =>
     ...(e.cause === "" ? {} : { cause: e.cause })
   }) + "\n"
 
-/** Where RFC 5424 messages go. */
-export interface SyslogOptions {
-  readonly host: string
-  readonly port?: number
-  /** Syslog facility number. Default 3 (daemon). */
-  readonly facility?: number
-  /** APP-NAME. Default "fiberd". */
-  readonly appName?: string
-}
+/** Where RFC 5424 messages go: `host`, `port` (default 514), `facility` (default 3, daemon), `appName` (default "fiberd"). */
+export const Syslog = Schema.Struct({
+  host: Schema.String,
+  port: Schema.optionalKey(Options.PositiveInt),
+  facility: Schema.optionalKey(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 23 }))),
+  appName: Schema.optionalKey(Schema.String)
+})
+export type SyslogOptions = typeof Syslog.Type
 
 /** An RFC 5424 message: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG`. */
 export const formatSyslog = (e: ErrorEntry, options: SyslogOptions, hostname = Os.hostname()): string => {
@@ -81,23 +81,26 @@ export const formatSyslog = (e: ErrorEntry, options: SyslogOptions, hostname = O
 }
 
 /** Error-log options. */
-export interface ErrorLogOptions extends LogWriter.LogLimits {
-  /** A file path (appended), `-` for stdout, or `stderr`. Default `stderr`. */
-  readonly destination?: LogWriter.Destination
-  /** Default `text`. */
-  readonly format?: "text" | "json"
-  /** Also send every entry to a syslog server over UDP. */
-  readonly syslog?: SyslogOptions
-}
+/** Error-log options, declared once (the service table's `errorLog` key is the same schema). */
+export const options = Options.declare({
+  path: Options.option(Schema.String, "a file (appended, created with its directory), `-` for stdout, or `stderr`", "stderr"),
+  format: Options.option(Schema.Literals(["text", "json"]), "one line of text, or one JSON object, per entry", "text"),
+  syslog: Options.option(Syslog, "also send every entry to a syslog server over UDP (RFC 5424): host, port (514), facility (3), appName (fiberd)"),
+  ...LogWriter.limits.schema.fields
+})
+
+/** Error-log options (see `options`). */
+export type ErrorLogOptions = typeof options.schema.Type
 
 /** The error-log service (the writer behind the Logger). */
 export class ErrorLog extends Context.Service<ErrorLog, LogWriter.LogWriter<ErrorEntry>>()("fiberd/ErrorLog") {}
 
 /** Starts the error-log actor in the current scope. */
-export const make = (options: ErrorLogOptions = {}): Effect.Effect<LogWriter.LogWriter<ErrorEntry>, never, Scope.Scope> =>
+export const make = (given: ErrorLogOptions = {}): Effect.Effect<LogWriter.LogWriter<ErrorEntry>, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const o = options.resolve(given)
     let alsoSend: ((entries: ReadonlyArray<ErrorEntry>) => void) | undefined
-    const syslog = options.syslog
+    const syslog = o.syslog
     if (syslog !== undefined) {
       let inFlight = 0
       let settled: (() => void) | undefined
@@ -127,9 +130,9 @@ export const make = (options: ErrorLogOptions = {}): Effect.Effect<LogWriter.Log
     }
     return yield* LogWriter.make<ErrorEntry>({
       name: "error-log",
-      destination: options.destination ?? "stderr",
-      format: options.format === "json" ? formatJson : formatText,
-      ...LogWriter.limitsOf(options),
+      destination: o.path,
+      format: o.format === "json" ? formatJson : formatText,
+      ...LogWriter.limitsOf(o),
       ...(alsoSend !== undefined ? { alsoSend } : {})
     })
   })

@@ -16,24 +16,26 @@
  * cannot block an open, and a log file deleted or replaced under the server
  * (its directory removed) is noticed within a second and reopened by path.
  */
-import { Cause, Clock, Data, Deferred, Duration, Effect, Fiber, Metric, Queue } from "effect"
+import { Cause, Clock, Data, Deferred, Duration, Effect, Fiber, Metric, Queue, Schema } from "effect"
 import type { Scope } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import * as Options from "../core/Options.ts"
 import { LogBatch, type Sealed } from "./LogBatch.ts"
 import { type Destination, errno, Sink } from "./LogSink.ts"
 
 export type { Destination } from "./LogSink.ts"
 
 /** The limits every log shares (the access log's and the error log's options include them). */
-export interface LogLimits {
-  /** Entries waiting to be written at most; more are dropped and counted (a stuck disk cannot grow memory). Default 100,000. */
-  readonly maxQueued?: number
-  /** An append that makes no progress this long counts as failed: its entries are dropped and counted, the file reopened. Default 5 s. */
-  readonly writeStallTimeout?: Duration.Input
-  /** Accept a FIFO, device or socket as the destination. Default false: only regular files (and `-`, `stderr`). */
-  readonly allowNonRegular?: boolean
-}
+/** The limits every log takes, declared once (the access log's and the error log's options include them). */
+export const limits = Options.declare({
+  maxQueued: Options.option(Options.PositiveInt, "entries waiting to be written at most; more are dropped and counted (a stuck disk cannot grow memory)", 100_000),
+  writeStallTimeout: Options.option(Options.Duration, "an append that makes no progress this long counts as failed: its entries are dropped and counted, the file reopened", "5 seconds"),
+  allowNonRegular: Options.option(Schema.Boolean, "accept a FIFO, device or socket as the file (otherwise only regular files, `-` and `stderr`)", false)
+})
+
+/** The limits every log takes. */
+export type LogLimits = typeof limits.schema.Type
 
 /** The LogLimits fields of `options` that are set. */
 export const limitsOf = (options: LogLimits): LogLimits => ({
@@ -196,13 +198,14 @@ export const make = <A>(options: LogWriterOptions<A>): Effect.Effect<LogWriter<A
   Effect.gen(function*() {
     const mailbox = yield* Queue.unbounded<Segment<A> | Control | typeof WAKE, Cause.Done>()
     const clock = yield* Clock.Clock
+    const bounds = limits.resolve(options)
     const sink = new Sink(
-      { name: options.name, destination: options.destination, allowNonRegular: options.allowNonRegular ?? false },
+      { name: options.name, destination: options.destination, allowNonRegular: bounds.allowNonRegular },
       () => clock.currentTimeMillisUnsafe()
     )
     yield* Effect.promise(() => sink.warm())
-    const maxQueued = options.maxQueued ?? 100_000
-    const writeStall = Duration.fromInputUnsafe(options.writeStallTimeout ?? "5 seconds")
+    const maxQueued = bounds.maxQueued
+    const writeStall = Options.toDuration(bounds.writeStallTimeout)
     /** Entries dropped by `tell` (queue full) since the metric was last updated. */
     let droppedUnreported = 0
     const stats: LogWriterStats = { written: 0, dropped: 0, writeErrors: 0, batches: 0 }

@@ -22,22 +22,22 @@
  * are transferred to and from the thread, not copied.
  */
 import { NodeWorker, NodeWorkerRunner } from "@effect/platform-node"
-import { type Context, Data, Effect, Layer, type Scope } from "effect"
+import { type Context, Data, Effect, Layer, Schema, type Scope } from "effect"
 import { type Rpc, RpcClient, RpcClientError, type RpcGroup, RpcServer } from "effect/rpc"
 import * as WorkerThreads from "node:worker_threads"
+import * as Options from "../core/Options.ts"
 import * as Published from "../core/Published.ts"
 
 /** How the pool is built. */
-export interface OffloadOptions {
-  /** Pool name in errors and metric attributes. Default `"offload"`. */
-  readonly name?: string
-  /** The module each thread runs: it serves the group (see `threadLayer`). */
-  readonly entry: URL | string
-  /** Threads in the pool, each running one job at a time. Default 1. */
-  readonly threads?: number
-  /** Jobs allowed to wait for a thread; beyond that `run` fails with `OffloadBusy`. Default 64 per thread. */
-  readonly maxQueued?: number
-}
+/** Offload pool options, declared once (the service table's `offload` key is the same schema). */
+export const options = Options.declare({
+  name: Options.option(Schema.String, "the pool's name in errors and metric attributes", "offload"),
+  threads: Options.option(Options.NonNegativeInt, "threads in the pool, each running one job at a time (in the service table 0 turns the pool off)", 1),
+  maxQueued: Options.option(Options.NonNegativeInt, "jobs that may wait for a thread; more fail with OffloadBusy (default 64 per thread)")
+})
+
+/** Offload pool options: `options`, and the module each thread runs (it serves the group: see `threadLayer`). */
+export type OffloadOptions = typeof options.schema.Type & { readonly entry: URL | string }
 
 /** More jobs than the pool admits (`threads + maxQueued`) are waiting: shed this one. */
 export class OffloadBusy extends Data.TaggedError("OffloadBusy")<{ readonly pool: string; readonly admitted: number }> {
@@ -106,13 +106,14 @@ const describeDefect = (defect: unknown) => defect instanceof Error ? defect.mes
  */
 export const make = <Rpcs extends Rpc.Any>(
   group: RpcGroup.RpcGroup<Rpcs>,
-  options: OffloadOptions
+  given: OffloadOptions
 ): Effect.Effect<Offload<Rpcs>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const name = options.name ?? "offload"
-    const threads = Math.max(1, options.threads ?? 1)
-    const limit = threads + (options.maxQueued ?? threads * 64)
-    const entry = options.entry
+    const o = options.resolve(given)
+    const name = o.name
+    const threads = Math.max(1, o.threads)
+    const limit = threads + (o.maxQueued ?? threads * 64)
+    const entry = given.entry
     const protocol = RpcClient.layerProtocolWorker({ size: threads, concurrency: 1 }).pipe(
       Layer.provide(NodeWorker.layer(() => new WorkerThreads.Worker(entry))),
       Layer.orDie

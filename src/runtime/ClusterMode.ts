@@ -13,14 +13,17 @@
  */
 import { NodeCrypto, NodeSocket, NodeSocketServer } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
-import { Cause, Context, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Option, Redacted, Schema, type Scope } from "effect"
 import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardId, ShardingConfig, SocketRunner, SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
+import * as Chat from "../protocols/chat/Chat.ts"
 import * as ClusterRooms from "../protocols/chat/ClusterRooms.ts"
 import type * as Rooms from "../protocols/chat/Rooms.ts"
 import { StartError } from "./StartError.ts"
-import * as ServiceTable from "./ServiceTable.ts"
+import * as Options from "../core/Options.ts"
+import { parseListen } from "./kinds/Kind.ts"
+import type * as ServiceTable from "./ServiceTable.ts"
 
 /** What `/_status` shows of the cluster. */
 export interface ClusterStatus {
@@ -40,20 +43,34 @@ export interface ClusterNode {
 
 const SHARDS_PER_GROUP = 300
 
+/** Cluster mode's options, declared once (the service table's `cluster` key). */
+export const options = Options.declare({
+  runnerAddress: Schema.String.annotate({ description: "host:port this node listens on for the other nodes (and is reached at); one per node, not port 0" }),
+  postgres: Schema.String.annotate({
+    description: "a PostgreSQL URL shared by all nodes: runner registrations, shard locks and message storage live there (tables created on first start)"
+  }),
+  shardLockExpiration: Options.option(
+    Options.Duration,
+    "a dead node's rooms move after this (effect/cluster's own default is 35 s); shorter: faster failover, more lock refreshes, and a node paused longer than it loses its rooms",
+    "5 seconds"
+  )
+})
+
 /** Joins the cluster the table describes (undefined without a `cluster` key or a chat service); leaves it when the scope closes. */
 export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | undefined, StartError, Scope.Scope> =>
   Effect.gen(function*() {
     const cluster = table.cluster
     // the cluster holds chat rooms: a process without a chat service (a prefork worker) does not join it
     if (cluster === undefined || !table.services.some((s) => s.protocol === "chat")) return undefined
-    const address = ServiceTable.parseListen(cluster.runnerAddress, "tcp")
+    const address = parseListen(cluster.runnerAddress, "tcp")
     if (typeof address === "string" || address._tag !== "inet") {
       return yield* Effect.fail(new StartError({ service: "cluster", reason: `runnerAddress: expected host:port, got ${cluster.runnerAddress}` }))
     }
     const runner = `${address.host}:${address.port}`
     const hosted = new ClusterRooms.Hosted()
-    const outboxSize = table.services.find((s) => s.protocol === "chat")?.outboxSize ?? 256
-    const expiry = ServiceTable.toDuration(cluster.shardLockExpiration) ?? Duration.seconds(5)
+    const chat = table.services.find((s) => s.protocol === "chat")
+    const outboxSize = Chat.options.resolve(chat?.protocol === "chat" ? chat : {}).outboxSize
+    const expiry = Options.toDuration(options.resolve(cluster).shardLockExpiration)
     const layer = ClusterRooms.entityLayer({ outboxSize, hosted }).pipe(
       Layer.provideMerge(runnerLayer(address.host, address.port, {
         runnerAddress: Option.some(RunnerAddress.make(address.host, address.port)),

@@ -32,6 +32,8 @@ import cluster, { type Worker } from "node:cluster"
 import * as Dgram from "node:dgram"
 import * as Net from "node:net"
 import * as Supervisor from "../actors/Supervisor.ts"
+import * as Options from "../core/Options.ts"
+import * as Listener from "../io/Listener.ts"
 import * as Runtime from "./Runtime.ts"
 import * as Sighup from "./Sighup.ts"
 import { StartError } from "./StartError.ts"
@@ -68,7 +70,7 @@ export interface PreforkOptions {
 
 /** Worker count from the table: a number, or "auto" for one per CPU. */
 export const workerCount = (table: ServiceTable.Table, cpus: number): number =>
-  table.workers === "auto" ? Math.max(1, cpus) : table.workers ?? 1
+  table.workers === "auto" ? Math.max(1, cpus) : ServiceTable.server.resolve(table).workers as number
 
 /** The table without its `cluster` key. */
 const withoutCluster = (t: ServiceTable.Table): ServiceTable.Table => {
@@ -173,7 +175,7 @@ export const run = (
     let stopping = false
     const run = yield* FiberSet.makeRuntime<never, void, never>()
     const snapshots = makeAsks<ProcessSnapshot>()
-    const drainWait = Duration.sum(Duration.fromInputUnsafe(ServiceTable.toDuration(table.drainTimeout) ?? "10 seconds"), Duration.seconds(5))
+    const drainWait = Duration.sum(Options.toDuration(table.drainTimeout ?? Listener.limits.resolve().drainTimeout), Duration.seconds(5))
 
     const snapshotOf = (p: Process) => snapshots.ask((id) => send(p.worker, { type: "fiberd:snapshot?", id }), "2 seconds")
 
@@ -285,8 +287,8 @@ export const run = (
     const workersSupervisor = yield* Supervisor.make({
       name: "workers",
       strategy: "one-for-one",
-      maxRestarts: table.workerRestarts?.maxRestarts ?? 5,
-      period: ServiceTable.toDuration(table.workerRestarts?.period) ?? "10 seconds",
+      maxRestarts: ServiceTable.server.resolve(table).workerRestarts.maxRestarts,
+      period: Options.toDuration(ServiceTable.server.resolve(table).workerRestarts.period),
       backoff: { initial: "100 millis", max: "2 seconds" }
     }, [])
     // runs before the supervisor stops its children (finalizers run in reverse): every worker starts draining at once

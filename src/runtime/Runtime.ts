@@ -11,6 +11,7 @@ import { Deferred, Duration, Effect, Exit, Scope } from "effect"
 import * as AccessLog from "../actors/AccessLog.ts"
 import * as LogWriter from "../actors/LogWriter.ts"
 import * as Supervisor from "../actors/Supervisor.ts"
+import * as Options from "../core/Options.ts"
 import * as Listener from "../io/Listener.ts"
 import type * as Chat from "../protocols/chat/Chat.ts"
 import * as ClusterMode from "./ClusterMode.ts"
@@ -23,15 +24,10 @@ import * as ServiceTable from "./ServiceTable.ts"
 import { StartError } from "./StartError.ts"
 import * as Status from "./Status.ts"
 
-const duration = ServiceTable.toDuration
-
-const defined = <T extends Record<string, unknown>>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } =>
-  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as never
-
 export type StartOptions = Kind.StartOptions
 
 /** Where a table's access log goes. */
-const accessLogPath = (t: ServiceTable.Table) => t.accessLog?.path ?? "logs/access.log"
+const accessLogPath = (t: ServiceTable.Table) => AccessLog.options.resolve(t.accessLog).path
 
 /**
  * The process's offload pool when the table has an http service and `offload.threads` is not 0
@@ -40,9 +36,9 @@ const accessLogPath = (t: ServiceTable.Table) => t.accessLog?.path ?? "logs/acce
  */
 const startOffload = (table: ServiceTable.Table): Effect.Effect<Pbkdf2Pool | undefined, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const threads = table.offload?.threads ?? 1
+    const threads = Offload.options.resolve(table.offload).threads
     if (threads === 0 || !table.services.some((s) => s.protocol === "http")) return undefined
-    const pool = yield* Offload.make(Pbkdf2Jobs, defined({ entry: threadEntry, threads, maxQueued: table.offload?.maxQueued }))
+    const pool = yield* Offload.make(Pbkdf2Jobs, { ...table.offload, entry: threadEntry })
     yield* Effect.forkScoped(Effect.ignore(Effect.forEach(Array.from({ length: threads }), () => pool.run((jobs) => jobs.Pbkdf2({ rounds: 1 })), { concurrency: "unbounded" })))
     return pool
   })
@@ -78,20 +74,11 @@ export const start = (
     const openAccessLog = (t: ServiceTable.Table) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
-        const writer = yield* AccessLog.make(defined({
-          destination: accessLogPath(t),
-          format: t.accessLog?.format,
-          flushInterval: duration(t.accessLog?.flushInterval),
-          writeStallTimeout: duration(t.accessLog?.writeStallTimeout),
-          maxQueued: t.accessLog?.maxQueued,
-          allowNonRegular: t.accessLog?.allowNonRegular
-        })).pipe(
-          Scope.provide(scope)
-        )
+        const writer = yield* AccessLog.make(t.accessLog ?? {}).pipe(Scope.provide(scope))
         return { writer, scope, key: JSON.stringify(t.accessLog ?? null) }
       })
     // a log path that is not a regular file (a FIFO could freeze, a device swallow) is refused before anything starts
-    yield* LogWriter.checkDestination("access log", accessLogPath(table), defined({ allowNonRegular: table.accessLog?.allowNonRegular })).pipe(
+    yield* LogWriter.checkDestination("access log", accessLogPath(table), LogWriter.limits.resolve(table.accessLog)).pipe(
       Effect.mapError((e) => new StartError({ service: "access log", reason: `${e.reason} (${e.path})` }))
     )
     let access = yield* openAccessLog(table)
@@ -140,7 +127,7 @@ export const start = (
     /** The supervisor child id of each running service: its name, then name~N for later generations (hand-over reloads). */
     const childIds = new Map<string, string>()
     let generation = 1
-    const shutdownOf = () => Duration.sum(Duration.fromInputUnsafe(duration(current.drainTimeout) ?? "10 seconds"), Duration.seconds(5))
+    const shutdownOf = () => Duration.sum(Options.toDuration(current.drainTimeout ?? Listener.limits.resolve().drainTimeout), Duration.seconds(5))
 
     const launch = (service: ServiceTable.Service) =>
       Effect.gen(function*() {
@@ -190,7 +177,7 @@ export const start = (
         const failed: Array<string> = []
         // a new access log first, so that restarted services log to it; the old one is flushed and closed
         const usable = yield* Effect.result(
-          LogWriter.checkDestination("access log", accessLogPath(next), defined({ allowNonRegular: next.accessLog?.allowNonRegular }))
+          LogWriter.checkDestination("access log", accessLogPath(next), LogWriter.limits.resolve(next.accessLog))
         )
         if (usable._tag === "Failure") yield* Effect.logError(`SIGHUP: the access log stays where it was: ${usable.failure.message}`)
         else if (steps.switchAccessLog) {

@@ -9,7 +9,11 @@
 import { Data, type Duration as EffectDuration, Effect, Result, Schema, SchemaIssue } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import * as AccessLog from "../actors/AccessLog.ts"
+import * as ErrorLog from "../actors/ErrorLog.ts"
+import * as Offload from "../actors/Offload.ts"
 import * as Options from "../core/Options.ts"
+import * as ClusterMode from "./ClusterMode.ts"
 import { protocols, Service } from "./kinds/index.ts"
 import * as Kind from "./kinds/Kind.ts"
 import * as BundledSite from "./BundledSite.ts"
@@ -17,52 +21,38 @@ import * as BundledSite from "./BundledSite.ts"
 const Duration = Options.Duration
 const PositiveInt = Options.PositiveInt
 
-/** A table duration as an Effect Duration (numbers are milliseconds). */
-export const toDuration = (d: Options.Duration | undefined): EffectDuration.Duration | undefined => (d === undefined ? undefined : Options.toDuration(d))
 
 export { protocols, Service } from "./kinds/index.ts"
 export { type Address, parseListen } from "./kinds/Kind.ts"
 
-/** The limits both logs take: a stalled append, the queue bound, non-regular files. */
-const logLimits = {
-  writeStallTimeout: Schema.optionalKey(Duration),
-  maxQueued: Schema.optionalKey(PositiveInt),
-  allowNonRegular: Schema.optionalKey(Schema.Boolean)
-}
+/** The server's own keys (the process, not a service), declared once. */
+export const server = Options.declare({
+  drainTimeout: Options.option(Options.Duration, "the drain time of every service that does not set its own (default: the listener's, 10 seconds)"),
+  maxConnections: Options.option(Options.PositiveInt, "the connection limit of every service that does not set its own (default: the listener's, 10,000)"),
+  workers: Options.option(
+    Schema.Union([Options.PositiveInt, Schema.Literal("auto")]),
+    "worker processes serving the table (prefork); \"auto\" is one per CPU; 1: this process serves alone",
+    1
+  ),
+  portSharing: Options.option(
+    Schema.Literals(["round-robin", "reuse-port"]),
+    "how workers share a TCP port: the primary accepts and hands connections round-robin, or each worker binds its own SO_REUSEPORT socket",
+    "round-robin"
+  ),
+  workerRestarts: Options.option(
+    Schema.Struct({ maxRestarts: Options.NonNegativeInt, period: Options.Duration }),
+    "the primary's restart intensity for workers (OTP): more than maxRestarts crashes within period stops fiberd",
+    { maxRestarts: 5, period: "10 seconds" }
+  )
+})
 
 export const Table = Schema.Struct({
   services: Schema.Array(Service),
-  accessLog: Schema.optionalKey(Schema.Struct({
-    path: Schema.String,
-    format: Schema.optionalKey(Schema.Literals(["common", "combined"])),
-    flushInterval: Schema.optionalKey(Duration),
-    ...logLimits
-  })),
-  errorLog: Schema.optionalKey(Schema.Struct({
-    path: Schema.String,
-    format: Schema.optionalKey(Schema.Literals(["text", "json"])),
-    ...logLimits,
-    syslog: Schema.optionalKey(Schema.Struct({ host: Schema.String, port: Schema.optionalKey(PositiveInt) }))
-  })),
-  drainTimeout: Schema.optionalKey(Duration),
-  maxConnections: Schema.optionalKey(PositiveInt),
-  /** Worker processes serving the table (prefork); "auto" is one per CPU. Default 1: one process, no primary. */
-  workers: Schema.optionalKey(Schema.Union([PositiveInt, Schema.Literal("auto")])),
-  /** How workers share a TCP port: the primary accepts and hands connections round-robin, or each binds its own SO_REUSEPORT socket. */
-  portSharing: Schema.optionalKey(Schema.Literals(["round-robin", "reuse-port"])),
-  /** The primary's restart intensity for workers (OTP): more than maxRestarts crashes within period stops fiberd. Default 5 in 10 seconds. */
-  workerRestarts: Schema.optionalKey(Schema.Struct({ maxRestarts: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), period: Duration })),
-  /**
-   * Cluster mode: this node joins a cluster of fiberd nodes whose chat rooms are effect/cluster entities,
-   * listening for the other runners on `runnerAddress`, with runners, shard locks and messages in PostgreSQL.
-   */
-  cluster: Schema.optionalKey(Schema.Struct({
-    runnerAddress: Schema.String,
-    postgres: Schema.String,
-    shardLockExpiration: Schema.optionalKey(Duration)
-  })),
-  /** The CPU offload pool of each process (worker threads); threads 0 turns it off. Default 1 thread. */
-  offload: Schema.optionalKey(Schema.Struct({ threads: Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)), maxQueued: Schema.optionalKey(PositiveInt) }))
+  accessLog: Schema.optionalKey(AccessLog.options.schema),
+  errorLog: Schema.optionalKey(ErrorLog.options.schema),
+  ...server.schema.fields,
+  cluster: Schema.optionalKey(ClusterMode.options.schema),
+  offload: Schema.optionalKey(Offload.options.schema)
 })
 export type Table = typeof Table.Type
 

@@ -59,7 +59,7 @@ const serve = (args: Cli.Args) =>
     if (workers > 1) {
       return yield* Prefork.run(table, {
         workers,
-        portSharing: table.portSharing ?? "round-robin",
+        portSharing: ServiceTable.server.resolve(table).portSharing,
         script: import.meta.filename,
         reload: args.config === undefined ? undefined : loadTable(args),
         errorLogStats: () => errorLog.stats,
@@ -102,7 +102,7 @@ const fiberd = Command.make("fiberd", Cli.runFlags, (flags) =>
     const args = Cli.toArgs(flags)
     const table = yield* loadTable(args)
     // an error log path that cannot be used is refused before anything starts (exit 1)
-    yield* LogWriter.checkDestination("error log", table.errorLog?.path ?? "stderr", { allowNonRegular: table.errorLog?.allowNonRegular ?? false }).pipe(
+    yield* LogWriter.checkDestination("error log", ErrorLog.options.resolve(table.errorLog).path, LogWriter.limits.resolve(table.errorLog)).pipe(
       Effect.andThen(withErrorLog(args, table)),
       Effect.catchTag("LogPathError", fail(1))
     )

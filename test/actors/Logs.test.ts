@@ -70,7 +70,7 @@ describe("AccessLog", () => {
     const file = Path.join(tmp(), "sub", "access.log")
     return Effect.gen(function*() {
       yield* Effect.scoped(Effect.gen(function*() {
-        const log = yield* AccessLog.make({ destination: file, format: "common" })
+        const log = yield* AccessLog.make({ path: file, format: "common" })
         for (let i = 0; i < 100_000; i++) log.tellUnsafe(entry(i))
       }))
       const got = lines(file)
@@ -87,7 +87,7 @@ describe("AccessLog", () => {
     const file = Path.join(dir, "access.log")
     return Effect.gen(function*() {
       yield* Effect.scoped(Effect.gen(function*() {
-        const log = yield* AccessLog.make({ destination: file, format: "common" })
+        const log = yield* AccessLog.make({ path: file, format: "common" })
         for (let i = 0; i < 20_000; i++) {
           log.tellUnsafe(entry(i))
           if (i === 7_000) {
@@ -111,7 +111,7 @@ describe("AccessLog", () => {
       process.stderr.write = ((chunk: string) => (stderr.push(String(chunk)), true)) as typeof process.stderr.write
       try {
         const stats = yield* Effect.scoped(Effect.gen(function*() {
-          const log = yield* AccessLog.make({ destination: "/dev/full", allowNonRegular: true })
+          const log = yield* AccessLog.make({ path: "/dev/full", allowNonRegular: true })
           for (let i = 0; i < 10; i++) log.tellUnsafe(entry(i))
           yield* log.flush
           for (let i = 0; i < 10; i++) log.tellUnsafe(entry(i))
@@ -141,8 +141,8 @@ describe("ErrorLog", () => {
       yield* Effect.logError("handler failed", new Error("kaboom"))
     })
     return Effect.gen(function*() {
-      yield* program.pipe(Effect.provide(ErrorLog.layer({ destination: text })))
-      yield* program.pipe(Effect.provide(ErrorLog.layer({ destination: json, format: "json" })))
+      yield* program.pipe(Effect.provide(ErrorLog.layer({ path: text })))
+      yield* program.pipe(Effect.provide(ErrorLog.layer({ path: json, format: "json" })))
       const t = Fs.readFileSync(text, "utf8")
       assert.match(t, /^\d{4}-\d\d-\d\dT[\d:.]+Z info \[service=echo\] listening$/m)
       assert.match(t, / warning slow$/m)
@@ -162,7 +162,7 @@ describe("ErrorLog", () => {
       yield* Effect.promise(() => new Promise<void>((r) => server.bind(0, "127.0.0.1", () => r())))
       const port = server.address().port
       yield* Effect.logError("disk on fire").pipe(
-        Effect.provide(ErrorLog.layer({ destination: Path.join(tmp(), "e.log"), syslog: { host: "127.0.0.1", port } }))
+        Effect.provide(ErrorLog.layer({ path: Path.join(tmp(), "e.log"), syslog: { host: "127.0.0.1", port } }))
       )
       yield* Effect.promise(() => first)
       server.close()
@@ -208,7 +208,7 @@ describe("logs never block or balloon the loop", () => {
       assert.include(refused.message, "is not a regular file")
       assert.isTrue(Exit.isSuccess(yield* Effect.exit(LogWriter.checkDestination("access log", path, { allowNonRegular: true }))))
       const stats = yield* quietStderr(Effect.scoped(Effect.gen(function*() {
-        const log = yield* AccessLog.make({ destination: path, allowNonRegular: true })
+        const log = yield* AccessLog.make({ path: path, allowNonRegular: true })
         for (let i = 0; i < 100; i++) log.tellUnsafe(entry(i))
         yield* log.flush // returns: the open fails at once (ENXIO) instead of blocking a thread
         return { ...log.stats }
@@ -224,7 +224,7 @@ describe("logs never block or balloon the loop", () => {
       const reader = Fs.openSync(path, Fs.constants.O_RDONLY | Fs.constants.O_NONBLOCK)
       try {
         const stats = yield* quietStderr(Effect.scoped(Effect.gen(function*() {
-          const log = yield* AccessLog.make({ destination: path, allowNonRegular: true, maxQueued: 1000 })
+          const log = yield* AccessLog.make({ path: path, allowNonRegular: true, maxQueued: 1000 })
           for (let i = 0; i < 50_000; i++) log.tellUnsafe(entry(i))
           assert.isAtMost(log.depth(), 1000, "the queue is bounded")
           yield* log.flush
@@ -242,7 +242,7 @@ describe("logs never block or balloon the loop", () => {
       const refused = yield* Effect.flip(LogWriter.checkDestination("access log", "/proc/fiberd-test/access.log"))
       assert.include(refused.message, "/proc")
       const stats = yield* quietStderr(Effect.scoped(Effect.gen(function*() {
-        const log = yield* AccessLog.make({ destination: "/proc/fiberd-test/access.log" })
+        const log = yield* AccessLog.make({ path: "/proc/fiberd-test/access.log" })
         log.tellUnsafe(entry(1))
         yield* log.flush
         return { ...log.stats }
@@ -276,7 +276,7 @@ describe("logs never block or balloon the loop", () => {
       const dir = Path.join(tmp(), "logs")
       const file = Path.join(dir, "access.log")
       const stats = yield* quietStderr(Effect.scoped(Effect.gen(function*() {
-        const log = yield* AccessLog.make({ destination: file, format: "common" })
+        const log = yield* AccessLog.make({ path: file, format: "common" })
         assert.isTrue(Fs.existsSync(file), "opened before any entry")
         // rotation to a path that cannot be opened now (its directory is a file): nothing is lost
         Fs.renameSync(dir, `${dir}.1`)
@@ -301,7 +301,7 @@ describe("logs never block or balloon the loop", () => {
     Effect.gen(function*() {
       const dir = Path.join(tmp(), "logs")
       const file = Path.join(dir, "access.log")
-      const log = yield* AccessLog.make({ destination: file, format: "common" })
+      const log = yield* AccessLog.make({ path: file, format: "common" })
       log.tellUnsafe(entry(1))
       yield* log.flush
       assert.strictEqual(lines(file).length, 1)

@@ -23,7 +23,7 @@ const instance = <I>(tag: Context.Key<I, HttpServer.HttpServer>, name: string, l
     yield* root.startChild({ id: `${name}-worker`, start: Effect.never })
     return HttpServer.layerAs(tag)(() => Effect.succeed(Res.text(`${name}\n`)), { listen: { name }, http: { accessLog } })
   })).pipe(
-    Layer.provideMerge(AccessLog.layer({ destination: logFile })),
+    Layer.provideMerge(AccessLog.layer({ path: logFile })),
     Layer.provideMerge(Supervisor.layer({ name: `${name}-root` }, []))
   )
 

@@ -20,7 +20,7 @@ export interface HttpServer {
  * Serves `app` on a new listener until the scope closes.
  *
  * @example
- * const accessLog = yield* AccessLog.make({ destination: "logs/access.log" })
+ * const accessLog = yield* AccessLog.make({ path: "logs/access.log" })
  * const app = Router.make([Router.get("/", () => Effect.succeed(Response.text("hi\n")))])
  * const server = yield* HttpServer.listen(app, { listen: { port: 8080 }, http: { accessLog } })
  */
