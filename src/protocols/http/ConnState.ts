@@ -10,17 +10,19 @@ import type { Fiber } from "effect"
 import type { Connection, ConnectionError, ReadWithOutcome } from "../../io/Connection.ts"
 import type * as Timeouts from "../../core/Timeouts.ts"
 import { type HeadResult, newScan, type RequestHead, type ScanState } from "./Parser.ts"
-import type * as Req from "./Request.ts"
+import * as Req from "./Request.ts"
 
 /** What the connection is waiting for: its timeout ("busy": the app runs, no timeout). */
 export type Phase = "idle" | "head" | "body" | "busy"
 
 /**
  * What the fiber must do when the consumer hands the connection back: a
- * request head it could not answer synchronously (or a framing error), close
- * after the queued answers, or wait until the peer reads what was written.
+ * request head to serve (or a framing error), a request the consumer began
+ * whose app's result the fiber must finish (asynchronous, failed, or a
+ * streamed answer), close after the queued answers, or wait until the peer
+ * reads what was written.
  */
-export type Next = HeadResult | "close" | "writable"
+export type Next = HeadResult | { readonly _tag: "Begun"; readonly result: unknown } | "close" | "writable"
 
 const EMPTY = Buffer.alloc(0)
 const NO_BYTES: ReadonlyArray<Uint8Array> = []
@@ -78,10 +80,11 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
   answeredAt = -1
   /** Set by the consumer when it hands the connection back to the fiber. */
   next: Next | undefined = undefined
-  /** The request in progress on the effectful path (logged if it is cut short), when it arrived, when its time started. */
+  /** The request in progress (logged if it is cut short), when it arrived, when its time started, its body's reader. */
   pending: RequestHead | undefined = undefined
   pendingTime = 0
   pendingStarted = 0
+  reader: Req.BodyReader = Req.noBody
   readonly conn: Connection
   readonly fiber: Fiber.Fiber<unknown, unknown>
   readonly shared: Shared
@@ -188,6 +191,28 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
     this.start = end
     this.scan.scanned = 0
     this.scan.lineEnd = -1
+  }
+
+  /**
+   * A request begins: its head (which ends at `end`) is taken from the buffer and counted, and the
+   * request is in progress until `finishRequest` (an answer cut short is logged from here).
+   */
+  beginRequest(head: RequestHead, end: number, time: number, started: number, reader: Req.BodyReader): void {
+    this.nextHead(end)
+    this.requests++
+    this.pending = head
+    this.pendingTime = time
+    this.pendingStarted = started
+    this.reader = reader
+    this.sent = false
+    this.continued = false
+    this.expectContinue = head.expectContinue && head.minor === 1
+  }
+
+  /** The request's answer is complete (queued or written). */
+  finishRequest(): void {
+    this.pending = undefined
+    this.sent = false
   }
 
   readonly continue: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {

@@ -6,7 +6,10 @@
  * (returns an Exit) is answered, and the answers found in one read go out in
  * one write. The fiber wakes only for what needs it: a body to read, an
  * asynchronous or failing app, a streamed answer, a protocol switch
- * (WebSocket), a slow reader. Both paths finish an answer the same way.
+ * (WebSocket), a slow reader. One step (`decide`) turns an answer into
+ * what the connection does, whoever has it: queued (counted and logged),
+ * streamed, or a protocol switch; `ConnState.beginRequest`/`finishRequest`
+ * bracket every request on either path.
  *
  * Timeouts (header, request body, keep-alive idle) come from one shared
  * timeout manager that interrupts the fiber; its finalizer answers 408 where
@@ -79,19 +82,14 @@ const isWebSocketUpgrade = (head: RequestHead): boolean =>
 
 const NOT_WEBSOCKET = Res.text("426 Upgrade Required: this resource does not speak WebSocket\n", { status: 426 })
 
-/** One request on the effectful path: its head, its body's reader, when it arrived, when its time started. */
-class Exchange {
-  readonly head: RequestHead
-  readonly reader: Req.BodyReader
-  readonly time: number
-  readonly started: number
-  constructor(head: RequestHead, reader: Req.BodyReader, time: number, started: number) {
-    this.head = head
-    this.reader = reader
-    this.time = time
-    this.started = started
-  }
-}
+/** What the connection does once an answer is decided: go on, close, or hand the answer to the fiber (a streamed body, an upgrade). */
+type Command =
+  | { readonly _tag: "Queued"; readonly close: boolean }
+  | { readonly _tag: "Stream"; readonly response: Res.Response; readonly close: boolean }
+  | { readonly _tag: "Upgrade"; readonly response: Res.Response; readonly run: (conn: Connection, buffered: Uint8Array) => Effect.Effect<void, unknown> }
+
+const KEEP: Command = { _tag: "Queued", close: false }
+const CLOSE: Command = { _tag: "Queued", close: true }
 
 /**
  * Builds the HTTP engine for `app` (scoped: its timeout sweep and Date cache
@@ -166,16 +164,12 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     }
 
     /** A request was answered completely (the head and the whole body are queued or written). */
-    const answered = (s: ConnState, head: RequestHead, status: number, bytes: number, time: number, started: number) => {
-      s.pending = undefined
-      s.sent = false
-      log(s, head, status, bytes, time, started)
+    const answered = (s: ConnState, status: number, bytes: number) => {
+      const head = s.pending!
+      s.finishRequest()
+      log(s, head, status, bytes, s.pendingTime, s.pendingStarted)
       shared.requests++
     }
-
-    /** Whether the answer to the connection's `count`th request closes it. */
-    const closes = (s: ConnState, head: RequestHead, count: number): boolean =>
-      !head.keepAlive || count >= o.maxRequestsPerConnection || shared.draining
 
     /** Answers a framing error or timeout with `status` and closes. */
     const failConnection = (s: ConnState, status: number, reason: string, requestLine: string, headers?: RequestHead["headers"]) =>
@@ -189,78 +183,89 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
       })
 
     /**
-     * Answers one request on the effectful path (a body to read, an
-     * asynchronous or failing app, a streamed answer); returns whether the
-     * connection goes on. `known` is the app's result when the fast path
-     * already ran it. Written as plain Effect combinators, not a generator:
-     * an `Effect.gen` per request inside the connection's long-lived loop
-     * makes V8 promote each request's garbage to the old generation
-     * (measured: scavenges of 20–40 ms, half the throughput).
+     * The one step from an answer to what the connection does, for the push
+     * consumer (an app that answered synchronously) and the fiber alike:
+     * whether the answer closes the connection, and then queued (counted and
+     * logged), or to be streamed, or a protocol switch. `forceClose`: an
+     * error answer after which the request's body cannot be trusted.
      */
-    const serveOne = (
-      s: ConnState,
-      head: RequestHead,
-      known?: Effect.Effect<Res.Response, E, R>
-    ): Effect.Effect<boolean, ConnectionError, R> =>
-      Effect.suspend(() => {
-        const time = s.shared.now
-        const started = startedAt(s)
-        s.sent = false
-        s.continued = false
-        s.expectContinue = head.expectContinue && head.minor === 1
-        s.pending = head
-        s.pendingTime = time
-        s.pendingStarted = started
-        const framing = head.framing
-        if (framing._tag === "ContentLength" && framing.length > o.maxBody) {
-          return Effect.as(failConnection(s, 413, `request body larger than ${o.maxBody} bytes`, head.requestLine, head.headers), false)
+    const decide = (s: ConnState, answer: Res.Response, forceClose: boolean): Command => {
+      const head = s.pending!
+      if (answer.body._tag === "Upgrade") return { _tag: "Upgrade", response: answer, run: answer.body.run }
+      // a WebSocket handshake on a resource that does not speak it: 426, never a 200 the client would take as a refusal it cannot read
+      const response = head.upgrade && answer.status >= 200 && answer.status < 300 && isWebSocketUpgrade(head) ? NOT_WEBSOCKET : answer
+      const close = forceClose || !head.keepAlive || s.requests >= o.maxRequestsPerConnection || shared.draining ||
+        (!s.reader.done && s.expectContinue && !s.continued) // the client may never send that body
+      const bytes = queue(s, head, response, close)
+      if (bytes < 0) return { _tag: "Stream", response, close }
+      answered(s, response.status, bytes)
+      return close ? CLOSE : KEEP
+    }
+
+    /** Runs a command on the fiber; returns whether the connection goes on. */
+    const execute = (s: ConnState, command: Command): Effect.Effect<boolean, ConnectionError> => {
+      switch (command._tag) {
+        case "Queued": {
+          const goOn = command.close ? GO_OFF : afterAnswer(s)
+          return command.close || s.start >= s.end || s.outBytes >= o.maxPipelineOutput ? Effect.andThen(s.flush(), goOn) : goOn
         }
+        case "Stream":
+          return respondStreamed(s, command.response, command.close)
+        case "Upgrade":
+          return switchProtocols(s, command.response, command.run)
+      }
+    }
+
+    /**
+     * Serves one request on the fiber (a body to read, an asynchronous or
+     * failing app, a streamed answer); returns whether the connection goes
+     * on. Written as plain Effect combinators, not a generator: an
+     * `Effect.gen` per request inside the connection's long-lived loop makes
+     * V8 promote each request's garbage to the old generation (measured:
+     * scavenges of 20–40 ms, half the throughput).
+     */
+    const serveOne = (s: ConnState, head: RequestHead, end: number): Effect.Effect<boolean, ConnectionError, R> =>
+      Effect.suspend(() => {
+        const framing = head.framing
         const reader = framing._tag === "None"
           ? Req.noBody
           : new Req.BodyReader(s, framing._tag === "ContentLength" ? new ContentLengthDecoder(framing.length) : new ChunkedDecoder({ maxBody: o.maxBody }))
-        const x = new Exchange(head, reader, time, started)
+        s.beginRequest(head, end, s.shared.now, startedAt(s), reader)
+        if (framing._tag === "ContentLength" && framing.length > o.maxBody) {
+          s.finishRequest()
+          return Effect.as(failConnection(s, 413, `request body larger than ${o.maxBody} bytes`, head.requestLine, head.headers), false)
+        }
         s.setPhase(reader.done ? "busy" : "body")
-        // an app that answers synchronously (Effect.succeed) returns an Exit: no need to run it
-        const result = known ?? app(Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader }))
-        if (Exit.isExit(result)) return afterApp(s, x, result as Exit.Exit<Res.Response, E>)
-        // answers already queued go out before an asynchronous app runs (it may take its time)
-        const run = Effect.exit(result)
-        return Effect.flatMap(s.out.length > 0 ? Effect.andThen(s.flush(), run) : run, (exit) => afterApp(s, x, exit))
+        return afterApp(s, app(Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader })))
       })
 
-    /** The app has answered (or failed): write the answer, then read what is left of the body. */
-    const afterApp = (s: ConnState, x: Exchange, exit: Exit.Exit<Res.Response, E>): Effect.Effect<boolean, ConnectionError> => {
-      s.setPhase("busy")
-      if (Exit.isFailure(exit)) return appFailed(s, x, exit.cause)
-      return respond(s, x, exit.value, closes(s, x.head, s.requests))
+    /** The app's result: at once when it is an Exit (it answered synchronously), else after running it (queued answers go out first). */
+    const afterApp = (s: ConnState, result: Effect.Effect<Res.Response, E, R>): Effect.Effect<boolean, ConnectionError, R> => {
+      if (Exit.isExit(result)) return finish(s, result as Exit.Exit<Res.Response, E>)
+      const run = Effect.exit(result)
+      return Effect.flatMap(s.out.length > 0 ? Effect.andThen(s.flush(), run) : run, (exit) => finish(s, exit))
     }
 
-    /** Writes the answer to a request (queued with others when more input waits, or streamed). */
-    const respond = (s: ConnState, x: Exchange, response: Res.Response, close: boolean): Effect.Effect<boolean, ConnectionError> => {
-      if (response.body._tag === "Upgrade") return switchProtocols(s, x, response, response.body.run)
-      // a WebSocket handshake on a resource that does not speak it: 426, never a 200 the client would take as a refusal it cannot read
-      if (x.head.upgrade && response.status >= 200 && response.status < 300 && isWebSocketUpgrade(x.head)) response = NOT_WEBSOCKET
-      if (!x.reader.done && s.expectContinue && !s.continued) close = true // the client may never send that body
-      const bytes = queue(s, x.head, response, close)
-      if (bytes < 0) return respondStreamed(s, x, response, close)
-      answered(s, x.head, response.status, bytes, x.time, x.started)
-      const goOn = close ? Effect.succeed(false) : afterAnswer(s, x.reader)
-      return close || s.start >= s.end || s.outBytes >= o.maxPipelineOutput ? Effect.andThen(s.flush(), goOn) : goOn
+    /** The app has answered (or failed): the answer goes out, then what is left of the body is read. */
+    const finish = (s: ConnState, exit: Exit.Exit<Res.Response, E>): Effect.Effect<boolean, ConnectionError> => {
+      s.setPhase("busy")
+      if (Exit.isFailure(exit)) return appFailed(s, exit.cause)
+      return execute(s, decide(s, exit.value, false))
     }
 
     const GO_ON = Effect.succeed(true)
+    const GO_OFF = Effect.succeed(false)
 
     /** 101 Switching Protocols: the head goes out, then the connection (and the bytes after the request) belong to `run`. */
     const switchProtocols = (
       s: ConnState,
-      x: Exchange,
       response: Res.Response,
       run: (conn: Connection, buffered: Uint8Array) => Effect.Effect<void, unknown>
     ): Effect.Effect<boolean, ConnectionError> =>
       Effect.suspend(() => {
         s.sent = true
         s.out.push(Res.headBytes(response, s.shared.date, 0, false, false, true))
-        answered(s, x.head, 101, 0, x.time, x.started)
+        answered(s, 101, 0)
         const buffered = s.buffer.subarray(s.start, s.end)
         s.start = s.end
         s.setPhase("busy") // the connection's own idle timeout still applies
@@ -269,61 +274,64 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
       })
 
     /** The connection goes on once the rest of the request's body (if any) is read and dropped. */
-    const afterAnswer = (s: ConnState, reader: Req.BodyReader): Effect.Effect<boolean> => {
+    const afterAnswer = (s: ConnState): Effect.Effect<boolean> => {
+      const reader = s.reader
       if (reader.done) return GO_ON
       s.setPhase("body")
       return reader.drain(o.maxDrain).pipe(Effect.orElseSucceed(() => false))
     }
 
     /** A response whose body is streamed (a Stream or a file). */
-    const respondStreamed = (s: ConnState, x: Exchange, response: Res.Response, close: boolean): Effect.Effect<boolean, ConnectionError> =>
+    const respondStreamed = (s: ConnState, response: Res.Response, close: boolean): Effect.Effect<boolean, ConnectionError> =>
       Effect.gen(function*() {
-        const streamed = yield* Effect.result(stream(s, x.head, response, close))
+        const head = s.pending!
+        const streamed = yield* Effect.result(stream(s, head, response, close))
         if (streamed._tag === "Failure") {
           const error = streamed.failure
           if (isConnectionError(error)) return yield* error
           // the head is out and the body cannot be finished: the client sees a short body and the close
-          yield* Effect.logError(`http: ${x.head.method} ${x.head.target}: ${error.message} after ${s.streamed} body bytes`)
-          s.pending = undefined
-          log(s, x.head, response.status, s.streamed, x.time, x.started)
+          yield* Effect.logError(`http: ${head.method} ${head.target}: ${error.message} after ${s.streamed} body bytes`)
+          s.finishRequest()
+          log(s, head, response.status, s.streamed, s.pendingTime, s.pendingStarted)
           return false
         }
-        answered(s, x.head, streamed.success, s.streamed, x.time, x.started)
-        return close ? false : yield* afterAnswer(s, x.reader)
+        answered(s, streamed.success, s.streamed)
+        return close ? false : yield* afterAnswer(s)
       })
 
     /** The app failed: a body or connection error ends the connection; an HttpError is an answer; anything else a 500. */
-    const appFailed = (s: ConnState, x: Exchange, cause: Cause.Cause<E>): Effect.Effect<boolean, ConnectionError> =>
+    const appFailed = (s: ConnState, cause: Cause.Cause<E>): Effect.Effect<boolean, ConnectionError> =>
       Effect.gen(function*() {
-        const head = x.head
+        const head = s.pending!
         if (Cause.hasInterruptsOnly(cause)) return yield* Effect.interrupt
         const error = Cause.findErrorOption(cause)
         if (Option.isSome(error) && (error.value instanceof Req.BodyError || isConnectionError(error.value))) {
           // the body's framing is broken, or the client is gone: answer if possible, and close
           const status = error.value instanceof Req.BodyError ? error.value.status : 499
-          if (status === 499) log(s, head, 499, 0, x.time, x.started)
+          s.finishRequest()
+          if (status === 499) log(s, head, 499, 0, s.pendingTime, s.pendingStarted)
           else yield* failConnection(s, status, (error.value as Req.BodyError).reason, head.requestLine, head.headers)
           return false
         }
-        const close = closes(s, head, s.requests)
         if (Option.isSome(error) && error.value instanceof Req.HttpError && !s.sent) {
           // the app refused the request (415, 422...): an answer, not a failure; an unread body is
           // drained afterwards as for any answer
-          return yield* respond(s, x, errorResponse(error.value.status, error.value.reason), close)
+          return yield* execute(s, decide(s, errorResponse(error.value.status, error.value.reason), false))
         }
         yield* Effect.logError(`app failed on ${head.method} ${head.target}`, cause).pipe(
           Effect.annotateLogs({ peer: `${s.conn.remote.address}:${s.conn.remote.port}` })
         )
         if (s.sent) return false
-        return yield* respond(s, x, errorResponse(500, "the application failed"), close || !x.reader.done)
+        return yield* execute(s, decide(s, errorResponse(500, "the application failed"), !s.reader.done))
       })
 
     /**
-     * The fast path, plain JavaScript: answers every complete, body-less
-     * request in the buffer whose app answers synchronously (returns an
-     * Exit), queuing the answers (coalesced). Stops at the first request that
-     * needs the effectful path and returns it, with the app's result when the
-     * app already ran; or returns what to do next.
+     * The push consumer's part, plain JavaScript: serves every complete,
+     * body-less request in the buffer whose app answers synchronously (an
+     * Exit) with the same step the fiber uses (`decide`), queuing the answers
+     * (coalesced). Stops at the first request that needs the fiber and hands
+     * it over (begun, with the app's result, when the app already ran); or
+     * says what to do next.
      */
     const advance = (s: ConnState): Next | "flush" => {
       while (s.start < s.end) {
@@ -331,19 +339,14 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
         if (parsed._tag !== "Head") return parsed
         const head = parsed.head
         if (head.framing._tag !== "None" || head.upgrade) return parsed
-        const request = Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader: Req.noBody })
-        const result = app(request)
-        // the app is asynchronous or failed: serve this request on the effectful path
-        if (!Exit.isExit(result) || result._tag !== "Success") return { _tag: "Head", head, end: parsed.end, result } as HeadResult
-        const response = result.value as Res.Response
-        const close = closes(s, head, s.requests + 1)
-        const bytes = queue(s, head, response, close)
-        // a streamed body: take the effectful path with the answer we already have
-        if (bytes < 0) return { _tag: "Head", head, end: parsed.end, result } as HeadResult
-        s.nextHead(parsed.end)
-        s.requests++
-        answered(s, head, response.status, bytes, shared.now, startedAt(s))
-        if (close) return "close"
+        s.beginRequest(head, parsed.end, shared.now, startedAt(s), Req.noBody)
+        const result = app(Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader: Req.noBody }))
+        // the app is asynchronous or failed: the fiber finishes this request
+        if (!Exit.isExit(result) || result._tag !== "Success") return { _tag: "Begun", result }
+        const command = decide(s, result.value as Res.Response, false)
+        // a streamed body: the fiber streams it (the answer is decided again there, nothing was queued)
+        if (command._tag !== "Queued") return { _tag: "Begun", result }
+        if (command.close) return "close"
         if (s.outBytes >= o.maxPipelineOutput) return "flush"
       }
       return INCOMPLETE
@@ -397,12 +400,11 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
             yield* s.writable
           } else if (next._tag === "Error") {
             return yield* failConnection(s, next.status, next.reason, "-")
-          } else if (next._tag === "Head") {
-            s.nextHead(next.end)
-            s.requests++
-            if (!(yield* serveOne(s, next.head, (next as { result?: Effect.Effect<Res.Response, E, R> }).result))) {
-              return yield* s.flush()
-            }
+          } else if (next._tag === "Head" || next._tag === "Begun") {
+            const goOn = next._tag === "Head"
+              ? yield* serveOne(s, next.head, next.end)
+              : yield* afterApp(s, next.result as Effect.Effect<Res.Response, E, R>)
+            if (!goOn) return yield* s.flush()
           } else {
             // nothing complete in the buffer: write what is queued, then sleep until the consumer
             // (running on each chunk as it arrives) needs the fiber
