@@ -85,7 +85,7 @@ export const stream = (s: ConnState, head: Framing, response: Res.Response, clos
     const chunked = length < 0 && head.minor === 1
     const mustClose = close || (length < 0 && head.minor === 0)
     s.sent = true
-    s.out.push(Res.headBytes(response, s.shared.date, length < 0 && !chunked ? -2 : length, mustClose, !mustClose && head.minor === 0, false))
+    s.out.push(Res.headBytes(response, s.shared.date, length < 0 && !chunked ? Res.UNTIL_CLOSE : length, mustClose, !mustClose && head.minor === 0, false))
     yield* s.flush()
     if (handle !== undefined) yield* BodyWriter.file(s.conn, handle, body as Extract<Res.Body, { _tag: "File" }>, s)
     else yield* BodyWriter.stream(s.conn, (body as Extract<Res.Body, { _tag: "Stream" }>).stream, chunked, s)

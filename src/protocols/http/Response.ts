@@ -157,16 +157,23 @@ const headerBlock = (headers: ReadonlyArray<readonly [string, string]>): string 
 const framingHeaders = new Set(["content-length", "transfer-encoding", "connection", "date", "keep-alive"])
 const invalidValue = /[\r\n\0]/
 
+/** A body's length as a head announces it: a byte count, `CHUNKED`, or `UNTIL_CLOSE` (delimited by closing the connection). */
+export type BodyLength = number
+/** The body is sent chunked (Transfer-Encoding: chunked). */
+export const CHUNKED: BodyLength = -1
+/** The body ends when the connection closes (an HTTP/1.0 client of a streamed body). */
+export const UNTIL_CLOSE: BodyLength = -2
+
 /**
- * Serializes a response head. `length` is the body length, -1 for chunked,
- * or -2 for a body delimited by closing the connection (HTTP/1.0 clients); `close` adds `Connection: close`; `keepAlive10` adds
+ * Serializes a response head. `length` is the body length, `CHUNKED`, or
+ * `UNTIL_CLOSE`; `close` adds `Connection: close`; `keepAlive10` adds
  * `Connection: keep-alive` for an HTTP/1.0 client that asked for it.
  * Header values with CR, LF or NUL are dropped (no response splitting).
  */
 export const serializeHead = (
   response: Response,
   date: string,
-  length: number,
+  length: BodyLength,
   close: boolean,
   keepAlive10: boolean,
   noBody: boolean
@@ -175,7 +182,7 @@ export const serializeHead = (
   if (response.status !== 204 && response.status >= 200 && !(noBody && response.status === 304)) {
     head += length >= 0
       ? "Content-Length: " + length + "\r\n"
-      : noBody || length === -2
+      : noBody || length === UNTIL_CLOSE
       ? ""
       : "Transfer-Encoding: chunked\r\n"
   }
@@ -205,7 +212,7 @@ const heads = new WeakMap<ReadonlyArray<readonly [string, string]>, CachedHead>(
 export const headBytes = (
   response: Response,
   date: string,
-  length: number,
+  length: BodyLength,
   close: boolean,
   keepAlive10: boolean,
   noBody: boolean

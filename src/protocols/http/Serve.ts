@@ -67,7 +67,7 @@ export interface ServeHooks {
 export type ServeOptions = typeof options.schema.Type & ServeHooks
 
 /** A running HTTP engine: the connection handler and a way to drain it. */
-export interface HttpServer<R> {
+export interface Engine<R> {
   readonly handler: (conn: Connection) => Effect.Effect<void, never, R>
   /** Closes idle keep-alive connections now and makes busy ones close after their response. */
   readonly drain: Effect.Effect<void>
@@ -99,7 +99,7 @@ const CLOSE: Command = { _tag: "Queued", close: true }
  * const http = yield* Serve.make(Router.make([Router.get("/", () => Effect.succeed(Response.text("hi")))]))
  * yield* Listener.make({ port: 8080, onDrain: http.drain }, http.handler)
  */
-export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Effect<HttpServer<R>, never, Scope.Scope> =>
+export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Effect<Engine<R>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const o = options.resolve(given)
     const limits: HeadLimits = { maxRequestLine: o.maxRequestLine, maxHeadBytes: o.maxHeadBytes, maxHeaders: o.maxHeaders }
