@@ -35,39 +35,39 @@ export const bodyLength = (body: Res.Body): number =>
  * (coalesced with other pipelined responses); returns the body bytes, or
  * -1 when the body must be streamed (then nothing was queued).
  */
-export const queue = (s: ConnState, head: Framing, response: Res.Response, close: boolean): number => {
+export const queue = (state: ConnState, head: Framing, response: Res.Response, close: boolean): number => {
   const noBody = Res.bodyless(head.method, response.status)
   const body = response.body
   if (body._tag === "Upgrade") return -1
   if (!noBody && body._tag !== "Empty" && body._tag !== "Bytes") return -1
-  s.sent = true
+  state.sent = true
   const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes
   // HEAD announces the length GET would send (RFC 9110 §9.3.2), whatever the body's kind
   const length = bodyLength(body)
-  const headBytes = Res.headBytes(response, s.shared.date, length, close, !close && head.minor === 0, noBody)
+  const headBytes = Res.headBytes(response, state.shared.date, length, close, !close && head.minor === 0, noBody)
   const size = headBytes.byteLength + bytes.byteLength
   if (bytes.byteLength <= SMALL_BODY) {
     const buf = Buffer.allocUnsafe(size)
     buf.set(headBytes, 0)
     buf.set(bytes, headBytes.byteLength)
-    s.out.push(buf)
+    state.out.push(buf)
   } else {
-    s.out.push(headBytes, bytes)
+    state.out.push(headBytes, bytes)
   }
-  s.outBytes += size
+  state.outBytes += size
   return bytes.byteLength
 }
 
 /**
  * Writes a response whose body is streamed (a Stream or a file); returns
- * the status sent (`s.streamed` counts the body bytes). A file is opened
+ * the status sent (`state.streamed` counts the body bytes). A file is opened
  * before the head goes out: if that fails, the client gets 503 (out of
  * descriptors, with Retry-After), 404 or 500 instead of a 200 and a reset.
  */
-export const stream = (s: ConnState, head: Framing, response: Res.Response, close: boolean) =>
+export const stream = (state: ConnState, head: Framing, response: Res.Response, close: boolean) =>
   Effect.scoped(Effect.gen(function*() {
     const body = response.body as Extract<Res.Body, { _tag: "Stream" | "File" }>
-    s.streamed = 0
+    state.streamed = 0
     let handle: Fs.promises.FileHandle | undefined
     if (body._tag === "File") {
       const opened = yield* Effect.result(BodyWriter.openFile(body.path))
@@ -75,8 +75,8 @@ export const stream = (s: ConnState, head: Framing, response: Res.Response, clos
         const status = BodyWriter.statusForFileError(opened.failure)
         yield* Effect.logWarning(`http: ${opened.failure.message}; answered ${status}`)
         const answer = errorResponse(status, status === 503 ? "the server is busy, try again" : "the file cannot be read", status === 503 ? RETRY_AFTER : undefined)
-        s.streamed = queue(s, head, answer, close)
-        yield* s.flush()
+        state.streamed = queue(state, head, answer, close)
+        yield* state.flush()
         return status
       }
       handle = opened.success
@@ -84,18 +84,18 @@ export const stream = (s: ConnState, head: Framing, response: Res.Response, clos
     const length = bodyLength(body)
     const chunked = length < 0 && head.minor === 1
     const mustClose = close || (length < 0 && head.minor === 0)
-    s.sent = true
-    s.out.push(Res.headBytes(response, s.shared.date, length < 0 && !chunked ? Res.UNTIL_CLOSE : length, mustClose, !mustClose && head.minor === 0, false))
-    yield* s.flush()
-    if (handle !== undefined) yield* BodyWriter.file(s.conn, handle, body as Extract<Res.Body, { _tag: "File" }>, s)
-    else yield* BodyWriter.stream(s.conn, (body as Extract<Res.Body, { _tag: "Stream" }>).stream, chunked, s)
+    state.sent = true
+    state.out.push(Res.headBytes(response, state.shared.date, length < 0 && !chunked ? Res.UNTIL_CLOSE : length, mustClose, !mustClose && head.minor === 0, false))
+    yield* state.flush()
+    if (handle !== undefined) yield* BodyWriter.file(state.conn, handle, body as Extract<Res.Body, { _tag: "File" }>, state)
+    else yield* BodyWriter.stream(state.conn, (body as Extract<Res.Body, { _tag: "Stream" }>).stream, chunked, state)
     return response.status
   }))
 
 /** Writes any response; returns body bytes sent. */
-export const send = (s: ConnState, head: Framing, response: Res.Response, close: boolean) =>
+export const send = (state: ConnState, head: Framing, response: Res.Response, close: boolean) =>
   Effect.suspend(() => {
-    const sent = queue(s, head, response, close)
-    if (sent >= 0) return Effect.as(s.flush(), sent)
-    return stream(s, head, response, close).pipe(Effect.map(() => s.streamed))
+    const sent = queue(state, head, response, close)
+    if (sent >= 0) return Effect.as(state.flush(), sent)
+    return stream(state, head, response, close).pipe(Effect.map(() => state.streamed))
   })

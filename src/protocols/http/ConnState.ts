@@ -32,15 +32,15 @@ const COALESCE_COPY = 4 * 1024
 
 const httpDate = (millis: number) => new Date(millis).toUTCString()
 
-/** Shared by all connections of one server. */
-export class Shared {
+/** ServerState by all connections of one server. */
+export class ServerState {
   date = httpDate(0)
   now = 0
   requests = 0
   draining = false
   readonly timeouts: Timeouts.TimeoutManager
   /** The engine's synchronous chunk handler (see `ConnState.consume`). */
-  consume: (s: ConnState, chunk: Uint8Array) => boolean = () => false
+  consume: (state: ConnState, chunk: Uint8Array) => boolean = () => false
   constructor(timeouts: Timeouts.TimeoutManager) {
     this.timeouts = timeouts
   }
@@ -87,10 +87,10 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
   reader: Req.BodyReader = Req.noBody
   readonly conn: Connection
   readonly fiber: Fiber.Fiber<unknown, unknown>
-  readonly shared: Shared
+  readonly shared: ServerState
   readonly ticks: Readonly<Record<Phase, number>>
 
-  constructor(conn: Connection, fiber: Fiber.Fiber<unknown, unknown>, shared: Shared, ticks: Readonly<Record<Phase, number>>) {
+  constructor(conn: Connection, fiber: Fiber.Fiber<unknown, unknown>, shared: ServerState, ticks: Readonly<Record<Phase, number>>) {
     this.conn = conn
     this.fiber = fiber
     this.shared = shared

@@ -26,7 +26,7 @@ import * as Timeouts from "../../core/Timeouts.ts"
 import { ChunkedDecoder, ContentLengthDecoder } from "./Body.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
 import { ERROR_FRAMING, errorResponse, queue, send, stream } from "./Answer.ts"
-import { ConnState, type Next, type Phase, Shared } from "./ConnState.ts"
+import { ConnState, type Next, type Phase, ServerState } from "./ConnState.ts"
 import { type HeadLimits, type HeadResult, parseHead, type RequestHead } from "./Parser.ts"
 import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
@@ -111,7 +111,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     const shortest = Duration.min(Duration.min(Duration.min(headerTimeout, requestTimeout), keepAliveTimeout), drainGrace)
     const timeouts = yield* Timeouts.make(Timeouts.resolutionFor(shortest))
     const drainGraceTicks = timeouts.ticksFor(Duration.toMillis(drainGrace))
-    const shared = new Shared(timeouts)
+    const shared = new ServerState(timeouts)
     const ticks: Record<Phase, number> = {
       idle: timeouts.ticksFor(Duration.toMillis(keepAliveTimeout)),
       head: timeouts.ticksFor(Duration.toMillis(headerTimeout)),
@@ -128,14 +128,14 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     if (given.metricsName !== undefined) yield* HttpMetrics.register(given.metricsName, counters)
 
     /** When a request's time starts (only measured when metrics are recorded: no clock read otherwise). */
-    const startedAt = (s: ConnState): number => {
+    const startedAt = (state: ConnState): number => {
       if (!recording) return 0
-      return s.arrived >= 0 ? s.arrived : performance.now()
+      return state.arrived >= 0 ? state.arrived : performance.now()
     }
 
     /** Every answer: its access-log entry and its metrics. */
     const log = (
-      s: ConnState,
+      state: ConnState,
       head: { readonly requestLine: string; readonly headers?: RequestHead["headers"]; readonly method?: string },
       status: number,
       bytes: number,
@@ -145,14 +145,14 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
       let durationMs: number | undefined
       if (recording) {
         // answers of one chunk (the fast path) share one clock read: they are written together
-        const now = s.arrived < 0 ? performance.now() : s.answeredAt >= 0 ? s.answeredAt : (s.answeredAt = performance.now())
+        const now = state.arrived < 0 ? performance.now() : state.answeredAt >= 0 ? state.answeredAt : (state.answeredAt = performance.now())
         durationMs = now - started
         counters.record(head.method ?? "other", status, bytes, durationMs)
       }
       if (accessLog === undefined) return
       const headers = head.headers
       accessLog.tellUnsafe({
-        peer: s.conn.remote.address,
+        peer: state.conn.remote.address,
         time,
         requestLine: head.requestLine,
         status,
@@ -164,22 +164,22 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     }
 
     /** A request was answered completely (the head and the whole body are queued or written). */
-    const answered = (s: ConnState, status: number, bytes: number) => {
-      const head = s.pending!
-      s.finishRequest()
-      log(s, head, status, bytes, s.pendingTime, s.pendingStarted)
+    const answered = (state: ConnState, status: number, bytes: number) => {
+      const head = state.pending!
+      state.finishRequest()
+      log(state, head, status, bytes, state.pendingTime, state.pendingStarted)
       shared.requests++
     }
 
     /** Answers a framing error or timeout with `status` and closes. */
-    const failConnection = (s: ConnState, status: number, reason: string, requestLine: string, headers?: RequestHead["headers"]) =>
+    const failConnection = (state: ConnState, status: number, reason: string, requestLine: string, headers?: RequestHead["headers"]) =>
       Effect.gen(function*() {
-        const time = s.shared.now
-        const started = startedAt(s)
+        const time = state.shared.now
+        const started = startedAt(state)
         const response = errorResponse(status, reason)
-        const bytes = yield* send(s, ERROR_FRAMING, response, true).pipe(Effect.orElseSucceed(() => 0))
-        log(s, { requestLine, ...(headers !== undefined ? { headers } : {}) }, status, bytes, time, started)
-        yield* s.conn.close
+        const bytes = yield* send(state, ERROR_FRAMING, response, true).pipe(Effect.orElseSucceed(() => 0))
+        log(state, { requestLine, ...(headers !== undefined ? { headers } : {}) }, status, bytes, time, started)
+        yield* state.conn.close
       })
 
     /**
@@ -189,30 +189,30 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
      * logged), or to be streamed, or a protocol switch. `forceClose`: an
      * error answer after which the request's body cannot be trusted.
      */
-    const decide = (s: ConnState, answer: Res.Response, forceClose: boolean): Command => {
-      const head = s.pending!
+    const decide = (state: ConnState, answer: Res.Response, forceClose: boolean): Command => {
+      const head = state.pending!
       if (answer.body._tag === "Upgrade") return { _tag: "Upgrade", response: answer, run: answer.body.run }
       // a WebSocket handshake on a resource that does not speak it: 426, never a 200 the client would take as a refusal it cannot read
       const response = head.upgrade && answer.status >= 200 && answer.status < 300 && isWebSocketUpgrade(head) ? NOT_WEBSOCKET : answer
-      const close = forceClose || !head.keepAlive || s.requests >= o.maxRequestsPerConnection || shared.draining ||
-        (!s.reader.done && s.expectContinue && !s.continued) // the client may never send that body
-      const bytes = queue(s, head, response, close)
+      const close = forceClose || !head.keepAlive || state.requests >= o.maxRequestsPerConnection || shared.draining ||
+        (!state.reader.done && state.expectContinue && !state.continued) // the client may never send that body
+      const bytes = queue(state, head, response, close)
       if (bytes < 0) return { _tag: "Stream", response, close }
-      answered(s, response.status, bytes)
+      answered(state, response.status, bytes)
       return close ? CLOSE : KEEP
     }
 
     /** Runs a command on the fiber; returns whether the connection goes on. */
-    const execute = (s: ConnState, command: Command): Effect.Effect<boolean, ConnectionError> => {
+    const execute = (state: ConnState, command: Command): Effect.Effect<boolean, ConnectionError> => {
       switch (command._tag) {
         case "Queued": {
-          const goOn = command.close ? GO_OFF : afterAnswer(s)
-          return command.close || s.start >= s.end || s.outBytes >= o.maxPipelineOutput ? Effect.andThen(s.flush(), goOn) : goOn
+          const goOn = command.close ? GO_OFF : afterAnswer(state)
+          return command.close || state.start >= state.end || state.outBytes >= o.maxPipelineOutput ? Effect.andThen(state.flush(), goOn) : goOn
         }
         case "Stream":
-          return respondStreamed(s, command.response, command.close)
+          return respondStreamed(state, command.response, command.close)
         case "Upgrade":
-          return switchProtocols(s, command.response, command.run)
+          return switchProtocols(state, command.response, command.run)
       }
     }
 
@@ -224,33 +224,33 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
      * V8 promote each request's garbage to the old generation (measured:
      * scavenges of 20–40 ms, half the throughput).
      */
-    const serveOne = (s: ConnState, head: RequestHead, end: number): Effect.Effect<boolean, ConnectionError, R> =>
+    const serveOne = (state: ConnState, head: RequestHead, end: number): Effect.Effect<boolean, ConnectionError, R> =>
       Effect.suspend(() => {
         const framing = head.framing
         const reader = framing._tag === "None"
           ? Req.noBody
-          : new Req.BodyReader(s, framing._tag === "ContentLength" ? new ContentLengthDecoder(framing.length) : new ChunkedDecoder({ maxBody: o.maxBody }))
-        s.beginRequest(head, end, s.shared.now, startedAt(s), reader)
+          : new Req.BodyReader(state, framing._tag === "ContentLength" ? new ContentLengthDecoder(framing.length) : new ChunkedDecoder({ maxBody: o.maxBody }))
+        state.beginRequest(head, end, state.shared.now, startedAt(state), reader)
         if (framing._tag === "ContentLength" && framing.length > o.maxBody) {
-          s.finishRequest()
-          return Effect.as(failConnection(s, 413, `request body larger than ${o.maxBody} bytes`, head.requestLine, head.headers), false)
+          state.finishRequest()
+          return Effect.as(failConnection(state, 413, `request body larger than ${o.maxBody} bytes`, head.requestLine, head.headers), false)
         }
-        s.setPhase(reader.done ? "busy" : "body")
-        return afterApp(s, app(Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader })))
+        state.setPhase(reader.done ? "busy" : "body")
+        return afterApp(state, app(Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: state.conn.remote, reader })))
       })
 
     /** The app's result: at once when it is an Exit (it answered synchronously), else after running it (queued answers go out first). */
-    const afterApp = (s: ConnState, result: Effect.Effect<Res.Response, E, R>): Effect.Effect<boolean, ConnectionError, R> => {
-      if (Exit.isExit(result)) return finish(s, result as Exit.Exit<Res.Response, E>)
+    const afterApp = (state: ConnState, result: Effect.Effect<Res.Response, E, R>): Effect.Effect<boolean, ConnectionError, R> => {
+      if (Exit.isExit(result)) return finish(state, result as Exit.Exit<Res.Response, E>)
       const run = Effect.exit(result)
-      return Effect.flatMap(s.out.length > 0 ? Effect.andThen(s.flush(), run) : run, (exit) => finish(s, exit))
+      return Effect.flatMap(state.out.length > 0 ? Effect.andThen(state.flush(), run) : run, (exit) => finish(state, exit))
     }
 
     /** The app has answered (or failed): the answer goes out, then what is left of the body is read. */
-    const finish = (s: ConnState, exit: Exit.Exit<Res.Response, E>): Effect.Effect<boolean, ConnectionError> => {
-      s.setPhase("busy")
-      if (Exit.isFailure(exit)) return appFailed(s, exit.cause)
-      return execute(s, decide(s, exit.value, false))
+    const finish = (state: ConnState, exit: Exit.Exit<Res.Response, E>): Effect.Effect<boolean, ConnectionError> => {
+      state.setPhase("busy")
+      if (Exit.isFailure(exit)) return appFailed(state, exit.cause)
+      return execute(state, decide(state, exit.value, false))
     }
 
     const GO_ON = Effect.succeed(true)
@@ -258,71 +258,71 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
 
     /** 101 Switching Protocols: the head goes out, then the connection (and the bytes after the request) belong to `run`. */
     const switchProtocols = (
-      s: ConnState,
+      state: ConnState,
       response: Res.Response,
       run: (conn: Connection, buffered: Uint8Array) => Effect.Effect<void, unknown>
     ): Effect.Effect<boolean, ConnectionError> =>
       Effect.suspend(() => {
-        s.sent = true
-        s.out.push(Res.headBytes(response, s.shared.date, 0, false, false, true))
-        answered(s, 101, 0)
-        const buffered = s.buffer.subarray(s.start, s.end)
-        s.start = s.end
-        s.setPhase("busy") // the connection's own idle timeout still applies
+        state.sent = true
+        state.out.push(Res.headBytes(response, state.shared.date, 0, false, false, true))
+        answered(state, 101, 0)
+        const buffered = state.buffer.subarray(state.start, state.end)
+        state.start = state.end
+        state.setPhase("busy") // the connection's own idle timeout still applies
         // the protocol's end ends the connection (after a WebSocket's closing handshake the server closes TCP)
-        return Effect.andThen(s.flush(), Effect.as(Effect.andThen(Effect.ignore(run(s.conn, buffered)), s.conn.close), false))
+        return Effect.andThen(state.flush(), Effect.as(Effect.andThen(Effect.ignore(run(state.conn, buffered)), state.conn.close), false))
       })
 
     /** The connection goes on once the rest of the request's body (if any) is read and dropped. */
-    const afterAnswer = (s: ConnState): Effect.Effect<boolean> => {
-      const reader = s.reader
+    const afterAnswer = (state: ConnState): Effect.Effect<boolean> => {
+      const reader = state.reader
       if (reader.done) return GO_ON
-      s.setPhase("body")
+      state.setPhase("body")
       return reader.drain(o.maxDrain).pipe(Effect.orElseSucceed(() => false))
     }
 
     /** A response whose body is streamed (a Stream or a file). */
-    const respondStreamed = (s: ConnState, response: Res.Response, close: boolean): Effect.Effect<boolean, ConnectionError> =>
+    const respondStreamed = (state: ConnState, response: Res.Response, close: boolean): Effect.Effect<boolean, ConnectionError> =>
       Effect.gen(function*() {
-        const head = s.pending!
-        const streamed = yield* Effect.result(stream(s, head, response, close))
+        const head = state.pending!
+        const streamed = yield* Effect.result(stream(state, head, response, close))
         if (streamed._tag === "Failure") {
           const error = streamed.failure
           if (isConnectionError(error)) return yield* error
           // the head is out and the body cannot be finished: the client sees a short body and the close
-          yield* Effect.logError(`http: ${head.method} ${head.target}: ${error.message} after ${s.streamed} body bytes`)
-          s.finishRequest()
-          log(s, head, response.status, s.streamed, s.pendingTime, s.pendingStarted)
+          yield* Effect.logError(`http: ${head.method} ${head.target}: ${error.message} after ${state.streamed} body bytes`)
+          state.finishRequest()
+          log(state, head, response.status, state.streamed, state.pendingTime, state.pendingStarted)
           return false
         }
-        answered(s, streamed.success, s.streamed)
-        return close ? false : yield* afterAnswer(s)
+        answered(state, streamed.success, state.streamed)
+        return close ? false : yield* afterAnswer(state)
       })
 
     /** The app failed: a body or connection error ends the connection; an HttpError is an answer; anything else a 500. */
-    const appFailed = (s: ConnState, cause: Cause.Cause<E>): Effect.Effect<boolean, ConnectionError> =>
+    const appFailed = (state: ConnState, cause: Cause.Cause<E>): Effect.Effect<boolean, ConnectionError> =>
       Effect.gen(function*() {
-        const head = s.pending!
+        const head = state.pending!
         if (Cause.hasInterruptsOnly(cause)) return yield* Effect.interrupt
         const error = Cause.findErrorOption(cause)
         if (Option.isSome(error) && (error.value instanceof Req.BodyError || isConnectionError(error.value))) {
           // the body's framing is broken, or the client is gone: answer if possible, and close
           const status = error.value instanceof Req.BodyError ? error.value.status : 499
-          s.finishRequest()
-          if (status === 499) log(s, head, 499, 0, s.pendingTime, s.pendingStarted)
-          else yield* failConnection(s, status, (error.value as Req.BodyError).reason, head.requestLine, head.headers)
+          state.finishRequest()
+          if (status === 499) log(state, head, 499, 0, state.pendingTime, state.pendingStarted)
+          else yield* failConnection(state, status, (error.value as Req.BodyError).reason, head.requestLine, head.headers)
           return false
         }
-        if (Option.isSome(error) && error.value instanceof Req.HttpError && !s.sent) {
+        if (Option.isSome(error) && error.value instanceof Req.HttpError && !state.sent) {
           // the app refused the request (415, 422...): an answer, not a failure; an unread body is
           // drained afterwards as for any answer
-          return yield* execute(s, decide(s, errorResponse(error.value.status, error.value.reason), false))
+          return yield* execute(state, decide(state, errorResponse(error.value.status, error.value.reason), false))
         }
         yield* Effect.logError(`app failed on ${head.method} ${head.target}`, cause).pipe(
-          Effect.annotateLogs({ peer: `${s.conn.remote.address}:${s.conn.remote.port}` })
+          Effect.annotateLogs({ peer: `${state.conn.remote.address}:${state.conn.remote.port}` })
         )
-        if (s.sent) return false
-        return yield* execute(s, decide(s, errorResponse(500, "the application failed"), !s.reader.done))
+        if (state.sent) return false
+        return yield* execute(state, decide(state, errorResponse(500, "the application failed"), !state.reader.done))
       })
 
     /**
@@ -333,21 +333,21 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
      * it over (begun, with the app's result, when the app already ran); or
      * says what to do next.
      */
-    const advance = (s: ConnState): Next | "flush" => {
-      while (s.start < s.end) {
-        const parsed = parseHead(s.buffer, s.start, s.end, limits, s.scan)
+    const advance = (state: ConnState): Next | "flush" => {
+      while (state.start < state.end) {
+        const parsed = parseHead(state.buffer, state.start, state.end, limits, state.scan)
         if (parsed._tag !== "Head") return parsed
         const head = parsed.head
         if (head.framing._tag !== "None" || head.upgrade) return parsed
-        s.beginRequest(head, parsed.end, shared.now, startedAt(s), Req.noBody)
-        const result = app(Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: s.conn.remote, reader: Req.noBody }))
+        state.beginRequest(head, parsed.end, shared.now, startedAt(state), Req.noBody)
+        const result = app(Req.make({ method: head.method, target: head.target, minor: head.minor, headers: head.headers, remote: state.conn.remote, reader: Req.noBody }))
         // the app is asynchronous or failed: the fiber finishes this request
         if (!Exit.isExit(result) || result._tag !== "Success") return { _tag: "Begun", result }
-        const command = decide(s, result.value as Res.Response, false)
+        const command = decide(state, result.value as Res.Response, false)
         // a streamed body: the fiber streams it (the answer is decided again there, nothing was queued)
         if (command._tag !== "Queued") return { _tag: "Begun", result }
         if (command.close) return "close"
-        if (s.outBytes >= o.maxPipelineOutput) return "flush"
+        if (state.outBytes >= o.maxPipelineOutput) return "flush"
       }
       return INCOMPLETE
     }
@@ -357,11 +357,11 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
      * first byte of a head, or from accept, and more bytes do not reset it)
      * or the keep-alive one; a drain shortens an idle wait to the grace.
      */
-    const awaitInput = (s: ConnState, served: number): void => {
-      const idle = s.start >= s.end
-      const phase = !idle || s.requests === 0 ? "head" : "idle"
-      if (s.phase !== phase || s.requests !== served) s.setPhase(phase)
-      if (idle && s.draining()) s.drainGrace(drainGraceTicks)
+    const awaitInput = (state: ConnState, served: number): void => {
+      const idle = state.start >= state.end
+      const phase = !idle || state.requests === 0 ? "head" : "idle"
+      if (state.phase !== phase || state.requests !== served) state.setPhase(phase)
+      if (idle && state.draining()) state.drainGrace(drainGraceTicks)
     }
 
     /**
@@ -369,87 +369,87 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
      * chunk in the socket's event, writes the answers (one write per chunk),
      * and keeps the fiber asleep until a request needs it.
      */
-    shared.consume = (s: ConnState, chunk: Uint8Array): boolean => {
-      s.append(chunk)
-      s.arrived = recording ? performance.now() : -1
-      s.answeredAt = -1
-      const served = s.requests
-      let next = advance(s)
-      while (next === "flush") next = s.writeNow() ? advance(s) : "writable"
-      s.arrived = -1
+    shared.consume = (state: ConnState, chunk: Uint8Array): boolean => {
+      state.append(chunk)
+      state.arrived = recording ? performance.now() : -1
+      state.answeredAt = -1
+      const served = state.requests
+      let next = advance(state)
+      while (next === "flush") next = state.writeNow() ? advance(state) : "writable"
+      state.arrived = -1
       if (next === "close" || next === "writable" || next._tag !== "Incomplete") {
-        s.next = next
+        state.next = next
         return false
       }
-      if (!s.writeNow()) {
-        s.next = "writable"
+      if (!state.writeNow()) {
+        state.next = "writable"
         return false
       }
-      awaitInput(s, served)
+      awaitInput(state, served)
       return true
     }
 
-    const loop = (s: ConnState) =>
+    const loop = (state: ConnState) =>
       Effect.gen(function*() {
-        let next: Next | "flush" = advance(s)
+        let next: Next | "flush" = advance(state)
         while (true) {
-          if (next === "close") return yield* s.flush()
+          if (next === "close") return yield* state.flush()
           if (next === "flush") {
-            yield* s.flush()
+            yield* state.flush()
           } else if (next === "writable") {
-            yield* s.writable
+            yield* state.writable
           } else if (next._tag === "Error") {
-            return yield* failConnection(s, next.status, next.reason, "-")
+            return yield* failConnection(state, next.status, next.reason, "-")
           } else if (next._tag === "Head" || next._tag === "Begun") {
             const goOn = next._tag === "Head"
-              ? yield* serveOne(s, next.head, next.end)
-              : yield* afterApp(s, next.result as Effect.Effect<Res.Response, E, R>)
-            if (!goOn) return yield* s.flush()
+              ? yield* serveOne(state, next.head, next.end)
+              : yield* afterApp(state, next.result as Effect.Effect<Res.Response, E, R>)
+            if (!goOn) return yield* state.flush()
           } else {
             // nothing complete in the buffer: write what is queued, then sleep until the consumer
             // (running on each chunk as it arrives) needs the fiber
-            yield* s.flush()
-            awaitInput(s, s.requests)
-            const outcome = yield* s.readWith
+            yield* state.flush()
+            awaitInput(state, state.requests)
+            const outcome = yield* state.readWith
             if (outcome === "eof") return
             if (outcome === "yield") {
-              next = s.next!
-              s.next = undefined
+              next = state.next!
+              state.next = undefined
               continue
             }
             // "drain": the server began to drain while this connection waited (awaitInput shortens an idle wait)
           }
-          next = advance(s)
+          next = advance(state)
         }
       })
 
     /** What happens when a timeout (or the server) interrupts the connection's fiber. */
-    const interrupted = (s: ConnState): Effect.Effect<void> =>
+    const interrupted = (state: ConnState): Effect.Effect<void> =>
       Effect.gen(function*() {
-        if (s.registered) s.shared.timeouts.remove(s)
-        const pending = s.pending
-        if (s.timedOut === "head" && (s.start < s.end || (s.requests === 0 && !s.shared.draining)) && !s.sent) {
-          yield* failConnection(s, 408, "request head not received in time", "-").pipe(Effect.ignore)
-        } else if (s.timedOut === "body" && pending !== undefined && !s.sent) {
-          yield* failConnection(s, 408, "request body not received in time", pending.requestLine, pending.headers).pipe(Effect.ignore)
+        if (state.registered) state.shared.timeouts.remove(state)
+        const pending = state.pending
+        if (state.timedOut === "head" && (state.start < state.end || (state.requests === 0 && !state.shared.draining)) && !state.sent) {
+          yield* failConnection(state, 408, "request head not received in time", "-").pipe(Effect.ignore)
+        } else if (state.timedOut === "body" && pending !== undefined && !state.sent) {
+          yield* failConnection(state, 408, "request body not received in time", pending.requestLine, pending.headers).pipe(Effect.ignore)
         } else if (pending !== undefined) {
-          log(s, pending, 499, 0, s.pendingTime, s.pendingStarted)
-        } else if (s.timedOut === "idle" || s.timedOut === "head") {
-          yield* s.conn.close // idle keep-alive (or silent new, or drained) connection: a polite close
+          log(state, pending, 499, 0, state.pendingTime, state.pendingStarted)
+        } else if (state.timedOut === "idle" || state.timedOut === "head") {
+          yield* state.conn.close // idle keep-alive (or silent new, or drained) connection: a polite close
         }
       })
 
     const handler = (conn: Connection): Effect.Effect<void, never, R> =>
       Effect.withFiber((fiber) => {
-        const s = new ConnState(conn, fiber, shared, ticks)
-        return loop(s).pipe(
+        const state = new ConnState(conn, fiber, shared, ticks)
+        return loop(state).pipe(
           Effect.catchIf(isConnectionError, (e) => {
-            if (s.pending !== undefined) log(s, s.pending, 499, 0, s.pendingTime, s.pendingStarted)
+            if (state.pending !== undefined) log(state, state.pending, 499, 0, state.pendingTime, state.pendingStarted)
             return Effect.logDebug(`http connection ${conn.id}: ${e.message}`)
           }),
-          Effect.onInterrupt(() => interrupted(s)),
+          Effect.onInterrupt(() => interrupted(state)),
           Effect.ensuring(Effect.sync(() => {
-            if (s.registered) shared.timeouts.remove(s)
+            if (state.registered) shared.timeouts.remove(state)
           }))
         ) as Effect.Effect<void, never, R>
       })
