@@ -60,7 +60,11 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
   owned = false
   /** How far the pending head was scanned (the parser resumes there). */
   readonly scan: ScanState = newScan()
-  requests = 0
+  /** Requests begun on this connection. */
+  get requests(): number {
+    return this.requestCount
+  }
+  private requestCount = 0
   lastActive = 0
   timeoutTicks = 0
   phase: Phase = "idle"
@@ -68,8 +72,16 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
   registered = false
   /** The current request's response has started (its head is queued or written); reset when it is done. */
   sent = false
-  expectContinue = false
-  continued = false
+  /** The request asked for 100 Continue before its body (HTTP/1.1). */
+  get expectContinue(): boolean {
+    return this.wantsContinue
+  }
+  private wantsContinue = false
+  /** 100 Continue was sent. */
+  get continued(): boolean {
+    return this.sentContinue
+  }
+  private sentContinue = false
   out: Array<Uint8Array> = []
   outBytes = 0
   /** Body bytes of the current streamed response written so far. */
@@ -81,10 +93,22 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
   /** Set by the consumer when it hands the connection back to the fiber. */
   next: Next | undefined = undefined
   /** The request in progress (logged if it is cut short), when it arrived, when its time started, its body's reader. */
-  pending: RequestHead | undefined = undefined
-  pendingTime = 0
-  pendingStarted = 0
-  reader: Req.BodyReader = Req.noBody
+  get pending(): RequestHead | undefined {
+    return this.request
+  }
+  get pendingTime(): number {
+    return this.requestTime
+  }
+  get pendingStarted(): number {
+    return this.requestStarted
+  }
+  get reader(): Req.BodyReader {
+    return this.requestReader
+  }
+  private request: RequestHead | undefined = undefined
+  private requestTime = 0
+  private requestStarted = 0
+  private requestReader: Req.BodyReader = Req.noBody
   readonly conn: Connection
   readonly fiber: Fiber.Fiber<unknown, unknown>
   readonly shared: ServerState
@@ -199,25 +223,25 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
    */
   beginRequest(head: RequestHead, end: number, time: number, started: number, reader: Req.BodyReader): void {
     this.nextHead(end)
-    this.requests++
-    this.pending = head
-    this.pendingTime = time
-    this.pendingStarted = started
-    this.reader = reader
+    this.requestCount++
+    this.request = head
+    this.requestTime = time
+    this.requestStarted = started
+    this.requestReader = reader
     this.sent = false
-    this.continued = false
-    this.expectContinue = head.expectContinue && head.minor === 1
+    this.sentContinue = false
+    this.wantsContinue = head.expectContinue && head.minor === 1
   }
 
   /** The request's answer is complete (queued or written). */
   finishRequest(): void {
-    this.pending = undefined
+    this.request = undefined
     this.sent = false
   }
 
   readonly continue: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
-    if (!this.expectContinue || this.continued || this.sent) return Effect.void
-    this.continued = true
+    if (!this.wantsContinue || this.sentContinue || this.sent) return Effect.void
+    this.sentContinue = true
     return this.conn.write(CONTINUE)
   })
 
