@@ -12,10 +12,10 @@
 import { Cause, Effect, Option } from "effect"
 import * as Crypto from "node:crypto"
 import * as Options from "../../core/Options.ts"
-import type { Connection, ConnectionError } from "../../io/Connection.ts"
+import type { Connection, ConnectionError, ReadWithOutcome } from "../../io/Connection.ts"
 import type { Request } from "../http/Request.ts"
 import * as Res from "../http/Response.ts"
-import { closePayload, encode, FrameDecoder, isValidCloseCode, Opcode } from "./Frame.ts"
+import { closePayload, type Decoded, encode, FrameDecoder, isValidCloseCode, Opcode } from "./Frame.ts"
 
 /** One message. */
 export type Message = string | Uint8Array
@@ -155,16 +155,42 @@ const session = (
   const fail = (code: number, reason: string) =>
     Effect.as(Effect.andThen(sendClose(code, reason), Effect.sync(() => (closed = true))), Option.none<Message>())
 
-  /** More bytes (handed to the decoder): true, false at the end (or when the idle watch closed a silent client). */
-  const more: Effect.Effect<boolean, ConnectionError> = Effect.map(conn.readIdle, (chunk) => {
-    if (Option.isNone(chunk)) return false
-    heard = true
-    decoder.push(chunk.value)
-    return true
-  })
+  /** What the consumer found for the fiber: a message, an error, or a close frame. */
+  let ready: Decoded | undefined = undefined
 
-  /** `more`, where a read ended by the idle watch's close counts as the end. */
-  const moreUnlessSilenced = Effect.catchIf(more, () => silent, () => Effect.succeed(false))
+  /**
+   * Decodes what the decoder holds, answering pings and taking pongs right here (within the control
+   * frame budget); stops at what the fiber must see. True when nothing is left for it.
+   */
+  const scan = (): boolean => {
+    for (let next = decoder.next(); next !== undefined; next = decoder.next()) {
+      if (next._tag === "Control" && next.opcode !== Opcode.Close) {
+        if (!budget.take(clock.currentTimeMillisUnsafe())) {
+          ready = { _tag: "Error", error: { code: 1008, reason: "too many control frames" } }
+          return false
+        }
+        if (next.opcode === Opcode.Ping) conn.writeUnsafe(encode(Opcode.Pong, next.payload))
+        continue
+      }
+      ready = next
+      return false
+    }
+    return true
+  }
+
+  /**
+   * The push path (the HTTP engine's): each chunk is decoded in the connection's data event, control
+   * frames are answered there, and the fiber wakes only for a whole message, an error or a close.
+   */
+  const consume = (chunk: Uint8Array): boolean => {
+    heard = true
+    decoder.push(chunk)
+    return scan()
+  }
+  const readMore = conn.readWith(consume)
+
+  /** `readMore`, where a read ended by the idle watch's close counts as the end. */
+  const readMoreUnlessSilenced = Effect.catchIf(readMore, () => silent, () => Effect.succeed<ReadWithOutcome>("eof"))
 
   /**
    * The idle watch, one timer per session (never one per read): a client silent for `idleTimeout` is
@@ -186,7 +212,10 @@ const session = (
 
   const receive: Effect.Effect<Option.Option<Message>, ConnectionError> = Effect.suspend(function loop(): Effect.Effect<Option.Option<Message>, ConnectionError> {
     if (closed) return Effect.succeed(Option.none())
-    for (let next = decoder.next(); next !== undefined; next = decoder.next()) {
+    if (ready === undefined) scan()
+    const next = ready
+    ready = undefined
+    if (next !== undefined) {
       if (next._tag === "Error") return fail(next.error.code, next.error.reason)
       if (next._tag === "Message") {
         if (next.binary) return Effect.succeed(Option.some(next.payload))
@@ -196,22 +225,18 @@ const session = (
           return fail(1007, "a text message that is not UTF-8")
         }
       }
+      // a close frame: answer with the same code (the closing handshake), and the session ends
       const payload = next.payload
-      if (next.opcode === Opcode.Close) {
-        const code = payload.byteLength >= 2 ? payload[0]! * 256 + payload[1]! : 1005
-        if (payload.byteLength === 1 || (code !== 1005 && !isValidCloseCode(code))) return fail(1002, "an invalid close frame")
-        // the peer closes: answer with the same code (the closing handshake), and the session ends
-        return fail(code, "")
-      }
-      if (!budget.take(clock.currentTimeMillisUnsafe())) return fail(1008, "too many control frames")
-      if (next.opcode === Opcode.Ping) return Effect.andThen(conn.write(encode(Opcode.Pong, payload)), Effect.suspend(loop))
+      const code = payload.byteLength >= 2 ? payload[0]! * 256 + payload[1]! : 1005
+      if (payload.byteLength === 1 || (code !== 1005 && !isValidCloseCode(code))) return fail(1002, "an invalid close frame")
+      return fail(code, "")
     }
     if (conn.isDraining()) return fail(1001, "the server is shutting down")
-    // between frames the read is idle: a drain that begins while it waits ends it too (then 1001)
-    return Effect.flatMap(moreUnlessSilenced, (got) =>
-      got
+    // between messages the read is idle: a drain that begins while it waits ends it too (then 1001)
+    return Effect.flatMap(readMoreUnlessSilenced, (outcome) =>
+      outcome === "yield"
         ? Effect.suspend(loop)
-        : conn.isDraining()
+        : outcome === "drain" || conn.isDraining()
         ? fail(1001, "the server is shutting down")
         : Effect.as(Effect.sync(() => (closed = true)), Option.none<Message>()))
   })
