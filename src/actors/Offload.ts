@@ -21,20 +21,18 @@
  * Uint8Arrays in payloads and results whose schema is `Transferable.Uint8Array`
  * are transferred to and from the thread, not copied.
  */
-import { NodeWorker, NodeWorkerRunner } from "@effect/platform-node"
-import { type Context, Data, Effect, Layer, Schema, type Scope } from "effect"
+import * as NodeWorker from "@effect/platform-node/NodeWorker"
+import * as NodeWorkerRunner from "@effect/platform-node/NodeWorkerRunner"
+import { type Context, Data, Effect, Layer, type Scope } from "effect"
 import { type Rpc, RpcClient, RpcClientError, type RpcGroup, RpcServer } from "effect/rpc"
 import * as WorkerThreads from "node:worker_threads"
 import * as Options from "../core/Options.ts"
 import * as Published from "../core/Published.ts"
 
 /** How the pool is built. */
-/** Offload pool options, declared once (the service table's `offload` key is the same schema). */
-export const options = Options.declare({
-  name: Options.option(Schema.String, "the pool's name in errors and metric attributes", "offload"),
-  threads: Options.option(Options.NonNegativeInt, "threads in the pool, each running one job at a time (in the service table 0 turns the pool off)", 1),
-  maxQueued: Options.option(Options.NonNegativeInt, "jobs that may wait for a thread; more fail with OffloadBusy (default 64 per thread)")
-})
+import { options } from "./OffloadOptions.ts"
+
+export { options }
 
 /** Offload pool options: `options`, and the module each thread runs (it serves the group: see `threadLayer`). */
 export type OffloadOptions = typeof options.schema.Type & { readonly entry: URL | string }

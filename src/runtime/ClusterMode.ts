@@ -11,9 +11,11 @@
  * lock traffic to PostgreSQL, and a node stalled longer than the expiry (a
  * long GC pause, a frozen VM) loses its shards while it still runs them.
  */
-import { NodeCrypto, NodeSocket, NodeSocketServer } from "@effect/platform-node"
+import * as NodeCrypto from "@effect/platform-node/NodeCrypto"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
 import { PgClient } from "@effect/sql-pg"
-import { Cause, Context, Duration, Effect, Layer, Option, Redacted, Schema, type Scope } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
 import { RunnerAddress, RunnerHealth, Runners, Sharding, ShardId, ShardingConfig, SocketRunner, SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket } from "effect/socket"
@@ -22,6 +24,7 @@ import * as ClusterRooms from "../protocols/chat/ClusterRooms.ts"
 import type * as Rooms from "../protocols/chat/Rooms.ts"
 import { StartError } from "./StartError.ts"
 import * as Options from "../core/Options.ts"
+import * as ClusterOptions from "./ClusterOptions.ts"
 import { parseListen } from "./kinds/Kind.ts"
 import type * as ServiceTable from "./ServiceTable.ts"
 
@@ -43,18 +46,7 @@ export interface ClusterNode {
 
 const SHARDS_PER_GROUP = 300
 
-/** Cluster mode's options, declared once (the service table's `cluster` key). */
-export const options = Options.declare({
-  runnerAddress: Schema.String.annotate({ description: "host:port this node listens on for the other nodes (and is reached at); one per node, not port 0" }),
-  postgres: Schema.String.annotate({
-    description: "a PostgreSQL URL shared by all nodes: runner registrations, shard locks and message storage live there (tables created on first start)"
-  }),
-  shardLockExpiration: Options.option(
-    Options.Duration,
-    "a dead node's rooms move after this (effect/cluster's own default is 35 s); shorter: faster failover, more lock refreshes, and a node paused longer than it loses its rooms",
-    "5 seconds"
-  )
-})
+export { options } from "./ClusterOptions.ts"
 
 /** Joins the cluster the table describes (undefined without a `cluster` key or a chat service); leaves it when the scope closes. */
 export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | undefined, StartError, Scope.Scope> =>
@@ -70,7 +62,7 @@ export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | un
     const hosted = new ClusterRooms.Hosted()
     const chat = table.services.find((s) => s.protocol === "chat")
     const outboxSize = Chat.options.resolve(chat?.protocol === "chat" ? chat : {}).outboxSize
-    const expiry = Options.toDuration(options.resolve(cluster).shardLockExpiration)
+    const expiry = Options.toDuration(ClusterOptions.options.resolve(cluster).shardLockExpiration)
     const layer = ClusterRooms.entityLayer({ outboxSize, hosted }).pipe(
       Layer.provideMerge(runnerLayer(address.host, address.port, {
         runnerAddress: Option.some(RunnerAddress.make(address.host, address.port)),

@@ -5,15 +5,10 @@
  */
 import { Effect, Schema } from "effect"
 import { Rpc, RpcGroup } from "effect/rpc"
-import * as Crypto from "node:crypto"
 import type * as Offload from "../actors/Offload.ts"
+import { digest } from "./Pbkdf2Route.ts"
 
-/** The fixed password and salt every digest is derived from. */
-const password = "fiberd"
-const salt = "fiberd offload example"
-
-/** The derived key's hex digest (32 bytes) after `rounds` iterations: the work itself, on whichever thread calls it. */
-export const digest = (rounds: number): string => Crypto.pbkdf2Sync(password, salt, rounds, 32, "sha256").toString("hex")
+export { digest } from "./Pbkdf2Route.ts"
 
 /** The jobs the bundled pool runs. */
 export const Pbkdf2Jobs = RpcGroup.make(

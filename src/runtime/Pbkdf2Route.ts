@@ -6,9 +6,17 @@
  * `rounds` is an integer from 1 to `maxRounds` (400 otherwise).
  */
 import { Effect } from "effect"
+import * as Crypto from "node:crypto"
 import type { Request } from "../protocols/http/Request.ts"
 import * as Res from "../protocols/http/Response.ts"
-import { digest, type Pbkdf2Pool } from "./Pbkdf2Jobs.ts"
+import type { Pbkdf2Pool } from "./Pbkdf2Jobs.ts"
+
+/** The fixed password and salt every digest is derived from. */
+const password = "fiberd"
+const salt = "fiberd offload example"
+
+/** The derived key's hex digest (32 bytes) after `rounds` iterations: the work itself, on whichever thread calls it. */
+export const digest = (rounds: number): string => Crypto.pbkdf2Sync(password, salt, rounds, 32, "sha256").toString("hex")
 
 /** The most rounds one request may ask for (about a second of CPU here). */
 export const maxRounds = 2_000_000

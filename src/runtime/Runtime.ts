@@ -14,7 +14,6 @@ import * as Supervisor from "../actors/Supervisor.ts"
 import * as Options from "../core/Options.ts"
 import * as Listener from "../io/Listener.ts"
 import type * as Chat from "../protocols/chat/Chat.ts"
-import * as ClusterMode from "./ClusterMode.ts"
 import * as Kinds from "./kinds/index.ts"
 import type * as Kind from "./kinds/Kind.ts"
 import * as Offload from "../actors/Offload.ts"
@@ -97,7 +96,10 @@ export const start = (
     // before the supervisor: the pool closes after every service drained (a request in flight keeps its thread),
     // and the node leaves the cluster after its chat services stopped
     const offload = yield* startOffload(table)
-    const cluster = yield* ClusterMode.start(table)
+    // cluster mode's modules (effect/cluster, PostgreSQL) load only when the table asks for it
+    const cluster = table.cluster === undefined
+      ? undefined
+      : yield* Effect.flatMap(Effect.promise(() => import("./ClusterMode.ts")), (ClusterMode) => ClusterMode.start(table))
     const root = yield* Supervisor.make({ name: "root", strategy: "one-for-one", maxRestarts: 5, period: "10 seconds" }, [])
     const running = new Map<string, { readonly config: ServiceTable.Service; readonly entry: Status.ServiceEntry }>()
     let current = table

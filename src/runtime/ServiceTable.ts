@@ -11,9 +11,9 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as AccessLog from "../actors/AccessLog.ts"
 import * as ErrorLog from "../actors/ErrorLog.ts"
-import * as Offload from "../actors/Offload.ts"
+import * as OffloadOptions from "../actors/OffloadOptions.ts"
 import * as Options from "../core/Options.ts"
-import * as ClusterMode from "./ClusterMode.ts"
+import * as ClusterOptions from "./ClusterOptions.ts"
 import { protocols, Service } from "./kinds/index.ts"
 import * as Kind from "./kinds/Kind.ts"
 import * as BundledSite from "./BundledSite.ts"
@@ -51,8 +51,8 @@ export const Table = Schema.Struct({
   accessLog: Schema.optionalKey(AccessLog.options.schema),
   errorLog: Schema.optionalKey(ErrorLog.options.schema),
   ...server.schema.fields,
-  cluster: Schema.optionalKey(ClusterMode.options.schema),
-  offload: Schema.optionalKey(Offload.options.schema)
+  cluster: Schema.optionalKey(ClusterOptions.options.schema),
+  offload: Schema.optionalKey(OffloadOptions.options.schema)
 })
 export type Table = typeof Table.Type
 

@@ -8,7 +8,8 @@
  * With `workers` > 1 this process is the prefork primary (see Prefork.ts);
  * the workers it forks run this module too, as `WorkerMain`.
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Console, Effect, Queue } from "effect"
 import { CliError, Command } from "effect/cli"
 import * as ChildProcess from "node:child_process"
