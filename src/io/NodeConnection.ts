@@ -30,7 +30,7 @@ import {
   type RemoteAddress
 } from "./Connection.ts"
 import type { Timed, TimeoutManager } from "../core/Timeouts.ts"
-import { ReadSide } from "./ReadSide.ts"
+import { ReadSide, type ReadTransport } from "./ReadSide.ts"
 import { infoOf, type TlsInfo } from "./Tls.ts"
 
 /** Counters a connection adds to as data moves (shared per listener). */
@@ -100,7 +100,7 @@ function onSocketClose(this: OwnedSocket) {
 }
 
 /** The socket-backed Connection; the listener also drives its lifetime through it. */
-export class NodeConnection implements Connection, Timed {
+export class NodeConnection implements Connection, Timed, ReadTransport {
   readonly id: number
   readonly remote: RemoteAddress
   readonly tls: TlsInfo | undefined
@@ -152,15 +152,7 @@ export class NodeConnection implements Connection, Timed {
     this.timeoutTicks = options.timeouts.ticksFor(options.idleTimeoutMillis)
     this.lingerTicks = options.timeouts.ticksFor(options.lingerMillis)
     this.lingerBudget = options.lingerBytes ?? 256 * 1024
-    this.reads = new ReadSide(options.id, options.drain, {
-      onWait: () => {
-        if (this.paused) this.flow()
-      },
-      onTake: (chunk) => this.took(chunk as Buffer),
-      onDequeue: (queued) => {
-        if (this.paused && queued < MAX_BUFFERED) this.flow()
-      }
-    })
+    this.reads = new ReadSide(options.id, options.drain, this)
     const socket = options.socket as OwnedSocket
     socket[kConnection] = this
     socket.on("data", onSocketData)
@@ -302,6 +294,23 @@ export class NodeConnection implements Connection, Timed {
   }
 
   // ---- socket events ----------------------------------------------------
+
+  // ---- the read side's transport (methods, not closures: memory per connection counts) ----
+
+  /** A reader waits: a paused socket flows again. */
+  onWait(): void {
+    if (this.paused) this.flow()
+  }
+
+  /** A chunk goes to the reader: counted. */
+  onTake(chunk: Uint8Array): Uint8Array {
+    return this.took(chunk as Buffer)
+  }
+
+  /** A chunk left the queue: below the limit, a paused socket flows again. */
+  onDequeue(queued: number): void {
+    if (this.paused && queued < MAX_BUFFERED) this.flow()
+  }
 
   private took(chunk: Buffer): Buffer {
     this.counters.bytesIn += chunk.byteLength
