@@ -52,6 +52,16 @@ export class Admission<T> {
     return this.queue.length - this.head
   }
 
+  /** Accepting is paused (an accept error). */
+  get isBackingOff(): boolean {
+    return this.backingOff
+  }
+
+  /** Shut down: nobody is admitted any more. */
+  get isClosed(): boolean {
+    return this.closing
+  }
+
   /** Handshakes in progress. */
   get handshakesPending(): number {
     return this.handshaking

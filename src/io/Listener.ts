@@ -195,7 +195,6 @@ export const make = <E, R>(
       }
     }
     const releaseSlot = () => startAdmitted(admission.release())
-    let closing = false
 
     // TLS: an admitted TCP socket holds its slot through its handshake, at most maxHandshakesPerAddress per address
     const handshakes = new Set<Net.Socket>()
@@ -208,7 +207,7 @@ export const make = <E, R>(
     const handshakeOwner: HandshakeOwner = {
       secure: (raw, socket) => {
         handshakeOver(raw)
-        if (!closing) {
+        if (!admission.isClosed) {
           socket.pause() // like a plain socket, unread until its handler reads
           socket.allowHalfOpen = true // from now on a FIN from the peer ends its side only
           return connections.start(socket)
@@ -242,31 +241,26 @@ export const make = <E, R>(
 
     // accept back-off: after an accept error (EMFILE) nobody starts for a while, doubling
     let backoffMillis = 0
-    let backingOff = false
     let errorsSinceLog = 0
     const onAcceptError = (error: NodeJS.ErrnoException) => {
       stats.acceptErrors++
       errorsSinceLog++
-      if (backingOff) return
+      if (admission.isBackingOff) return
       if (!acceptErrorCodes.has(error.code ?? "")) report(Effect.logError(`accept failed: ${error.message}`))
       backoffMillis = backoffMillis === 0 ? Options.millis(how.acceptBackoff.initial) : Math.min(Options.millis(how.acceptBackoff.max), backoffMillis * 2)
-      backingOff = true
       admission.setBackingOff(true)
       const count = errorsSinceLog
       errorsSinceLog = 0
       report(
         Effect.logWarning(`accept failed (${error.code ?? error.message}); pausing accepts for ${backoffMillis} ms`, { errors: count }).pipe(
           Effect.andThen(Effect.sleep(Duration.millis(backoffMillis))),
-          Effect.andThen(Effect.sync(() => {
-            backingOff = false
-            startAdmitted(admission.setBackingOff(false))
-          }))
+          Effect.andThen(Effect.sync(() => startAdmitted(admission.setBackingOff(false))))
         )
       )
     }
 
     const onConnection = (socket: Net.Socket) => {
-      if (backoffMillis > 0 && !backingOff) backoffMillis = 0
+      if (backoffMillis > 0 && !admission.isBackingOff) backoffMillis = 0
       const arrival = admission.arrive(socket)
       if (arrival === "refuse-closing") {
         stats.refused++
@@ -298,7 +292,6 @@ export const make = <E, R>(
         : shared.bind({ ...where, backlog: how.backlog }, socketOwner, contexts === undefined ? undefined : new Tls.TlsServer(tlsOptions!, contexts), options.onServer),
       () =>
         Effect.gen(function*() {
-          closing = true
           // the owner stops accepting now; a listener whose successor took the socket over only drains
           const closed = shared.release(socketOwner)
           for (const socket of admission.close()) {

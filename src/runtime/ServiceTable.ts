@@ -18,8 +18,6 @@ import { protocols, Service } from "./kinds/index.ts"
 import * as Kind from "./kinds/Kind.ts"
 import * as BundledSite from "./BundledSite.ts"
 
-const Duration = Options.Duration
-const PositiveInt = Options.PositiveInt
 
 
 export { protocols, Service } from "./kinds/index.ts"

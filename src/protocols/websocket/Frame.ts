@@ -101,11 +101,6 @@ export class FrameDecoder {
     return (this.message?.byteLength ?? 0) + (this.control?.byteLength ?? 0)
   }
 
-  /** Input bytes not looked at yet (of the current chunk). */
-  get unread(): number {
-    return this.chunk.byteLength - this.pos
-  }
-
   /** Adds the next chunk; call only once `next` returned undefined (the previous chunk is used up). */
   push(chunk: Uint8Array): void {
     this.chunk = chunk
