@@ -14,6 +14,7 @@ import type { TimeoutManager } from "../core/Timeouts.ts"
 import { DrainSignal, type Handler, isConnectionError } from "./Connection.ts"
 import type { ListenerStats } from "./ListenerStats.ts"
 import { type ConnectionOwner, NodeConnection, remoteOf } from "./NodeConnection.ts"
+import { TurnBudget } from "./TurnBudget.ts"
 
 /** What the set needs of its listener. */
 export interface ConnectionSetOptions<E, R> {
@@ -27,6 +28,7 @@ export interface ConnectionSetOptions<E, R> {
   readonly sendMillis: number
   readonly lingerMillis: number
   readonly lingerBytes: number
+  readonly chunksPerTurn: number
   /** The Unix socket path the listener binds, if any (peers are then described by it). */
   readonly path: string | undefined
   /** Runs short background work (logging) owned by the listener. */
@@ -53,6 +55,7 @@ export const make = <E, R>(options: ConnectionSetOptions<E, R>): ConnectionSet =
   const open = new Set<NodeConnection>()
   let running = 0
   let nextId = 1
+  const budget = new TurnBudget(options.chunksPerTurn)
   let onHandlersDone: (() => void) | undefined
 
   // each handler runs in a Scope of its own that closes with the connection (its finalizers run then)
@@ -114,8 +117,10 @@ export const make = <E, R>(options: ConnectionSetOptions<E, R>): ConnectionSet =
       lingerMillis: options.lingerMillis,
       lingerBytes: options.lingerBytes,
       drain,
-      sendTimeoutMillis: options.sendMillis
+      sendTimeoutMillis: options.sendMillis,
+      budget
     })
+    budget.arrived()
     stats.active++
     open.add(conn)
     const fiber = runFork(connectionEffect(conn))

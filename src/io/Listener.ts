@@ -57,6 +57,11 @@ export const limits = Options.declare({
   drainTimeout: option(Options.Duration, "on shutdown, how long in-flight handlers may finish before they are interrupted", "10 seconds"),
   lingerTimeout: option(Options.Duration, "after a handler ends, how long late input is discarded waiting for the peer's FIN", "2 seconds"),
   lingerBytes: option(Options.NonNegativeInt, "after a handler ends, how many bytes of late input are discarded at most; a peer that sends more is reset", 262_144),
+  chunksPerTurn: option(
+    Options.PositiveInt,
+    "input chunks the connections' push consumers (HTTP, WebSocket) take per event-loop turn; the rest wait their turn while the loop goes round (accepts, timers): fairness under load",
+    128
+  ),
   acceptBackoff: option(
     Schema.Struct({ initial: Options.Duration, max: Options.Duration }),
     "the first and longest pause (doubling) of accepting after an accept error such as EMFILE",
@@ -178,6 +183,7 @@ export const make = <E, R>(
       sendMillis: Duration.toMillis(sendTimeout),
       lingerMillis: Duration.toMillis(lingerTimeout),
       lingerBytes: how.lingerBytes,
+      chunksPerTurn: how.chunksPerTurn,
       path: where.path,
       report,
       onClosed: () => releaseSlot()

@@ -31,6 +31,7 @@ import {
 } from "./Connection.ts"
 import type { Timed, TimeoutManager } from "../core/Timeouts.ts"
 import { ReadSide, type ReadTransport } from "./ReadSide.ts"
+import type { TurnBudget } from "./TurnBudget.ts"
 import { infoOf, type TlsInfo } from "./Tls.ts"
 
 /** Counters a connection adds to as data moves (shared per listener). */
@@ -139,6 +140,8 @@ export class NodeConnection implements Connection, Timed, ReadTransport {
     readonly drain: DrainSignal
     /** A write waiting for 'drain' longer than this closes the connection (nginx's send_timeout). Default: never. */
     readonly sendTimeoutMillis?: number
+    /** The listener's per-turn budget for push consumers. */
+    readonly budget?: TurnBudget
   }) {
     this.sendTicks = Number.isFinite(options.sendTimeoutMillis ?? Infinity) ? options.timeouts.ticksFor(options.sendTimeoutMillis!) : 0
     this.drainSignal = options.drain
@@ -152,7 +155,7 @@ export class NodeConnection implements Connection, Timed, ReadTransport {
     this.timeoutTicks = options.timeouts.ticksFor(options.idleTimeoutMillis)
     this.lingerTicks = options.timeouts.ticksFor(options.lingerMillis)
     this.lingerBudget = options.lingerBytes ?? 256 * 1024
-    this.reads = new ReadSide(options.id, options.drain, this)
+    this.reads = new ReadSide(options.id, options.drain, this, options.budget)
     const socket = options.socket as OwnedSocket
     socket[kConnection] = this
     socket.on("data", onSocketData)

@@ -10,6 +10,7 @@
  */
 import { Effect, Option } from "effect"
 import { ConnectionClosed, type ConnectionError, consumeChunk, type DrainSignal, type ReadWithOutcome } from "./Connection.ts"
+import type { TurnBudget } from "./TurnBudget.ts"
 
 type Resume<A> = (effect: Effect.Effect<A, ConnectionError>) => void
 
@@ -48,11 +49,16 @@ export class ReadSide {
   /** Built at the first suspended read, then reused: no allocation per read. */
   private cancelRead: Effect.Effect<void> | undefined = undefined
   private cancelPush: Effect.Effect<void> | undefined = undefined
+  /** The listener's per-turn budget for push consumers (none: every chunk is consumed when it arrives). */
+  private readonly budget: TurnBudget | undefined
+  /** Queued chunks wait for this connection's turn (see TurnBudget). */
+  private deferred = false
 
-  constructor(connectionId: number, drain: DrainSignal, transport: ReadTransport) {
+  constructor(connectionId: number, drain: DrainSignal, transport: ReadTransport, budget?: TurnBudget) {
     this.connectionId = connectionId
     this.drain = drain
     this.transport = transport
+    this.budget = budget
   }
 
   /** A reader or a push consumer waits. */
@@ -109,13 +115,19 @@ export class ReadSide {
     })
   }
 
-  /** A chunk arrived: to the push consumer, to the waiting reader, or queued; returns the bytes queued now. */
+  /** A chunk arrived: to the push consumer (now, or in its turn), to the waiting reader, or queued; returns the bytes queued now. */
   push(chunk: Uint8Array): number {
     const consume = this.consumer
     if (consume !== undefined) {
-      const ended = consumeChunk(consume, this.transport.onTake(chunk))
-      if (ended !== undefined) this.endPush(ended)
-      return this.queued
+      if (this.budget === undefined || (!this.deferred && this.budget.take())) {
+        const ended = consumeChunk(consume, this.transport.onTake(chunk))
+        if (ended !== undefined) this.endPush(ended)
+        return this.queued
+      }
+      if (!this.deferred) {
+        this.deferred = true
+        this.budget.defer(this)
+      }
     }
     const reader = this.reader
     if (reader !== undefined) {
@@ -125,6 +137,19 @@ export class ReadSide {
     }
     ;(this.chunks ??= []).push(chunk)
     return this.queued += chunk.byteLength
+  }
+
+  /** This connection's turn: its consumer takes what was queued (then the end of input), if it still waits. */
+  runDeferred(): void {
+    this.deferred = false
+    const consume = this.consumer
+    if (consume === undefined) return // the fiber reads them itself
+    while (this.chunks !== undefined && this.chunks.length > 0) {
+      const ended = consumeChunk(consume, this.shift())
+      if (ended !== undefined) return this.endPush(ended)
+    }
+    if (this.failure !== undefined) this.endPush(Effect.fail(this.failure))
+    else if (this.eof) this.endPush(ENDED)
   }
 
   /** Ends a waiting `readWith` (no-op when none waits, e.g. it already ended inside its consumer). */
