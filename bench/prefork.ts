@@ -22,6 +22,8 @@ import { median } from "./harness.ts"
 
 const root = Path.resolve(import.meta.dirname, "..")
 const main = Path.join(root, "src/runtime/main.ts")
+/** The fiberd command (the bundled program, after `npm run build`). */
+const command = Path.join(root, "bin/fiberd.js")
 
 interface Fiberd {
   readonly port: number
@@ -41,7 +43,7 @@ const childPids = (pid: number): Array<number> => {
 }
 
 /** Starts fiberd with a table serving `site` (and the table's extra keys); resolves once web is listening. */
-const startFiberd = (extra: Record<string, unknown>): Promise<Fiberd> =>
+const startFiberd = (extra: Record<string, unknown>, script = main): Promise<Fiberd> =>
   new Promise((resolve, reject) => {
     const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-bench-prefork-"))
     Fs.writeFileSync(Path.join(dir, "hello.txt"), "Hello, world")
@@ -50,7 +52,7 @@ const startFiberd = (extra: Record<string, unknown>): Promise<Fiberd> =>
       accessLog: { path: Path.join(dir, "access.log") },
       ...extra
     }))
-    const child = spawn(process.execPath, [main, "--config", Path.join(dir, "fiberd.json")], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [script, "--config", Path.join(dir, "fiberd.json")], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
     let out = ""
     let err = ""
     const waiters: Array<() => void> = []
@@ -234,4 +236,44 @@ export const rollUnderLoad = async (seconds: number) => {
     await server.stop()
     console.log(`  ${portSharing.padEnd(12)} ${Math.round(m.rps)} req/s over ${seconds} s; failed: ${m.errors} socket errors, ${m.non2xx} non-2xx of ${m.requests}; roll took ${rollMs.toFixed(0)} ms`)
   }
+}
+
+/**
+ * Start-up (issue 22): from spawning fiberd to its web service listening,
+ * from the TypeScript sources (`npm start`) and as the `fiberd` command (the
+ * bundle), and to both workers listening (`workers: 2`, the command);
+ * beside it, bare Node (node:http listening) started the same way.
+ */
+export const startup = async (rounds: number) => {
+  const bare = "require('node:http').createServer().listen(0, '127.0.0.1', function () { console.log('web\\tbare\\t127.0.0.1:' + this.address().port) })"
+  const time = async (start: () => Promise<{ readonly stop: () => Promise<void> }>) => {
+    const t0 = performance.now()
+    const server = await start()
+    const ms = performance.now() - t0
+    await server.stop()
+    return ms
+  }
+  const node: Array<number> = []
+  const sources: Array<number> = []
+  const one: Array<number> = []
+  const two: Array<number> = []
+  for (let r = 0; r < rounds; r++) {
+    node.push(await time(() =>
+      new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, ["-e", bare], { stdio: ["ignore", "pipe", "inherit"] })
+        child.stdout.once("data", () => resolve({ stop: () => new Promise<void>((res) => (child.once("exit", () => res()), child.kill())) }))
+        child.once("error", reject)
+      })
+    ))
+    sources.push(await time(() => startFiberd({})))
+    one.push(await time(() => startFiberd({}, command)))
+    two.push(await time(async () => {
+      const server = await startFiberd({ workers: 2 }, command)
+      await server.waitFor(/worker 1 \(pid \d+\) listening/)
+      await server.waitFor(/worker 2 \(pid \d+\) listening/)
+      return server
+    }))
+  }
+  const f = (xs: ReadonlyArray<number>) => `${median(xs).toFixed(0)} ms`
+  console.log(`  bare node:http ${f(node)} | npm start (sources) ${f(sources)} | fiberd command ${f(one)} | fiberd command, 2 workers ${f(two)} (targets ≤ 300 ms)`)
 }

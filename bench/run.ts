@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
  * each figure with its ratio to the baseline measured in the same run.
- * Suites: echo timeouts idle actors http https websocket metrics slowloris prefork offload killworker roll logfunnel cluster soak.
+ * Suites: echo timeouts idle actors http https websocket metrics slowloris prefork startup offload killworker roll logfunnel cluster soak.
  * Options: --rounds N (default 3), --seconds S (default 10), --rows TEXT (HTTP rows whose name
  * contains TEXT, e.g. "c=100" or "pipeline").
  */
@@ -110,6 +110,10 @@ if (wanted("slowloris")) {
 if (wanted("prefork")) {
   console.log(`\nprefork (issue 13): the fiberd program serving 12 B at c=100, 1 process vs 2 workers, wrk -t1 on CPU 1, ${seconds} s, median of ${rounds}`)
   await Prefork.hello(rounds, seconds)
+}
+if (wanted("startup")) {
+  console.log(`\nstart-up (issue 22): spawn → every service listening, median of ${rounds}`)
+  await Prefork.startup(Math.max(rounds, 3))
 }
 if (wanted("offload")) {
   console.log(`\nhead-of-line blocking (issue 13): light 12 B requests at c=50, alone and beside 4 clients looping on /api/pbkdf2?rounds=200000, ${seconds} s, median of ${rounds}`)

@@ -27,11 +27,11 @@ export interface ServerProcess {
 }
 
 /** Writes `table` to a temp dir and starts fiberd with it; resolves once every service printed its line. */
-export const start = async (table: unknown, extraArgs: ReadonlyArray<string> = []): Promise<ServerProcess> => {
+export const start = async (table: unknown, extraArgs: ReadonlyArray<string> = [], script = mainScript): Promise<ServerProcess> => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-e2e-"))
   const configPath = Path.join(dir, "fiberd.json")
   Fs.writeFileSync(configPath, JSON.stringify(table, null, 2))
-  const child = spawn(process.execPath, [mainScript, "--config", configPath, ...extraArgs], {
+  const child = spawn(process.execPath, [script, "--config", configPath, ...extraArgs], {
     cwd: dir,
     stdio: ["ignore", "pipe", "pipe"]
   })
