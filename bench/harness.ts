@@ -4,6 +4,7 @@
  */
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
 
@@ -107,3 +108,49 @@ export const median = (xs: ReadonlyArray<number>): number => {
 }
 
 export const pinnedNote = hasTaskset ? "server on CPU 0, load on CPU 1 (taskset)" : "no taskset: processes not pinned"
+
+/**
+ * nginx (one worker, no master: the process serving is the one measured) on
+ * the bench site with an access log (buffered, like fiberd's), pinned to
+ * CPU 0; `undefined` when nginx is not installed (`apt-get install -y nginx-light`).
+ */
+export const startNginx = async (): Promise<BenchServer | undefined> => {
+  const binary = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"].find((p) => Fs.existsSync(p))
+  if (binary === undefined) return undefined
+  const { makeSite } = await import("./servers/files.ts")
+  const site = makeSite()
+  const port = await new Promise<number>((resolve) => {
+    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as Net.AddressInfo
+      probe.close(() => resolve(port))
+    })
+  })
+  const conf = Path.join(site, "nginx.conf")
+  Fs.writeFileSync(conf, `daemon off; master_process off; worker_processes 1; pid ${site}/nginx.pid; error_log ${site}/error.log;
+events { worker_connections 20000; }
+http {
+  access_log ${site}/access.log combined buffer=64k flush=100ms;
+  default_type application/octet-stream; types { text/plain txt; }
+  sendfile on; tcp_nopush on; keepalive_timeout 60s; keepalive_requests 1000000;
+  client_body_temp_path ${site}/tmp; proxy_temp_path ${site}/tmp; fastcgi_temp_path ${site}/tmp; uwsgi_temp_path ${site}/tmp; scgi_temp_path ${site}/tmp;
+  server { listen 127.0.0.1:${port} backlog=4096; root ${site}; }
+}
+`)
+  const [cmd, argv] = pinned(0, [binary, "-c", conf, "-p", site])
+  const child = spawn(cmd, argv, { stdio: "ignore" })
+  // ready when it answers
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = Net.connect(port, "127.0.0.1", () => (socket.destroy(), resolve(true)))
+      socket.on("error", () => resolve(false))
+    })
+    if (up) break
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return {
+    port,
+    cpuMicros: () => cpuMicrosOf(child.pid!),
+    mem: async () => ({ rss: 0, heapUsed: 0 }),
+    stop: () => new Promise((res) => (child.once("exit", () => res()), child.kill("SIGKILL")))
+  }
+}

@@ -11,7 +11,7 @@
  */
 import { execFile } from "node:child_process"
 import * as Path from "node:path"
-import { median, startServer } from "./harness.ts"
+import { median, startNginx, startServer } from "./harness.ts"
 
 export interface Row {
   readonly name: string
@@ -45,9 +45,19 @@ const servers: ReadonlyArray<BenchServerSpec> = [
   { name: "ceiling", script: "http-ceiling", serves: (row: Row) => row.path === "/hello.txt" },
   { name: "fiberd hello", script: "http-hello", serves: (row: Row) => row.path === "/hello.txt" },
   { name: "fiberd async", script: "http-hello-async", serves: (row: Row) => row.path === "/hello.txt" && row.connections === 100 && row.pipeline !== true },
-  { name: "fiberd static", script: "http-fiberd", serves: () => true }
-
+  { name: "fiberd static", script: "http-fiberd", serves: () => true },
+  // nginx (one worker, access log buffered) where it is the reference: files
+  { name: "nginx", script: "@nginx", serves: (row: Row) => row.path === "/16k.bin" || row.path === "/1m.bin" }
 ]
+
+/** wrk's latency text ("812.00us", "3.47ms", "1.20s") in milliseconds. */
+const toMillis = (text: string): number => {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text)
+  if (m === null) return NaN
+  const unit = { us: 0.001, ms: 1, s: 1000, m: 60_000 }[m[2] as "us" | "ms" | "s" | "m"]
+  return Number(m[1]) * unit
+}
+const showMillis = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)}s` : `${ms.toFixed(2)}ms`)
 
 const wrk = (port: number, row: Row, seconds: number): Promise<{ rps: number; p99: string; requests: number }> =>
   new Promise((resolve, reject) => {
@@ -65,7 +75,8 @@ const wrk = (port: number, row: Row, seconds: number): Promise<{ rps: number; p9
 
 export interface Cell {
   readonly rps: number
-  readonly p99: string
+  /** The median of the rounds' p99, in ms. */
+  readonly p99: number
   readonly cpuPerRequest: number
 }
 
@@ -77,31 +88,32 @@ export const run = async (
 ) => {
   const table: Array<{ row: Row; cells: Map<string, Cell> }> = []
   for (const row of suite.rows.filter(only ?? (() => true))) {
-    const samples = new Map<string, Array<{ rps: number; p99: string; cpu: number }>>()
+    const samples = new Map<string, Array<{ rps: number; p99: number; cpu: number }>>()
     for (let r = 0; r < rounds; r++) {
       for (const s of suite.servers.filter((x) => x.serves(row))) {
-        const server = await startServer(s.script, s.args)
+        const server = s.script === "@nginx" ? await startNginx() : await startServer(s.script, s.args)
+        if (server === undefined) continue // nginx not installed
         await wrk(server.port, { ...row, connections: Math.min(row.connections, 100) }, 1) // warm-up
         const cpu0 = server.cpuMicros()
         const m = await wrk(server.port, row, seconds)
         const cpu = (server.cpuMicros() - cpu0) / m.requests
         await server.stop()
         const list = samples.get(s.name) ?? []
-        list.push({ rps: m.rps, p99: m.p99, cpu })
+        list.push({ rps: m.rps, p99: toMillis(m.p99), cpu })
         samples.set(s.name, list)
       }
     }
     const cells = new Map<string, Cell>()
     for (const [name, list] of samples) {
-      const rps = median(list.map((x) => x.rps))
-      const closest = [...list].sort((a, b) => Math.abs(a.rps - rps) - Math.abs(b.rps - rps))[0]!
-      cells.set(name, { rps, p99: closest.p99, cpuPerRequest: median(list.map((x) => x.cpu)) })
+      cells.set(name, { rps: median(list.map((x) => x.rps)), p99: median(list.map((x) => x.p99)), cpuPerRequest: median(list.map((x) => x.cpu)) })
     }
     table.push({ row, cells })
     const baseName = suite.servers[0]!.name // the baseline comes first
     const base = cells.get(baseName)!
     const parts = [...cells].map(([name, c]) =>
-      `${name} ${Math.round(c.rps)} req/s${name === baseName ? "" : ` (${(c.rps / base.rps).toFixed(2)}×)`} p99 ${c.p99} CPU ${c.cpuPerRequest.toFixed(1)} µs/req`
+      `${name} ${Math.round(c.rps)} req/s${name === baseName ? "" : ` (${(c.rps / base.rps).toFixed(2)}×)`} p99 ${showMillis(c.p99)}${
+        name === baseName ? "" : ` (${(c.p99 / base.p99).toFixed(2)}×)`
+      } CPU ${c.cpuPerRequest.toFixed(1)} µs/req`
     )
     console.log(`  ${row.name.padEnd(32)} ${parts.join(" | ")}`)
   }
