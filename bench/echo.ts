@@ -39,17 +39,25 @@ export const throughput = async (rounds: number, seconds: number, connections = 
   return { base, ours, ratio: ours / base }
 }
 
-export const idle = async (connections: number) => {
+/** Idle HTTP keep-alive connections (one request answered on each): node:http vs fiberd hello. */
+export const httpIdleVariants = [
+  { label: "node:http", server: "http-node", args: [] },
+  { label: "fiberd hello", server: "http-hello", args: [] }
+]
+
+export const idle = async (connections: number, which = variants, mode: "echo" | "http" = "echo") => {
   const perConn: Record<string, number> = {}
-  for (const v of variants) {
+  const heapPerConn: Record<string, number> = {}
+  for (const v of which) {
     const server = await startServer(v.server, v.args)
     const before = await server.mem()
-    const client = await holdClient("idleClient.ts", [server.port, connections])
+    const client = await holdClient("idleClient.ts", [server.port, connections, mode])
     await new Promise((r) => setTimeout(r, 500))
     const after = await server.mem()
     client.stop()
     await server.stop()
     perConn[v.label] = (after.rss - before.rss) / connections
+    heapPerConn[v.label] = (after.heapUsed - before.heapUsed) / connections
     console.log(
       `  ${v.label}: rss +${((after.rss - before.rss) / 1e6).toFixed(1)} MB, heap +${
         ((after.heapUsed - before.heapUsed) / 1e6).toFixed(1)
@@ -58,7 +66,6 @@ export const idle = async (connections: number) => {
       } KiB heap/conn`
     )
   }
-  const base = perConn["node:net pipe"]!
-  const ours = perConn["fiberd echo"]!
-  return { base, ours, ratio: ours / base }
+  const [base, ours] = [which[0]!.label, which[1]!.label]
+  return { base: perConn[base]!, ours: perConn[ours]!, ratio: perConn[ours]! / perConn[base]!, heapRatio: heapPerConn[ours]! / heapPerConn[base]! }
 }

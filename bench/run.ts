@@ -49,7 +49,10 @@ if (wanted("timeouts")) {
 if (wanted("idle")) {
   console.log(`\nidle connections: 10,000 held open to each server`)
   const r = await Echo.idle(10_000)
-  console.log(`  rss/conn node:net ${(r.base / 1024).toFixed(2)} KiB | fiberd ${(r.ours / 1024).toFixed(2)} KiB | ratio ${r.ratio.toFixed(2)}× (target ≤ 1.5)`)
+  console.log(`  rss/conn node:net ${(r.base / 1024).toFixed(2)} KiB | fiberd ${(r.ours / 1024).toFixed(2)} KiB | ratio ${r.ratio.toFixed(2)}× (target ≤ 1.5); heap ratio ${r.heapRatio.toFixed(2)}× (issue 22: ≤ 1.0)`)
+  console.log(`idle HTTP keep-alive connections: 10,000, one request answered on each`)
+  const h = await Echo.idle(10_000, Echo.httpIdleVariants, "http")
+  console.log(`  rss/conn node:http ${(h.base / 1024).toFixed(2)} KiB | fiberd ${(h.ours / 1024).toFixed(2)} KiB | ratio ${h.ratio.toFixed(2)}× (issue 22: ≤ 1.0); heap ratio ${h.heapRatio.toFixed(2)}×`)
 }
 if (wanted("actors")) {
   console.log(`\nactor ping-pong vs bare Queue ping-pong (200,000 round trips, median of ${rounds})`)
