@@ -196,7 +196,8 @@ export class NodeConnection implements Connection, Timed, ReadTransport {
     this.reads.drainStarted()
   }
 
-  readonly write = (data: Uint8Array | ReadonlyArray<Uint8Array>): Effect.Effect<void, ConnectionError> => {
+  // a method, not an arrow function per connection: memory per idle connection counts
+  write(data: Uint8Array | ReadonlyArray<Uint8Array>): Effect.Effect<void, ConnectionError> {
     if (this.failure !== undefined) return Effect.fail(this.failure)
     const socket = this.socket
     if (socket.destroyed || socket.writableEnded) return Effect.fail(new ConnectionClosed({ connectionId: this.id }))

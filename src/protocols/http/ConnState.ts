@@ -171,14 +171,26 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
    * Whatever is queued for output is written first: a connection never waits
    * for input while answers sit in its buffer.
    */
-  readonly fill: Effect.Effect<boolean, ConnectionError> = Effect.map(
-    Effect.suspend(() => (this.out.length === 0 ? this.conn.read : Effect.andThen(this.flush(), this.conn.read))),
-    (chunk) => {
-      if (Option.isNone(chunk)) return false
-      this.append(chunk.value)
-      return true
-    }
-  )
+  get fill(): Effect.Effect<boolean, ConnectionError> {
+    return this.fillEffect ??= Effect.map(
+      Effect.suspend(() => (this.out.length === 0 ? this.conn.read : Effect.andThen(this.flush(), this.conn.read))),
+      (chunk) => {
+        if (Option.isNone(chunk)) return false
+        this.append(chunk.value)
+        return true
+      }
+    )
+  }
+  // built when a body is first read (most connections never read one): memory per idle connection counts
+  private fillEffect: Effect.Effect<boolean, ConnectionError> | undefined = undefined
+
+  /** Everything read was consumed: the last chunk is let go (an idle keep-alive connection holds no input buffer). */
+  releaseInput(): void {
+    this.buffer = EMPTY
+    this.start = 0
+    this.end = 0
+    this.owned = false
+  }
 
   /**
    * Adds a chunk after the unconsumed bytes. With nothing pending the chunk
@@ -239,11 +251,14 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
     this.sent = false
   }
 
-  readonly continue: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
-    if (!this.wantsContinue || this.sentContinue || this.sent) return Effect.void
-    this.sentContinue = true
-    return this.conn.write(CONTINUE)
-  })
+  get continue(): Effect.Effect<void, ConnectionError> {
+    return this.continueEffect ??= Effect.suspend(() => {
+      if (!this.wantsContinue || this.sentContinue || this.sent) return Effect.void
+      this.sentContinue = true
+      return this.conn.write(CONTINUE)
+    })
+  }
+  private continueEffect: Effect.Effect<void, ConnectionError> | undefined = undefined
 
   /**
    * Hands the queued output to the connection now, coalesced: one buffer

@@ -359,6 +359,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
      */
     const awaitInput = (state: ConnState, served: number): void => {
       const idle = state.start >= state.end
+      if (idle) state.releaseInput()
       const phase = !idle || state.requests === 0 ? "head" : "idle"
       if (state.phase !== phase || state.requests !== served) state.setPhase(phase)
       if (idle && state.draining()) state.drainGrace(drainGraceTicks)
@@ -439,19 +440,32 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
         }
       })
 
+    /** How a connection's fiber ended: a network failure (logged; its request in progress as 499) or an interruption (a timeout's answer). */
+    const ended = (state: ConnState, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+      if (Exit.isSuccess(exit)) return removeTimeout(state)
+      const failure = Cause.findErrorOption(exit.cause)
+      if (Option.isSome(failure) && isConnectionError(failure.value)) {
+        removeTimeout(state)
+        if (state.pending !== undefined) log(state, state.pending, 499, 0, state.pendingTime, state.pendingStarted)
+        return Effect.logDebug(`http connection ${state.conn.id}: ${failure.value.message}`)
+      }
+      return Cause.hasInterrupts(exit.cause) ? interrupted(state) : removeTimeout(state)
+    }
+    const removeTimeout = (state: ConnState): Effect.Effect<void> => {
+      if (state.registered) shared.timeouts.remove(state)
+      return Effect.void
+    }
+    const ignoreError = () => Effect.void
+
     const handler = (conn: Connection): Effect.Effect<void, never, R> =>
       Effect.withFiber((fiber) => {
         const state = new ConnState(conn, fiber, shared, ticks)
-        return loop(state).pipe(
-          Effect.catchIf(isConnectionError, (e) => {
-            if (state.pending !== undefined) log(state, state.pending, 499, 0, state.pendingTime, state.pendingStarted)
-            return Effect.logDebug(`http connection ${conn.id}: ${e.message}`)
-          }),
-          Effect.onInterrupt(() => interrupted(state)),
-          Effect.ensuring(Effect.sync(() => {
-            if (state.registered) shared.timeouts.remove(state)
-          }))
-        ) as Effect.Effect<void, never, R>
+        // one exit handler and a shared catch: what a connection's suspended fiber keeps is memory per idle connection
+        return loop(state).pipe(Effect.onExit((exit) => ended(state, exit)), Effect.catchIf(isConnectionError, ignoreError)) as Effect.Effect<
+          void,
+          never,
+          R
+        >
       })
 
     return {
