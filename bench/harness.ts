@@ -27,6 +27,8 @@ export interface BenchServer {
   readonly cpuMicros: () => number
   readonly mem: () => Promise<{ rss: number; heapUsed: number }>
   readonly stop: () => Promise<void>
+  /** Lets the server exit by itself (stdin closes), so a `--cpu-prof` profile is written. */
+  readonly end?: () => Promise<void>
 }
 
 const ticksPerSecond = (() => {
@@ -45,9 +47,9 @@ const cpuMicrosOf = (pid: number): number => {
 }
 
 /** Starts `bench/servers/<name>.ts` with the given extra args; resolves once it listens. */
-export const startServer = (name: string, args: ReadonlyArray<string> = []): Promise<BenchServer> =>
+export const startServer = (name: string, args: ReadonlyArray<string> = [], nodeFlags: ReadonlyArray<string> = []): Promise<BenchServer> =>
   new Promise((resolve, reject) => {
-    const [cmd, argv] = pinned(0, [process.execPath, "--expose-gc", Path.join(root, "bench/servers", `${name}.ts`), ...args])
+    const [cmd, argv] = pinned(0, [process.execPath, "--expose-gc", ...nodeFlags, Path.join(root, "bench/servers", `${name}.ts`), ...args])
     const child = spawn(cmd, argv, { cwd: root }) as ChildProcessWithoutNullStreams
     const lines = Readline.createInterface({ input: child.stdout })
     const waiting: Array<(line: string) => void> = []
@@ -69,6 +71,12 @@ export const startServer = (name: string, args: ReadonlyArray<string> = []): Pro
               child.removeAllListeners("exit")
               child.once("exit", () => res())
               child.kill("SIGKILL")
+            }),
+          end: () =>
+            new Promise((res) => {
+              child.removeAllListeners("exit")
+              child.once("exit", () => res())
+              child.stdin.end()
             })
         })
         return
@@ -153,4 +161,32 @@ http {
     mem: async () => ({ rss: 0, heapUsed: 0 }),
     stop: () => new Promise((res) => (child.once("exit", () => res()), child.kill("SIGKILL")))
   }
+}
+
+/**
+ * Where a server's CPU time goes: the functions with the most self time in
+ * the `--cpu-prof` profile(s) written to `dir` (idle time left out), as
+ * "12.3% parseHeadText (Parser.ts:223)" lines.
+ */
+export const profileSummary = (dir: string, top = 8): Array<string> => {
+  const self = new Map<string, number>()
+  let busy = 0
+  for (const file of Fs.readdirSync(dir).filter((f) => f.endsWith(".cpuprofile"))) {
+    const profile = JSON.parse(Fs.readFileSync(Path.join(dir, file), "utf8")) as {
+      nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>
+      samples: Array<number>
+      timeDeltas: Array<number>
+    }
+    const time = new Map<number, number>()
+    profile.samples.forEach((id, i) => time.set(id, (time.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
+    for (const node of profile.nodes) {
+      const { functionName, url, lineNumber } = node.callFrame
+      if (functionName === "(idle)") continue
+      const t = time.get(node.id) ?? 0
+      const key = `${functionName || "(anonymous)"}${url === "" ? "" : ` (${Path.basename(url)}:${lineNumber + 1})`}`
+      self.set(key, (self.get(key) ?? 0) + t)
+      busy += t
+    }
+  }
+  return [...self].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, t]) => `${((100 * t) / busy).toFixed(1)}% ${k}`)
 }

@@ -11,7 +11,9 @@
  */
 import { execFile } from "node:child_process"
 import * as Path from "node:path"
-import { median, startNginx, startServer } from "./harness.ts"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import { median, profileSummary, startNginx, startServer } from "./harness.ts"
 
 export interface Row {
   readonly name: string
@@ -80,11 +82,43 @@ export interface Cell {
   readonly cpuPerRequest: number
 }
 
+/**
+ * Issue 22's targets for fiberd's cells, against node:http (and, for the
+ * asynchronous app, fiberd hello) in the same run: what a cell misses, if
+ * anything.
+ */
+const missed = (row: Row, name: string, cells: ReadonlyMap<string, Cell>): string | undefined => {
+  const cell = cells.get(name)!
+  const base = cells.get("node:http")
+  if (!name.startsWith("fiberd") || base === undefined) return undefined
+  const speed = cell.rps / base.rps
+  if (row.pipeline) return speed < 8 ? `${speed.toFixed(2)}× node:http, target ≥ 8×` : undefined
+  if (name === "fiberd async") {
+    const hello = cells.get("fiberd hello")
+    return hello !== undefined && cell.p99 > 2 * hello.p99 ? `p99 ${(cell.p99 / hello.p99).toFixed(2)}× the synchronous app's, target ≤ 2×` : undefined
+  }
+  if (row.connections === 100 && row.path === "/hello.txt" && speed < 1.35) return `${speed.toFixed(2)}× node:http, target ≥ 1.35×`
+  if (cell.p99 > 1.5 * base.p99) return `p99 ${(cell.p99 / base.p99).toFixed(2)}× node:http's, target ≤ 1.5×`
+  return undefined
+}
+
+/** Runs `spec` under `row`'s load with the CPU profiler on and prints where its time goes. */
+const profile = async (spec: BenchServerSpec, row: Row, why: string) => {
+  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-bench-profile-"))
+  const server = await startServer(spec.script, spec.args, ["--cpu-prof", `--cpu-prof-dir=${dir}`])
+  await wrk(server.port, row, 3)
+  await server.end!()
+  console.log(`    ${spec.name} missed (${why}); where its CPU time goes under this load (self time):`)
+  for (const line of profileSummary(dir, 6)) console.log(`      ${line}`)
+  Fs.rmSync(dir, { recursive: true, force: true })
+}
+
 export const run = async (
   rounds: number,
   seconds: number,
   only?: (row: Row) => boolean,
-  suite: { readonly rows: ReadonlyArray<Row>; readonly servers: ReadonlyArray<BenchServerSpec> } = { rows, servers }
+  suite: { readonly rows: ReadonlyArray<Row>; readonly servers: ReadonlyArray<BenchServerSpec> } = { rows, servers },
+  profileMisses = suite.rows === rows
 ) => {
   const table: Array<{ row: Row; cells: Map<string, Cell> }> = []
   for (const row of suite.rows.filter(only ?? (() => true))) {
@@ -116,6 +150,11 @@ export const run = async (
       } CPU ${c.cpuPerRequest.toFixed(1)} µs/req`
     )
     console.log(`  ${row.name.padEnd(32)} ${parts.join(" | ")}`)
+    if (!profileMisses) continue
+    for (const spec of suite.servers) {
+      const why = cells.has(spec.name) ? missed(row, spec.name, cells) : undefined
+      if (why !== undefined) await profile(spec, row, why)
+    }
   }
   return table
 }
