@@ -13,7 +13,9 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 
 const root = Path.resolve(import.meta.dirname, "..")
-const outdir = Path.join(root, "dist/bin")
+// `--outdir DIR` (tests bundle apart, so a concurrent `npm pack` cannot swap dist/bin under them)
+const at = process.argv.indexOf("--outdir")
+const outdir = at >= 0 ? Path.resolve(process.argv[at + 1]!) : Path.join(root, "dist/bin")
 Fs.rmSync(outdir, { recursive: true, force: true }) // chunks are named by content: no stale ones beside the new
 
 await esbuild.build({

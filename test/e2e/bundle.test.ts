@@ -1,21 +1,26 @@
 /**
  * The `fiberd` command runs the bundled program (dist/bin, built by
- * `npm run build` and on install): bundled afresh here from the sources, it
- * serves the bundled site from two prefork workers (each re-executing the
- * bundle), computes on the offload pool's thread (its own bundled entry) and
- * reports its version read from package.json beside it.
+ * `npm run build` and on install). Bundled afresh here from the sources, into
+ * a package-shaped temp directory (so a concurrent `npm pack` rebuilding
+ * dist/bin cannot disturb it), it serves the bundled site from two prefork
+ * workers (each re-executing the bundle), computes on the offload pool's
+ * thread (its own bundled entry) and reports its version read from
+ * package.json two levels up, as in the package.
  */
 import { afterAll, assert, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
+import * as Fs from "node:fs"
 import * as Http from "node:http"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { type ServerProcess, start } from "../support/serverProcess.ts"
 
 const root = Path.resolve(import.meta.dirname, "../..")
-const command = Path.join(root, "bin/fiberd.js")
 const servers: Array<ServerProcess> = []
+const dirs: Array<string> = []
 afterAll(async () => {
   for (const s of servers) await s.stop()
+  for (const d of dirs) Fs.rmSync(d, { recursive: true, force: true })
 })
 
 const get = (port: number, path: string) =>
@@ -30,7 +35,12 @@ const get = (port: number, path: string) =>
   })
 
 it("the bundled command serves the site from two workers and runs offload jobs on its thread", { timeout: 60_000 }, async () => {
-  execFileSync(process.execPath, [Path.join(root, "scripts/bundle.ts")], { cwd: root })
+  const pkg = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-bundle-"))
+  dirs.push(pkg)
+  Fs.symlinkSync(Path.join(root, "package.json"), Path.join(pkg, "package.json"))
+  Fs.symlinkSync(Path.join(root, "public"), Path.join(pkg, "public"))
+  execFileSync(process.execPath, [Path.join(root, "scripts/bundle.ts"), "--outdir", Path.join(pkg, "dist/bin")], { cwd: root })
+  const command = Path.join(pkg, "dist/bin/main.js")
   assert.match(execFileSync(process.execPath, [command, "--version"], { encoding: "utf8" }), /^fiberd v\d+\.\d+\.\d+/)
   const server = await start({ services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0" }] }, ["--workers", "2"], command)
   servers.push(server)

@@ -72,6 +72,8 @@ it("npm pack, install the tarball into a fresh project (offline), import fiberd 
   assert.include(files, "dist/index.d.ts")
   assert.include(files, "dist/testkit/index.js")
   assert.include(files, "bin/fiberd.js")
+  assert.include(files, "dist/bin/main.js") // the bundled program the command runs
+  assert.include(files, "dist/bin/pbkdf2Thread.js")
   assert.include(files, "public/index.html")
   for (const unwanted of ["test/", "bench/", ".ci/", "examples/"]) {
     assert.isFalse(files.some((f) => f.startsWith(unwanted)), `the tarball must not ship ${unwanted}`)
