@@ -3,10 +3,7 @@
  * connections, fiberd vs plain node:net `socket.pipe(socket)`, alternating
  * rounds; and memory per idle connection with 10,000 connections each.
  */
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import * as Path from "node:path"
-import { holdClient, median, profileSummary, runClient, startServer } from "./harness.ts"
+import { holdClient, median, runClient, startServer } from "./harness.ts"
 
 /** Plain node:net `pipe` vs fiberd's echo protocol. */
 export const variants: ReadonlyArray<{ label: string; server: string; args?: Array<string> }> = [
@@ -77,11 +74,10 @@ export const idle = async (connections: number, which = variants, mode: "echo" |
 /** Runs the second (fiberd) variant under the same load with the CPU profiler on and prints where its time goes. */
 export const profileOurs = async (which: typeof variants, client: string, why: string, connections = 100) => {
   const v = which[1]!
-  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-bench-profile-"))
-  const server = await startServer(v.server, v.args ?? [], ["--cpu-prof", `--cpu-prof-dir=${dir}`])
-  await runClient(client, [server.port, connections, 3])
-  await server.end!()
+  const server = await startServer(v.server, v.args ?? [])
+  await runClient(client, [server.port, connections, 1]) // warm-up
+  const summary = await server.profile!(() => runClient(client, [server.port, connections, 3]))
+  await server.stop()
   console.log(`    ${v.label} missed (${why}); where its CPU time goes under this load (self time):`)
-  for (const line of profileSummary(dir, 6)) console.log(`      ${line}`)
-  Fs.rmSync(dir, { recursive: true, force: true })
+  for (const line of summary) console.log(`      ${line}`)
 }

@@ -5,6 +5,7 @@
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
 
@@ -27,8 +28,8 @@ export interface BenchServer {
   readonly cpuMicros: () => number
   readonly mem: () => Promise<{ rss: number; heapUsed: number }>
   readonly stop: () => Promise<void>
-  /** Lets the server exit by itself (stdin closes), so a `--cpu-prof` profile is written. */
-  readonly end?: () => Promise<void>
+  /** Runs `load` with the server's CPU profiler on (bench servers only) and returns where its time went (see `profileSummary`). */
+  readonly profile?: (load: () => Promise<unknown>) => Promise<Array<string>>
 }
 
 const ticksPerSecond = (() => {
@@ -47,9 +48,9 @@ const cpuMicrosOf = (pid: number): number => {
 }
 
 /** Starts `bench/servers/<name>.ts` with the given extra args; resolves once it listens. */
-export const startServer = (name: string, args: ReadonlyArray<string> = [], nodeFlags: ReadonlyArray<string> = []): Promise<BenchServer> =>
+export const startServer = (name: string, args: ReadonlyArray<string> = []): Promise<BenchServer> =>
   new Promise((resolve, reject) => {
-    const [cmd, argv] = pinned(0, [process.execPath, "--expose-gc", ...nodeFlags, Path.join(root, "bench/servers", `${name}.ts`), ...args])
+    const [cmd, argv] = pinned(0, [process.execPath, "--expose-gc", Path.join(root, "bench/servers", `${name}.ts`), ...args])
     const child = spawn(cmd, argv, { cwd: root }) as ChildProcessWithoutNullStreams
     const lines = Readline.createInterface({ input: child.stdout })
     const waiting: Array<(line: string) => void> = []
@@ -58,6 +59,11 @@ export const startServer = (name: string, args: ReadonlyArray<string> = [], node
     lines.on("line", (line) => {
       const m = /^listening (\d+)/.exec(line)
       if (m !== null) {
+        const ask = (command: string) =>
+          new Promise<string>((res) => {
+            waiting.push(res)
+            child.stdin.write(`${command}\n`)
+          })
         resolve({
           port: Number(m[1]),
           cpuMicros: () => cpuMicrosOf(child.pid!), // taskset execs node: the same pid
@@ -72,12 +78,15 @@ export const startServer = (name: string, args: ReadonlyArray<string> = [], node
               child.once("exit", () => res())
               child.kill("SIGKILL")
             }),
-          end: () =>
-            new Promise((res) => {
-              child.removeAllListeners("exit")
-              child.once("exit", () => res())
-              child.stdin.end()
-            })
+          profile: async (load) => {
+            const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-bench-profile-"))
+            await ask("profile-start")
+            await load()
+            await ask(`profile-stop ${Path.join(dir, "load.cpuprofile")}`)
+            const summary = profileSummary(dir, 6)
+            Fs.rmSync(dir, { recursive: true, force: true })
+            return summary
+          }
         })
         return
       }

@@ -11,9 +11,7 @@
  */
 import { execFile } from "node:child_process"
 import * as Path from "node:path"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
-import { median, profileSummary, startNginx, startServer } from "./harness.ts"
+import { median, startNginx, startServer } from "./harness.ts"
 
 export interface Row {
   readonly name: string
@@ -104,13 +102,12 @@ const missed = (row: Row, name: string, cells: ReadonlyMap<string, Cell>): strin
 
 /** Runs `spec` under `row`'s load with the CPU profiler on and prints where its time goes. */
 const profile = async (spec: BenchServerSpec, row: Row, why: string) => {
-  const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-bench-profile-"))
-  const server = await startServer(spec.script, spec.args, ["--cpu-prof", `--cpu-prof-dir=${dir}`])
-  await wrk(server.port, row, 3)
-  await server.end!()
+  const server = await startServer(spec.script, spec.args)
+  await wrk(server.port, { ...row, connections: Math.min(row.connections, 100) }, 1) // warm-up
+  const summary = await server.profile!(() => wrk(server.port, row, 3))
+  await server.stop()
   console.log(`    ${spec.name} missed (${why}); where its CPU time goes under this load (self time):`)
-  for (const line of profileSummary(dir, 6)) console.log(`      ${line}`)
-  Fs.rmSync(dir, { recursive: true, force: true })
+  for (const line of summary) console.log(`      ${line}`)
 }
 
 export const run = async (
