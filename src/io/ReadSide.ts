@@ -97,15 +97,25 @@ export class ReadSide {
     })
   }
 
-  /** The start of a `readWith`: queued chunks go to the consumer first. */
-  startPush(consume: (chunk: Uint8Array) => boolean, resume: Resume<ReadWithOutcome>): Effect.Effect<void> | undefined {
+  /**
+   * Queued chunks go to `consume`, then what ended input counts: the outcome a
+   * push read ends with, or undefined when it waits for more.
+   */
+  private pushQueued(consume: (chunk: Uint8Array) => boolean): Effect.Effect<ReadWithOutcome, ConnectionError> | undefined {
     while (this.chunks !== undefined && this.chunks.length > 0) {
       const ended = consumeChunk(consume, this.shift())
-      if (ended !== undefined) return void resume(ended)
+      if (ended !== undefined) return ended
     }
-    if (this.failure !== undefined) return void resume(Effect.fail(this.failure))
-    if (this.eof) return void resume(ENDED)
-    if (this.closed) return void resume(Effect.fail(this.closedError()))
+    if (this.failure !== undefined) return Effect.fail(this.failure)
+    if (this.eof) return ENDED
+    if (this.closed) return Effect.fail(this.closedError())
+    return undefined
+  }
+
+  /** The start of a `readWith`: queued chunks go to the consumer first. */
+  startPush(consume: (chunk: Uint8Array) => boolean, resume: Resume<ReadWithOutcome>): Effect.Effect<void> | undefined {
+    const outcome = this.pushQueued(consume)
+    if (outcome !== undefined) return void resume(outcome)
     this.consumer = consume
     this.pushWaiter = resume
     this.transport.onWait()
@@ -144,12 +154,8 @@ export class ReadSide {
     this.deferred = false
     const consume = this.consumer
     if (consume === undefined) return // the fiber reads them itself
-    while (this.chunks !== undefined && this.chunks.length > 0) {
-      const ended = consumeChunk(consume, this.shift())
-      if (ended !== undefined) return this.endPush(ended)
-    }
-    if (this.failure !== undefined) this.endPush(Effect.fail(this.failure))
-    else if (this.eof) this.endPush(ENDED)
+    const outcome = this.pushQueued(consume)
+    if (outcome !== undefined) this.endPush(outcome)
   }
 
   /** Ends a waiting `readWith` (no-op when none waits, e.g. it already ended inside its consumer). */

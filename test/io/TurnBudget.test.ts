@@ -91,6 +91,18 @@ describe("TurnBudget", () => {
     assert.deepStrictEqual(log, ["2:x", "0:x", "3:x", "1:x"])
   })
 
+  it("takes only 8 per turn while connections arrive, its whole budget once they stop", async () => {
+    const budget = new TurnBudget(100)
+    const log: Array<string> = []
+    const readers = Array.from({ length: 20 }, (_, id) => reader(id, budget, log))
+    budget.arrived()
+    await checkPhase() // the turn after an arrival: the accept queue may hold more
+    for (const r of readers) r.side.push(Buffer.from("x"))
+    assert.strictEqual(log.length, 8)
+    await checkPhase() // nobody arrived since: the rest in one turn
+    assert.strictEqual(log.length, 20)
+  })
+
   it.effect("an HTTP server with one chunk per turn answers every request of concurrent, pipelining and half-closing clients", () =>
     Effect.gen(function*() {
       const app = Router.make([Router.get("/n/:i", (req) => Effect.succeed(Res.text(`${req.params.i}\n`)))])
