@@ -7,15 +7,13 @@ if (major < 22 || (major === 22 && minor < 19)) {
 }
 // the bundled program in dist/bin (an installed package, or a checkout after npm install: it starts in
 // about a third of the time the modules take), else tsc's build in dist/, else the TypeScript sources
-const notFound = (error, path) => error?.code === "ERR_MODULE_NOT_FOUND" && String(error.message).includes(path)
-try {
-  await import("../dist/bin/main.js")
-} catch (error) {
-  if (!notFound(error, "dist/bin/main.js")) throw error
+const programs = ["dist/bin/main.js", "dist/runtime/main.js", "src/runtime/main.ts"]
+for (const [i, path] of programs.entries()) {
   try {
-    await import("../dist/runtime/main.js")
+    await import(`../${path}`)
+    break
   } catch (error) {
-    if (!notFound(error, "dist/runtime/main.js")) throw error
-    await import("../src/runtime/main.ts")
+    const missing = error?.code === "ERR_MODULE_NOT_FOUND" && String(error.message).includes(path)
+    if (!missing || i === programs.length - 1) throw error
   }
 }
