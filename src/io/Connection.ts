@@ -9,6 +9,7 @@
  */
 import { Data, Effect as EffectModule } from "effect"
 import type { Effect, Option } from "effect"
+import type { Duplex } from "node:stream"
 import type { TlsInfo } from "./Tls.ts"
 
 /** Where the peer of a connection is. `port` is 0 for Unix domain sockets. */
@@ -132,6 +133,14 @@ export interface Connection {
    * close idle clients at once instead of waiting for `drainTimeout`.
    */
   readonly readIdle: Effect.Effect<Option.Option<Uint8Array>, ConnectionError>
+  /**
+   * Hands the connection's bytes to a framing layer written for Node streams
+   * (node:http2): a Duplex that reads `buffered` (bytes the protocol read but
+   * did not use) and what the peer has sent or will send, and writes to the
+   * peer. The Connection's own reads and writes are not used after it; the
+   * listener still owns the connection, and `close` ends it.
+   */
+  readonly detach: (buffered: Uint8Array) => Duplex
 }
 
 /** How a `readWith` ended: the consumer asked for its fiber, end of input, or the server began to drain. */

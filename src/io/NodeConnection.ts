@@ -18,6 +18,7 @@
 import { Effect, Option } from "effect"
 import type { Fiber } from "effect"
 import type * as Net from "node:net"
+import type { Duplex } from "node:stream"
 import {
   ConnectionClosed,
   type DrainSignal,
@@ -125,6 +126,8 @@ export class NodeConnection implements Connection, Timed, ReadTransport {
   private readonly sendTicks: number
   private sendDeadline: SendDeadline | undefined = undefined
   private readonly drainSignal: DrainSignal
+  /** The socket's byte counts when it was handed to another framing layer (`detach`), which counts nothing itself. */
+  private detachedAt: { readonly read: number; readonly written: number } | undefined = undefined
 
   constructor(options: {
     readonly id: number
@@ -241,6 +244,25 @@ export class NodeConnection implements Connection, Timed, ReadTransport {
     return ok || socket.writableLength < socket.writableHighWaterMark
   }
 
+  detach(buffered: Uint8Array): Duplex {
+    const socket = this.socket
+    socket.pause()
+    this.paused = true
+    socket.removeListener("data", onSocketData)
+    socket.removeListener("end", onSocketEnd)
+    socket.removeListener("drain", onSocketDrain)
+    this.timeouts.remove(this) // the new layer keeps its own timeouts
+    socket.allowHalfOpen = false // the peer's FIN ends the connection (framing layers such as node:http2 expect it)
+    const queued = this.reads.takeQueued()
+    this.reads.fail(undefined)
+    const rest = queued.length === 0 ? buffered : Buffer.concat([buffered, ...queued])
+    // what was read but not used goes back in front of the socket's input; the new layer reads it first
+    if (rest.byteLength > 0) socket.unshift(rest)
+    // queued chunks were not counted yet (a chunk is counted when a reader takes it)
+    this.detachedAt = { read: socket.bytesRead - (rest.byteLength - buffered.byteLength), written: socket.bytesWritten }
+    return socket
+  }
+
   get endWrite(): Effect.Effect<void> {
     return Effect.sync(() => {
       if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.end()
@@ -261,6 +283,7 @@ export class NodeConnection implements Connection, Timed, ReadTransport {
   closeGracefully(): void {
     const socket = this.socket
     if (socket.destroyed || this.lingering) return
+    if (this.detachedAt !== undefined) return socket.destroySoon() // the layer it was handed to has said goodbye
     this.lingering = true
     this.failPending(undefined)
     if (!socket.writableEnded) socket.end()
@@ -371,6 +394,10 @@ export class NodeConnection implements Connection, Timed, ReadTransport {
   }
 
   onClose(): void {
+    if (this.detachedAt !== undefined) {
+      this.counters.bytesIn += Math.max(0, this.socket.bytesRead - this.detachedAt.read)
+      this.counters.bytesOut += Math.max(0, this.socket.bytesWritten - this.detachedAt.written)
+    }
     this.timeouts.remove(this)
     if (this.sendDeadline !== undefined) this.timeouts.remove(this.sendDeadline)
     this.failPending(this.failure)

@@ -199,6 +199,13 @@ export class ReadSide {
     if (reader !== undefined) reader(this.eof ? EOF : Effect.fail(reason))
   }
 
+  /** Takes every queued chunk, oldest first (the bytes are handed elsewhere: `detach`). */
+  takeQueued(): Array<Uint8Array> {
+    const chunks = this.chunks ?? []
+    this.discard()
+    return chunks
+  }
+
   /** Forgets what is queued (the reader will never read it: the connection is lingering or broke). */
   discard(): void {
     this.chunks = undefined

@@ -10,6 +10,7 @@ import type * as Supervisor from "../actors/Supervisor.ts"
 import type { LogWriterStats } from "../actors/LogWriter.ts"
 import type { ListenerCounters } from "../io/ListenerStats.ts"
 import type { TlsConfigError } from "../io/Tls.ts"
+import type { Http2Stats } from "../protocols/http/Http2.ts"
 import type { Request } from "../protocols/http/Request.ts"
 import type { ClusterStatus } from "./ClusterMode.ts"
 import type { OffloadStats } from "../actors/Offload.ts"
@@ -28,6 +29,8 @@ export interface ServiceEntry {
   readonly stats?: ListenerCounters
   readonly udp?: { readonly received: number; readonly sent: number; readonly failures: number }
   readonly requests?: () => number
+  /** HTTP/2 counters of an http service that speaks it. */
+  readonly http2?: Http2Stats
   /** Reads the service's TLS certificates again (SIGHUP); a no-op without TLS. */
   readonly reloadTls?: Effect.Effect<void, TlsConfigError>
 }
@@ -91,6 +94,18 @@ export const snapshot = (source: StatusSource) =>
           : {}),
         ...(s.udp !== undefined ? { datagramsIn: s.udp.received, datagramsOut: s.udp.sent, failures: s.udp.failures } : {}),
         ...(s.requests !== undefined ? { requests: s.requests() } : {}),
+        ...(s.http2 !== undefined
+          ? {
+            http2Connections: s.http2.openConnections,
+            http2ConnectionsTotal: s.http2.connections,
+            http2Streams: s.http2.openStreams,
+            http2StreamsTotal: s.http2.streams,
+            http2ResetsByClient: s.http2.resetsByClient,
+            http2ResetsByServer: s.http2.resetsByServer,
+            http2GoawaysSent: s.http2.goawaysSent,
+            http2GoawaysReceived: s.http2.goawaysReceived
+          }
+          : {}),
         supervisorRestarts: restarts.get(s.name) ?? 0
       })),
       supervisor: children,

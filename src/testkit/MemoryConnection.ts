@@ -8,7 +8,8 @@
  * half-closes one direction; `reset` breaks both abruptly. A handler cannot
  * tell a `MemoryEnd` from a `NodeConnection`.
  */
-import { Effect, Option } from "effect"
+import { Effect, Exit, Option } from "effect"
+import { Duplex } from "node:stream"
 import {
   ConnectionClosed,
   type ConnectionError,
@@ -174,6 +175,41 @@ export class MemoryEnd implements Connection {
 
   get close(): Effect.Effect<void> {
     return Effect.sync(() => this.closeNow())
+  }
+
+  /**
+   * This end as a Node Duplex (for node:http2 on either side): it reads
+   * `buffered`, then what the peer writes, and writes into the pipe, waiting
+   * while it is full.
+   */
+  detach(buffered: Uint8Array): Duplex {
+    const out = this.outbound
+    const failed = (effect: Effect.Effect<unknown, ConnectionError>): Error | undefined =>
+      Exit.isExit(effect) && Exit.isFailure(effect) ? new Error(String(effect.cause)) : undefined
+    const duplex = new Duplex({
+      read() {},
+      write: (chunk: Buffer, _encoding, done) => {
+        if (this.writeUnsafe(chunk)) return done()
+        if (out.failure !== undefined || out.ended || this.closedLocally) return done(out.failure ?? new Error("closed"))
+        out.writers.push((effect) => done(failed(effect)))
+      },
+      final: (done) => {
+        out.end()
+        done()
+      },
+      destroy: (error, done) => {
+        this.closeNow()
+        done(error)
+      }
+    })
+    if (buffered.byteLength > 0) duplex.push(buffered)
+    // every chunk the peer writes goes to the Duplex as it arrives; the end of input or a failure ends it
+    this.inbound.reads.startPush((chunk) => duplex.push(chunk) || true, (outcome) => {
+      const error = failed(outcome)
+      if (error !== undefined) duplex.destroy(error)
+      else duplex.push(null)
+    })
+    return duplex
   }
 
   /** Breaks the connection abruptly, as a TCP RST: pending and later I/O on both ends fails with ConnectionReset. */

@@ -8,8 +8,10 @@
  *   with a fresh TestClock per run.
  * - `MemoryServer.make`: several in-memory clients of one handler.
  * - `Show`: readable bytes for messages.
+ * - `Http2Memory.exchange`: an HTTP/2 connection in memory (node:http2's client), the client's bytes split at will.
  */
 export * as Arbitraries from "./Arbitraries.ts"
+export * as Http2Memory from "./Http2Memory.ts"
 export * as MemoryConnection from "./MemoryConnection.ts"
 export * as MemoryServer from "./MemoryServer.ts"
 export * as Property from "./Property.ts"

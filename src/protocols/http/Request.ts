@@ -185,7 +185,7 @@ const NONE: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.non
 /** The reader of every request without a body. */
 export const noBody = new BodyReader(undefined, undefined)
 
-const collect = (reader: BodyReader): Effect.Effect<Uint8Array, BodyError> =>
+const collect = (reader: BodyChunks): Effect.Effect<Uint8Array, BodyError> =>
   Effect.gen(function*() {
     const parts: Array<Uint8Array> = []
     while (true) {
@@ -197,6 +197,12 @@ const collect = (reader: BodyReader): Effect.Effect<Uint8Array, BodyError> =>
 
 const utf8 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("utf8")
 
+/** Where a Request's body comes from: an HTTP/1.1 connection's `BodyReader`, or an HTTP/2 stream's. */
+export interface BodyChunks {
+  /** The next chunk of the body; None at its end. */
+  readonly read: Effect.Effect<Option.Option<Uint8Array>, BodyError>
+}
+
 /** What a Request is built from. */
 export interface RequestInit {
   readonly method: string
@@ -204,7 +210,7 @@ export interface RequestInit {
   readonly minor: 0 | 1
   readonly headers: Headers
   readonly remote: RemoteAddress
-  readonly reader: BodyReader
+  readonly reader: BodyChunks
 }
 
 /** Where the path of an absolute-form target starts (its length when it has none); 0 for other forms. */
@@ -227,7 +233,7 @@ class HttpRequest implements Request {
   readonly minor: 0 | 1
   readonly remote: RemoteAddress
   params: Readonly<Record<string, string>> = NO_PARAMS
-  private readonly reader: BodyReader
+  private readonly reader: BodyChunks
   private searchParamsCache: URLSearchParams | undefined
   private bytesCache: Effect.Effect<Uint8Array, BodyError> | undefined
 

@@ -16,7 +16,7 @@
  * the protocol says so. The Date header comes from a once-a-second cache.
  * Every response becomes an access-log entry and, when recorded, metrics.
  */
-import { Cause, Clock, Duration, Effect, Exit, Option } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Option, Schema } from "effect"
 import type { Scope } from "effect"
 import type { AccessEntry } from "../../actors/AccessLog.ts"
 import type { LogWriter } from "../../actors/LogWriter.ts"
@@ -27,6 +27,7 @@ import { ChunkedDecoder, ContentLengthDecoder } from "./Body.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
 import { ERROR_FRAMING, errorResponse, queue, send, stream } from "./Answer.ts"
 import { ConnState, type Next, type Phase, ServerState } from "./ConnState.ts"
+import * as Http2 from "./Http2.ts"
 import { type HeadLimits, type HeadResult, parseHead, type RequestHead } from "./Parser.ts"
 import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
@@ -52,7 +53,28 @@ export const options = Options.declare({
   ),
   maxRequestsPerConnection: option(Options.PositiveInt, "requests served on one connection before it is closed", 10_000),
   maxPipelineOutput: option(Options.PositiveInt, "coalesced pipelined output is written once it reaches this many bytes", 65_536),
-  maxDrain: option(Options.NonNegativeInt, "unread request body the server reads and discards to keep a connection, in bytes (more: close)", 65_536)
+  maxDrain: option(Options.NonNegativeInt, "unread request body the server reads and discards to keep a connection, in bytes (more: close)", 65_536),
+  http2: option(
+    Schema.Literals(["on", "prior-knowledge", "off"]),
+    "HTTP/2: `on` offers `h2` by ALPN over TLS; `prior-knowledge` also takes cleartext connections that open with the HTTP/2 preface (behind a TLS-terminating proxy, gRPC); `off`: HTTP/1.1 only",
+    "on"
+  ),
+  maxConcurrentStreams: option(Options.PositiveInt, "HTTP/2: streams a client may have open at once on one connection (more are refused)", 100),
+  streamWindow: option(
+    Options.PositiveInt,
+    "HTTP/2: flow-control window of each stream, in bytes a client may send before the app reads (the connection's is 4 times this)",
+    1024 * 1024
+  ),
+  resetsPerSecond: option(
+    Options.PositiveInt,
+    "HTTP/2: streams a client may reset per second on average (bursts of 30 seconds' worth); more ends the connection with GOAWAY (rapid reset)",
+    33
+  ),
+  controlFramesPerSecond: option(
+    Options.PositiveInt,
+    "HTTP/2: PING and SETTINGS frames a client may send per second (bursts of as many); more ends the connection with GOAWAY ENHANCE_YOUR_CALM",
+    50
+  )
 })
 
 /** What the engine is given that is not configuration. */
@@ -73,12 +95,19 @@ export interface Engine<R> {
   readonly drain: Effect.Effect<void>
   /** Requests answered so far. */
   readonly requests: () => number
+  /** HTTP/2 counters (undefined when `http2` is off). */
+  readonly http2: Http2.Http2Stats | undefined
 }
 
 const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
 
+/** What an access-log entry takes from a request. */
+type LoggedHead = { readonly requestLine: string; readonly headers?: RequestHead["headers"]; readonly method?: string }
+
 const isWebSocketUpgrade = (head: RequestHead): boolean =>
   (head.headers.get("upgrade") ?? "").split(",").some((t) => t.trim().toLowerCase() === "websocket")
+
+const EMPTY_INPUT = new Uint8Array(0)
 
 const NOT_WEBSOCKET = Res.text("426 Upgrade Required: this resource does not speak WebSocket\n", { status: 426 })
 
@@ -136,23 +165,28 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     /** Every answer: its access-log entry and its metrics. */
     const log = (
       state: ConnState,
-      head: { readonly requestLine: string; readonly headers?: RequestHead["headers"]; readonly method?: string },
+      head: LoggedHead,
       status: number,
       bytes: number,
       time: number,
       started: number
     ) => {
+      // answers of one chunk (the fast path) share one clock read: they are written together
+      const now = !recording ? 0 : state.arrived < 0 ? performance.now() : state.answeredAt >= 0 ? state.answeredAt : (state.answeredAt = performance.now())
+      record(state.conn.remote.address, head, status, bytes, time, started, now)
+    }
+
+    /** An answer's access-log entry and metrics (`now`: when it was answered, read only when metrics are recorded). */
+    const record = (peer: string, head: LoggedHead, status: number, bytes: number, time: number, started: number, now: number) => {
       let durationMs: number | undefined
       if (recording) {
-        // answers of one chunk (the fast path) share one clock read: they are written together
-        const now = state.arrived < 0 ? performance.now() : state.answeredAt >= 0 ? state.answeredAt : (state.answeredAt = performance.now())
         durationMs = now - started
         counters.record(head.method ?? "other", status, bytes, durationMs)
       }
       if (accessLog === undefined) return
       const headers = head.headers
       accessLog.tellUnsafe({
-        peer: state.conn.remote.address,
+        peer,
         time,
         requestLine: head.requestLine,
         status,
@@ -457,11 +491,63 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     }
     const ignoreError = () => Effect.void
 
+    const h2 = o.http2 === "off" ? undefined : Http2.make<E, R>({
+      maxConcurrentStreams: o.maxConcurrentStreams,
+      maxHeadBytes: o.maxHeadBytes,
+      maxHeaders: o.maxHeaders,
+      streamWindow: o.streamWindow,
+      resetsPerSecond: o.resetsPerSecond,
+      controlFramesPerSecond: o.controlFramesPerSecond,
+      idleTimeoutMs: Duration.toMillis(keepAliveTimeout)
+    }, {
+      app,
+      maxBody: o.maxBody,
+      requestTimeoutMs: Duration.toMillis(requestTimeout),
+      date: () => shared.date,
+      now: () => shared.now,
+      startedAt: () => (recording ? performance.now() : 0),
+      answered: (peer, head, status, bytes, time, started) => {
+        record(peer, head, status, bytes, time, started, recording ? performance.now() : 0)
+        shared.requests++
+      }
+    })
+    if (h2 !== undefined && given.metricsName !== undefined) yield* Http2.publish(given.metricsName, h2.stats)
+
+    /**
+     * Prior knowledge (cleartext): the connection's first bytes say which
+     * protocol it speaks; read until they are HTTP/2's preface or are not.
+     */
+    const sniff = (state: ConnState): Effect.Effect<boolean, ConnectionError> =>
+      Effect.gen(function*() {
+        awaitInput(state, 0) // the header timeout runs
+        while (true) {
+          const seen = Http2.prefaceOf(state.buffer.subarray(state.start, state.end))
+          if (seen !== "more") return seen === "h2"
+          const chunk = yield* state.conn.read
+          if (Option.isNone(chunk)) return false
+          state.append(chunk.value)
+        }
+      })
+
+    /** HTTP/1.1, or HTTP/2 when ALPN chose it or the connection opened with its preface (prior knowledge). */
+    const serveConnection = (state: ConnState): Effect.Effect<void, ConnectionError, R> => {
+      if (h2 === undefined) return loop(state)
+      if (state.conn.tls?.alpnProtocol === "h2") return h2.serve(state.conn, EMPTY_INPUT)
+      if (o.http2 !== "prior-knowledge" || state.conn.tls !== undefined) return loop(state)
+      return Effect.flatMap(sniff(state), (isH2) => {
+        if (!isH2) return loop(state)
+        if (state.registered) shared.timeouts.remove(state)
+        const buffered = state.buffer.subarray(state.start, state.end)
+        state.start = state.end
+        return h2.serve(state.conn, buffered)
+      })
+    }
+
     const handler = (conn: Connection): Effect.Effect<void, never, R> =>
       Effect.withFiber((fiber) => {
         const state = new ConnState(conn, fiber, shared, ticks)
         // one exit handler and a shared catch: what a connection's suspended fiber keeps is memory per idle connection
-        return loop(state).pipe(Effect.onExit((exit) => ended(state, exit)), Effect.catchIf(isConnectionError, ignoreError)) as Effect.Effect<
+        return serveConnection(state).pipe(Effect.onExit((exit) => ended(state, exit)), Effect.catchIf(isConnectionError, ignoreError)) as Effect.Effect<
           void,
           never,
           R
@@ -475,6 +561,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
       drain: Effect.sync(() => {
         shared.draining = true
       }),
-      requests: () => shared.requests
+      requests: () => shared.requests,
+      http2: h2?.stats
     }
   })

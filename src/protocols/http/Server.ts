@@ -7,6 +7,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import type { Config, Scope } from "effect"
 import * as Options from "../../core/Options.ts"
 import * as Listener from "../../io/Listener.ts"
+import type { Http2Stats } from "./Http2.ts"
 import * as Serve from "./Serve.ts"
 
 /** A running HTTP server. */
@@ -14,6 +15,8 @@ export interface HttpServer {
   readonly listener: Listener.Listener
   /** Requests answered so far. */
   readonly requests: () => number
+  /** HTTP/2 counters (undefined when `http2` is off). */
+  readonly http2: Http2Stats | undefined
 }
 
 /**
@@ -30,10 +33,11 @@ export const listen = <E, R>(
 ): Effect.Effect<HttpServer, Listener.ListenError, R | Scope.Scope> =>
   Effect.gen(function*() {
     const http = yield* Serve.make(app, { metricsName: options.listen.name ?? "http", ...options.http })
-    // over TLS, an HTTP server offers http/1.1 by ALPN unless told otherwise
-    const tls = options.listen.tls === undefined ? {} : { tls: { alpn: ["http/1.1"], ...options.listen.tls } }
+    // over TLS, an HTTP server offers h2 (unless http2 is off) and http/1.1 by ALPN, unless told otherwise
+    const alpn = options.http?.http2 === "off" ? ["http/1.1"] : ["h2", "http/1.1"]
+    const tls = options.listen.tls === undefined ? {} : { tls: { alpn, ...options.listen.tls } }
     const listener = yield* Listener.make({ name: "http", ...options.listen, ...tls, onDrain: http.drain }, http.handler)
-    return { listener, requests: http.requests }
+    return { listener, requests: http.requests, http2: http.http2 }
   })
 
 /** The service an HTTP layer provides: the running server. */

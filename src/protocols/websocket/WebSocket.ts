@@ -12,6 +12,7 @@
 import { Cause, Effect, Option } from "effect"
 import * as Crypto from "node:crypto"
 import * as Options from "../../core/Options.ts"
+import { RateBudget } from "../../core/RateBudget.ts"
 import type { Connection, ConnectionError, ReadWithOutcome } from "../../io/Connection.ts"
 import type { Request } from "../http/Request.ts"
 import * as Res from "../http/Response.ts"
@@ -50,31 +51,6 @@ export const options = Options.declare({
 
 /** WebSocket route options (see `options`). */
 export type WebSocketOptions = typeof options.schema.Type
-
-/**
- * A token bucket for a client's control frames: `rate` a second, bursts of `rate`.
- * `take(now)` spends one token; false when none is left.
- */
-export class ControlBudget {
-  private tokens: number
-  private at = 0
-  private readonly rate: number
-  constructor(rate: number) {
-    this.rate = rate
-    this.tokens = rate
-  }
-  take(now: number): boolean {
-    if (this.at === 0) this.at = now
-    const refill = ((now - this.at) / 1000) * this.rate
-    if (refill > 0) {
-      this.tokens = Math.min(this.rate, this.tokens + refill)
-      this.at = now
-    }
-    if (this.tokens < 1) return false
-    this.tokens -= 1
-    return true
-  }
-}
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -134,7 +110,7 @@ const session = (
 ): Effect.Effect<void, ConnectionError> => Effect.clockWith((clock) => {
   const decoder = new FrameDecoder({ maxMessage: o.maxMessage, maxFragments: o.maxFragments })
   decoder.push(buffered)
-  const budget = new ControlBudget(o.controlFramesPerSecond)
+  const budget = new RateBudget(o.controlFramesPerSecond)
   const idle = Options.toDuration(o.idleTimeout)
   /** Bytes arrived since the idle watch last looked; the watch pinged and waits for an answer; the client was silent too long. */
   let heard = false

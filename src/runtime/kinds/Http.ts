@@ -22,6 +22,7 @@ export const http = kind({
         address: Listener.formatAddress(server.listener.address),
         stats: server.listener.stats,
         requests: server.requests,
+        ...(server.http2 !== undefined ? { http2: server.http2 } : {}),
         reloadTls: server.listener.reloadTls
       }
     })
