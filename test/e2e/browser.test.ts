@@ -66,6 +66,8 @@ const openPage = async (url: string, extraFlags: ReadonlyArray<string> = []) => 
       devtools.send(JSON.stringify({ id, method: "Runtime.evaluate", params: { expression, returnByValue: true } }))
     })
   return {
+    /** Evaluates `expression` in the page. */
+    evaluate,
     /** Waits until the chat log shows a line matching `pattern`. */
     sees: (pattern: RegExp) =>
       until(`the page ${url} to show ${pattern}`, async () => {
@@ -129,7 +131,7 @@ describe("chat in headless Chromium", () => {
     }
   })
 
-  it("over HTTPS: Chromium trusts the test certificate (by its key's hash, nothing else), loads /chat.html and chats over wss", { timeout: 90_000 }, async () => {
+  it("over HTTPS: Chromium trusts the test certificate (by its key's hash, nothing else), loads /chat.html over HTTP/2 and chats over wss (HTTP/1.1)", { timeout: 90_000 }, async () => {
     const cert = makeCert(certDir(), "browser", ["localhost"])
     // the certificate's public key hash: Chromium trusts exactly this key, not any certificate
     const spki = execFileSync("bash", ["-c", `openssl x509 -in '${cert.cert}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`]).toString().trim()
@@ -147,6 +149,11 @@ describe("chat in headless Chromium", () => {
       ])
       page = secure
       assert.strictEqual(await tcpSees(/over wss/), "<dora> over wss")
+      // the page and its files came over HTTP/2 (ALPN h2); the WebSocket on its own HTTP/1.1 connection
+      const protocols = await secure.evaluate(`JSON.stringify(performance.getEntries().filter((e) => e.nextHopProtocol).map((e) => e.nextHopProtocol))`)
+      const seen = JSON.parse(String(protocols)) as Array<string>
+      assert.isAbove(seen.length, 1)
+      assert.deepStrictEqual([...new Set(seen)], ["h2"])
       tcp.write("hello secure page\r\n")
       assert.strictEqual(await secure.sees(/hello secure page/), "<carol> hello secure page")
     } finally {

@@ -6,9 +6,9 @@
  * drain and the listener's counters stay fiberd's. The connection's fiber
  * owns the session and a FiberSet in which each stream that needs a fiber
  * runs (`Http2Stream`). Limits: concurrent streams, header list size and
- * pairs, body per stream, flow-control windows, resets per second (rapid
- * reset, CVE-2023-44487, enforced by nghttp2), and pings and SETTINGS per
- * second (more: GOAWAY ENHANCE_YOUR_CALM). Drain sends GOAWAY and lets
+ * pairs, body per stream, flow-control windows, streams the client resets
+ * per second (rapid reset, CVE-2023-44487) and pings and SETTINGS per second
+ * (more: GOAWAY ENHANCE_YOUR_CALM; nghttp2's own reset limit is a backstop). Drain sends GOAWAY and lets
  * in-flight streams finish; an idle session is closed with GOAWAY.
  */
 import { Effect, FiberSet } from "effect"
@@ -88,8 +88,9 @@ export const make = <E, R>(limits: SessionLimits, host: Omit<Http2Stream.StreamH
       enablePush: false
     },
     maxHeaderListPairs: limits.maxHeaders + 8, // and the pseudo-header fields
-    streamResetRate: limits.resetsPerSecond,
-    streamResetBurst: limits.resetsPerSecond * 10
+    // nghttp2's own rapid-reset limit is the backstop (it answers INTERNAL_ERROR); the session's budget below says ENHANCE_YOUR_CALM first
+    streamResetRate: limits.resetsPerSecond * 4,
+    streamResetBurst: limits.resetsPerSecond * 120
   })
   // the session of a connection handed to the server, taken in the same (synchronous) emit
   let opened: NodeHttp2.ServerHttp2Session | undefined
@@ -135,6 +136,7 @@ export const make = <E, R>(limits: SessionLimits, host: Omit<Http2Stream.StreamH
         // the session is already gone; its 'close' ends this connection
       }
       const budget = new RateBudget(limits.controlFramesPerSecond)
+      const resets = new RateBudget(limits.resetsPerSecond, limits.resetsPerSecond * 30)
       const flood = () => {
         if (budget.take(Date.now())) return
         goaway(session, NGHTTP2_ENHANCE_YOUR_CALM)
@@ -149,7 +151,9 @@ export const make = <E, R>(limits: SessionLimits, host: Omit<Http2Stream.StreamH
         open_--
         stats.openStreams--
         const code = this.rstCode
-        if (code !== undefined && code !== NGHTTP2_NO_ERROR && !Http2Stream.resetHere(this)) stats.resetsByClient++
+        if (code === undefined || code === NGHTTP2_NO_ERROR || Http2Stream.resetHere(this)) return
+        stats.resetsByClient++
+        if (!resets.take(Date.now())) goaway(session, NGHTTP2_ENHANCE_YOUR_CALM) // rapid reset (CVE-2023-44487)
       }
       session.on("stream", (stream: NodeHttp2.ServerHttp2Stream, _headers: unknown, flags: number, raw: Array<string>) => {
         stats.streams++
