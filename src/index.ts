@@ -61,9 +61,12 @@ export * as Udp from "./io/Udp.ts"
 /** The HTTP types an application names: `Http.App<E, R>`, `Http.Request`, `Http.Response`, `Http.Headers`. */
 export * as Http from "./protocols/http/Http.ts"
 
-/** HTTP/1.1: the connection engine (`Serve`), the server on a listener (`HttpServer`, with Layers). */
+/** HTTP/1.1 and HTTP/2: the connection engine (`Serve`), the server on a listener (`HttpServer`, with Layers). */
 export * as Serve from "./protocols/http/Serve.ts"
 export * as HttpServer from "./protocols/http/Server.ts"
+
+/** HTTP/2's counters (`Http2Stats`) and the preface rule of prior knowledge (`prefaceOf`). */
+export * as Http2 from "./protocols/http/Http2.ts"
 
 /** HTTP requests as the app sees them (also as `HttpRequest`, a name that does not shadow the web-standard `Request`). */
 export * as Request from "./protocols/http/Request.ts"

@@ -29,7 +29,7 @@ export const options = Options.declare({
   requireClientCert: Options.option(Schema.Boolean, "refuse clients without a valid certificate (only with `ca`)", false),
   minVersion: Options.option(Schema.Literals(["TLSv1.2", "TLSv1.3"]), "the oldest protocol accepted", "TLSv1.2"),
   sni: Options.option(Schema.Record(Schema.String, CertFiles), "certificates per host name (SNI); a client asking for another name gets the default one"),
-  alpn: Options.option(Schema.Array(Schema.String), "ALPN protocols offered, in preference order (HTTP services offer `http/1.1`)"),
+  alpn: Options.option(Schema.Array(Schema.String), "ALPN protocols offered, in preference order (HTTP services offer `h2` and `http/1.1`, or only `http/1.1` with `http2: off`)"),
   handshakeTimeout: Options.option(Options.Duration, "a handshake not finished in this time is dropped", "10 seconds"),
   maxHandshakesPerAddress: Options.option(
     Options.PositiveInt,

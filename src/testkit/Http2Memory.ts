@@ -82,6 +82,7 @@ const ask = (session: NodeHttp2.ClientHttp2Session, request: Http2Request) =>
  * once (multiplexed) and returns their answers in the same order.
  *
  * @example
+ * const app = Router.make([Router.get("/hello", () => Effect.succeed(Response.text("hi")))])
  * const http = yield* Serve.make(app, { http2: "prior-knowledge" })
  * const [answer] = yield* Http2Memory.exchange(http.handler, [{ path: "/hello" }], { split: [1] })
  */

@@ -42,7 +42,7 @@ import {
   AccessLog, Actor, Chat, Codec, type Connection, Daytime, Delimited, Echo, ErrorLog, Exec, Http, HttpServer, LengthPrefixed,
   Lines, Listener, LogWriter, Offload, Request, Response, Router, Serve, StaticFiles, Supervisor, Tls, Udp, WebSocketFrame
 } from "../../../src/index.ts"
-import { Arbitraries, MemoryConnection, MemoryServer, Property, Script, Show } from "../../../src/testkit/index.ts"
+import { Arbitraries, Http2Memory, MemoryConnection, MemoryServer, Property, Script, Show } from "../../../src/testkit/index.ts"
 `
 
 it("every @example in src/ type-checks against the public API", { timeout: 120_000 }, async () => {
