@@ -83,7 +83,7 @@ export const startServer = (name: string, args: ReadonlyArray<string> = []): Pro
             await ask("profile-start")
             await load()
             await ask(`profile-stop ${Path.join(dir, "load.cpuprofile")}`)
-            const summary = profileSummary(dir, 6)
+            const summary = profileSummary(dir, Number(process.env.PROFILE_TOP ?? 6))
             Fs.rmSync(dir, { recursive: true, force: true })
             return summary
           }
@@ -129,9 +129,10 @@ export const pinnedNote = hasTaskset ? "server on CPU 0, load on CPU 1 (taskset)
 /**
  * nginx (one worker, no master: the process serving is the one measured) on
  * the bench site with an access log (buffered, like fiberd's), pinned to
- * CPU 0; `undefined` when nginx is not installed (`apt-get install -y nginx-light`).
+ * CPU 0; `undefined` when nginx is not installed (`apt-get install -y nginx-light`). `http2`: the
+ * port speaks HTTP/2 by prior knowledge (nginx 1.22's `listen ... http2`).
  */
-export const startNginx = async (): Promise<BenchServer | undefined> => {
+export const startNginx = async (options: { readonly http2?: boolean } = {}): Promise<BenchServer | undefined> => {
   const binary = ["/usr/sbin/nginx", "/usr/local/sbin/nginx"].find((p) => Fs.existsSync(p))
   if (binary === undefined) return undefined
   const { makeSite } = await import("./servers/files.ts")
@@ -150,7 +151,7 @@ http {
   default_type application/octet-stream; types { text/plain txt; }
   sendfile on; tcp_nopush on; keepalive_timeout 60s; keepalive_requests 1000000;
   client_body_temp_path ${site}/tmp; proxy_temp_path ${site}/tmp; fastcgi_temp_path ${site}/tmp; uwsgi_temp_path ${site}/tmp; scgi_temp_path ${site}/tmp;
-  server { listen 127.0.0.1:${port} backlog=4096; root ${site}; }
+  server { listen 127.0.0.1:${port} backlog=4096${options.http2 === true ? " http2" : ""}; root ${site};${options.http2 === true ? " http2_max_concurrent_streams 100;" : ""} }
 }
 `)
   const [cmd, argv] = pinned(0, [binary, "-c", conf, "-p", site])

@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
  * each figure with its ratio to the baseline measured in the same run.
- * Suites: echo timeouts idle actors http https websocket metrics slowloris prefork startup offload killworker roll logfunnel cluster soak.
+ * Suites: echo timeouts idle actors http http2 https websocket metrics slowloris prefork startup offload killworker roll logfunnel cluster soak.
  * Options: --rounds N (default 3), --seconds S (default 10), --rows TEXT (HTTP rows whose name
  * contains TEXT, e.g. "c=100" or "pipeline").
  */
@@ -9,6 +9,7 @@ import * as Os from "node:os"
 import * as Actors from "./actors.ts"
 import * as Echo from "./echo.ts"
 import * as Http from "./http.ts"
+import * as Http2 from "./http2.ts"
 import * as Cluster from "./cluster.ts"
 import * as LogFunnel from "./logFunnel.ts"
 import * as MetricsCost from "./metricsCost.ts"
@@ -66,6 +67,11 @@ if (wanted("http")) {
   console.log(`\nHTTP: node:http (Buffers), the ceiling server, fiberd hello and fiberd static (access log on); wrk -t1, ${seconds} s, median of ${rounds}`)
   console.log(`  issue 15 targets at c=100: hello ≥ 1.35× node:http and ≥ 0.8× the ceiling, CPU/req ≤ 0.75× node:http's; pipelined ≥ 8×`)
   await Http.run(rounds, seconds, rowFilter === undefined ? undefined : (row) => row.name.includes(rowFilter))
+}
+if (wanted("http2")) {
+  console.log(`\nHTTP/2 (issue 23), cleartext by prior knowledge: h2load -c100 on CPU 1, ${seconds} s after 1 s of warm-up, median of ${rounds}`)
+  console.log(`  targets: fiberd ≥ 1.2× node:http2 (compat) and ≥ 1.0× node:http2's core API`)
+  await Http2.run(rounds, seconds)
 }
 if (wanted("https")) {
   console.log(`\nHTTPS (issue 12): node:https vs fiberd hello over TLS, keep-alive, wrk -t1, ${seconds} s, median of ${rounds} (target ≥ 1.0×)`)

@@ -1,5 +1,5 @@
 /**
- * fiberd: the static-file app on the HTTP engine, access log on (to a file).
+ * fiberd: the static-file app on the HTTP engine, access log on (to a file); `--h2c`: HTTP/2 by prior knowledge too.
  */
 import { Effect } from "effect"
 import * as Path from "node:path"
@@ -15,7 +15,7 @@ Effect.runFork(Effect.scoped(Effect.gen(function*() {
   const site = yield* StaticFiles.make({ root: dir })
   const server = yield* HttpServer.listen(site, {
     listen: { name: "web", backlog: 4096, maxConnections: 20_000 },
-    http: { accessLog, keepAliveTimeout: "60 seconds" }
+    http: { accessLog, keepAliveTimeout: "60 seconds", ...(process.argv.includes("--h2c") ? { http2: "prior-knowledge" as const } : {}) }
   })
   announce((server.listener.address as { port: number }).port)
   return yield* Effect.never

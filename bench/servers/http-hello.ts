@@ -1,5 +1,5 @@
 /**
- * fiberd hello (issues 15 and 12; `--tls` for HTTPS): Router + `Effect.succeed(Response.text(...))` on the
+ * fiberd hello (issues 15 and 12; `--tls` for HTTPS, `--h2c` for HTTP/2 by prior knowledge too): Router + `Effect.succeed(Response.text(...))` on the
  * HTTP engine, access log on (to a file), metrics on.
  */
 import { Effect } from "effect"
@@ -21,7 +21,7 @@ Effect.runFork(Effect.scoped(Effect.gen(function*() {
   const server = yield* HttpServer.listen(app, {
     // --tls: the same over TLS (issue 12), with the certificate the bench made
     listen: { name: "web", backlog: 4096, maxConnections: 20_000, ...(process.argv.includes("--tls") ? { tls: benchCertFiles() } : {}) },
-    http: { accessLog, keepAliveTimeout: "60 seconds" }
+    http: { accessLog, keepAliveTimeout: "60 seconds", ...(process.argv.includes("--h2c") ? { http2: "prior-knowledge" as const } : {}) }
   })
   announce((server.listener.address as { port: number }).port)
   return yield* Effect.never

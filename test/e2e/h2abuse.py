@@ -128,5 +128,18 @@ elif mode == "no-body":
             break
     else:
         print(describe(seen))
+elif mode == "too-many-streams":
+    # more streams at once than the SETTINGS_MAX_CONCURRENT_STREAMS it acknowledged (each a slow request, so they
+    # stay open): nghttp2 treats it as a connection error (RFC 9113 §5.1.2 allows a stream or a connection error)
+    limit = int(sys.argv[3])
+    events_until(lambda e: isinstance(e, h2.events.RemoteSettingsChanged))
+    type(conn).open_outbound_streams = property(lambda self: 0)  # h2 would keep to the limit: make it not count
+    for i in range(limit + 5):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "GET"), (":path", "/api/pbkdf2?rounds=300000"), (":authority", "localhost"), (":scheme", "http")], end_stream=True)
+    send(0)
+    seen = events_until(goaway)
+    refused = [e for e in seen if isinstance(e, h2.events.StreamReset) and int(e.error_code) == 7]
+    print(f"refused {len(refused)}" if refused else describe(seen))
 else:
     sys.exit(f"unknown mode {mode}")

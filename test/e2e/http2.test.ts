@@ -30,7 +30,7 @@ const status = async (port: number) => {
 
 const table = (site: string) => ({
   services: [
-    { name: "h2c", protocol: "http", listen: "127.0.0.1:0", http2: "prior-knowledge", root: site, maxBody: 1000, requestTimeout: "1 second" },
+    { name: "h2c", protocol: "http", listen: "127.0.0.1:0", http2: "prior-knowledge", root: site, maxBody: 1000, requestTimeout: "1 second", maxConcurrentStreams: 20 },
     { name: "h2", protocol: "http", listen: "127.0.0.1:0", root: site, maxBody: 1000, tls: { cert: cert.cert, key: cert.key } }
   ]
 })
@@ -99,11 +99,11 @@ describe("HTTP/2 end to end", () => {
     }
   })
 
-  it("abuse (Python's h2): rapid reset, SETTINGS and PING floods end with GOAWAY ENHANCE_YOUR_CALM, oversized headers reset the stream, a body that never comes is answered; others are served and nothing leaks", { timeout: 120_000 }, async () => {
+  it("abuse (Python's h2): rapid reset, SETTINGS and PING floods end with GOAWAY ENHANCE_YOUR_CALM, oversized headers reset the stream, a body that never comes is answered, more streams than allowed end with GOAWAY PROTOCOL_ERROR; others are served and nothing leaks", { timeout: 120_000 }, async () => {
     const server = await start(table(makeSite()))
     try {
       const port = server.port("h2c")
-      const abuse = (mode: string) => run("/usr/bin/python3", [Path.join(import.meta.dirname, "h2abuse.py"), String(port), mode])
+      const abuse = (mode: string) => run("/usr/bin/python3", [Path.join(import.meta.dirname, "h2abuse.py"), String(port), mode, "20"])
       // a well-behaved client loads files the whole time
       let served = 0
       let stop = false
@@ -113,7 +113,7 @@ describe("HTTP/2 end to end", () => {
         }
       })()
       const results = Object.fromEntries(await Promise.all(
-        ["rapid-reset", "settings-flood", "ping-flood", "big-headers", "no-body"].map(async (mode) => [mode, (await abuse(mode)).out.trim()] as const)
+        ["rapid-reset", "settings-flood", "ping-flood", "big-headers", "no-body", "too-many-streams"].map(async (mode) => [mode, (await abuse(mode)).out.trim()] as const)
       ))
       stop = true
       await bystander
@@ -122,7 +122,8 @@ describe("HTTP/2 end to end", () => {
         "settings-flood": "goaway 11",
         "ping-flood": "goaway 11",
         "big-headers": "reset 11",
-        "no-body": "answer 405" // static files take no POST: answered at once, the unsent body refused (RST_STREAM NO_ERROR)
+        "no-body": "answer 405", // static files take no POST: answered at once, the unsent body refused (RST_STREAM NO_ERROR)
+        "too-many-streams": "goaway 1" // maxConcurrentStreams 20, acknowledged, then 25 at once: PROTOCOL_ERROR
       })
       assert.isAbove(served, 0)
       const after = await status(port)

@@ -30,16 +30,21 @@ const RETRY_AFTER: ReadonlyArray<readonly [string, string]> = [["Retry-After", "
 export const bodyLength = (body: Res.Body): number =>
   body._tag === "Bytes" ? body.bytes.byteLength : body._tag === "File" ? body.end - body.start : body._tag === "Stream" ? body.length ?? -1 : 0
 
+/** True when an answer is written at once, whole (no body to send for this method and status, or an empty or in-memory one); false for a file or a Stream (and a protocol switch). */
+export const isWhole = (response: Res.Response, method: string): boolean => {
+  const tag = response.body._tag
+  return tag !== "Upgrade" && (tag === "Empty" || tag === "Bytes" || Res.bodyless(method, response.status))
+}
+
 /**
  * Serializes a response with an empty or in-memory body into the output
  * (coalesced with other pipelined responses); returns the body bytes, or
  * -1 when the body must be streamed (then nothing was queued).
  */
 export const queue = (state: ConnState, head: Framing, response: Res.Response, close: boolean): number => {
+  if (!isWhole(response, head.method)) return -1
   const noBody = Res.bodyless(head.method, response.status)
   const body = response.body
-  if (body._tag === "Upgrade") return -1
-  if (!noBody && body._tag !== "Empty" && body._tag !== "Bytes") return -1
   state.sent = true
   const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes
   // HEAD announces the length GET would send (RFC 9110 §9.3.2), whatever the body's kind

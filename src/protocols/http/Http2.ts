@@ -160,7 +160,7 @@ export const make = <E, R>(limits: SessionLimits, host: Omit<Http2Stream.StreamH
         stats.openStreams++
         open_++
         stream.on("error", ignore) // a reset stream errors; its fiber or its close says what happened
-        stream.once("close", streamClosed)
+        stream.on("close", streamClosed)
         const job = Http2Stream.begin(streamHost, conn.remote, stream, raw, (flags & NGHTTP2_FLAG_END_STREAM) !== 0)
         if (job !== undefined) runFork(job)
       })

@@ -12,9 +12,10 @@
 import { Cause, Effect, Exit, Option, Stream } from "effect"
 import * as NodeHttp2 from "node:http2"
 import type { RemoteAddress } from "../../io/Connection.ts"
-import { bodyLength, errorResponse } from "./Answer.ts"
+import { bodyLength, errorResponse, isWhole } from "./Answer.ts"
 import * as BodyWriter from "./BodyWriter.ts"
 import { Headers } from "./Headers.ts"
+import { StreamBody } from "./Http2Body.ts"
 import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
 
@@ -26,6 +27,8 @@ export interface StreamHost<E, R> {
   readonly maxBody: number
   /** A body that makes no progress for this long fails with 408 (ms). */
   readonly requestTimeoutMs: number
+  /** Unread body bytes read and discarded after an answer before the stream is refused (RST_STREAM NO_ERROR). */
+  readonly maxDrain: number
   /** The Date header, cached by the engine. */
   readonly date: () => string
   /** The engine's clock (ms since the epoch), for the access log. */
@@ -64,109 +67,40 @@ const reset = <E, R>(host: StreamHost<E, R>, stream: OwnedStream, code: number):
 /** True once this side reset the stream (so its close is not the client's reset). */
 export const resetHere = (stream: NodeHttp2.ServerHttp2Stream): boolean => (stream as OwnedStream)[kServerReset] === true
 
-/** The response's header object: the app's fields (lower-cased, connection-specific ones dropped), Date and Content-Length. */
-const headersFor = (response: Res.Response, length: number, date: string): NodeHttp2.OutgoingHttpHeaders => {
-  const out: NodeHttp2.OutgoingHttpHeaders = { ":status": response.status, date }
-  for (const [name, value] of response.headers) {
-    const key = name.toLowerCase()
-    if (notForwarded.has(key) || invalidValue.test(value) || invalidValue.test(key) || key.charCodeAt(0) === 0x3a) continue
-    const present = out[key]
-    out[key] = present === undefined ? value : Array.isArray(present) ? [...present, value] : [String(present), value]
+const fieldLists = new WeakMap<ReadonlyArray<readonly [string, string]>, ReadonlyArray<string>>()
+
+/** The app's fields as a flat name/value list (lower-cased, connection-specific ones dropped), made once per headers array. */
+const fieldList = (headers: ReadonlyArray<readonly [string, string]>): ReadonlyArray<string> => {
+  let list = fieldLists.get(headers)
+  if (list === undefined) {
+    const flat: Array<string> = []
+    for (const [name, value] of headers) {
+      const key = name.toLowerCase()
+      if (notForwarded.has(key) || invalidValue.test(value) || invalidValue.test(key) || key.charCodeAt(0) === 0x3a) continue
+      flat.push(key, value)
+    }
+    fieldLists.set(headers, list = flat)
   }
-  if (length >= 0 && response.status !== 204 && response.status !== 304 && response.status >= 200) out["content-length"] = length
+  return list
+}
+
+/** The response's header list (node:http2's raw form): status, Date, the app's fields, Content-Length when known. */
+const headersFor = (response: Res.Response, length: number, date: string): Array<string> => {
+  const out = [":status", String(response.status), "date", date, ...fieldList(response.headers)]
+  if (length >= 0 && response.status !== 204 && response.status !== 304 && response.status >= 200) out.push("content-length", String(length))
   return out
 }
 
-/** The request body, read from the stream when the app asks (paused otherwise, so flow control holds the client back). */
-class StreamBody implements Req.BodyChunks {
-  done = false
-  private started = false
-  private readonly chunks: Array<Buffer> = []
-  private held = 0
-  private received = 0
-  private ended = false
-  private failure: Req.BodyError | undefined = undefined
-  private waiter: ((effect: Effect.Effect<Option.Option<Uint8Array>, Req.BodyError>) => void) | undefined = undefined
-  private readEffect: Effect.Effect<Option.Option<Uint8Array>, Req.BodyError> | undefined = undefined
-  private readonly stream: NodeHttp2.ServerHttp2Stream
-  private readonly maxBody: number
-  private readonly timeoutMs: number
-
-  constructor(stream: NodeHttp2.ServerHttp2Stream, maxBody: number, timeoutMs: number) {
-    this.stream = stream
-    this.maxBody = maxBody
-    this.timeoutMs = timeoutMs
+/** The same as an object (what `respondWithFD` takes). */
+const headerObject = (list: ReadonlyArray<string>): NodeHttp2.OutgoingHttpHeaders => {
+  const out: Record<string, string | Array<string>> = {}
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i]!
+    const present = out[name]
+    out[name] = present === undefined ? list[i + 1]! : [...(Array.isArray(present) ? present : [present]), list[i + 1]!]
   }
-
-  get read(): Effect.Effect<Option.Option<Uint8Array>, Req.BodyError> {
-    return this.readEffect ??= Effect.callback((resume) => {
-      if (!this.started) this.start()
-      if (this.give(resume)) return
-      this.waiter = resume
-      return Effect.sync(() => {
-        this.waiter = undefined
-      })
-    })
-  }
-
-  /** Answers a read now if it can: a chunk, the end, or why the body broke. */
-  private give(resume: (effect: Effect.Effect<Option.Option<Uint8Array>, Req.BodyError>) => void): boolean {
-    const chunk = this.chunks.shift()
-    if (chunk !== undefined) {
-      this.held -= chunk.byteLength
-      if (this.held < HELD && this.stream.isPaused()) this.stream.resume()
-      resume(Effect.succeed(Option.some(chunk)))
-    } else if (this.failure !== undefined) resume(Effect.fail(this.failure))
-    else if (this.ended) {
-      this.done = true
-      resume(NONE)
-    } else return false
-    return true
-  }
-
-  private wake(): void {
-    const waiter = this.waiter
-    if (waiter === undefined) return
-    this.waiter = undefined
-    if (!this.give(waiter)) this.waiter = waiter
-  }
-
-  private fail(status: 408 | 413 | 499, reason: string): void {
-    if (this.failure !== undefined || this.ended) return
-    this.failure = new Req.BodyError({ status, reason })
-    this.stream.pause()
-    this.wake()
-  }
-
-  private start(): void {
-    this.started = true
-    const stream = this.stream
-    stream.on("data", (chunk: Buffer) => {
-      this.received += chunk.byteLength
-      if (this.received > this.maxBody) return this.fail(413, `request body larger than ${this.maxBody} bytes`)
-      this.chunks.push(chunk)
-      this.held += chunk.byteLength
-      if (this.held >= HELD) stream.pause()
-      this.wake()
-    })
-    stream.on("end", () => {
-      this.ended = true
-      stream.setTimeout(0)
-      this.wake()
-    })
-    stream.on("close", () => this.fail(499, "the client reset the stream"))
-    stream.setTimeout(this.timeoutMs, () => this.fail(408, "request body not received in time"))
-  }
-
-  /** Whether the client is still sending (the body was not read to its end). */
-  get open(): boolean {
-    return !this.ended && !this.stream.readableEnded
-  }
+  return out
 }
-
-/** Body bytes held for an app that reads slower than the client sends, before the stream is paused. */
-const HELD = 64 * 1024
-const NONE: Effect.Effect<Option.Option<Uint8Array>> = Effect.succeed(Option.none())
 
 const NOT_HERE = errorResponse(426, "WebSocket needs HTTP/1.1; this connection speaks HTTP/2")
 
@@ -202,6 +136,144 @@ const requestOf = (raw: ReadonlyArray<string>) => {
   return { method, path, headers: new Headers(names, values) }
 }
 
+/** An answer written without waiting: whole (as HTTP/1.1 queues it), or a protocol switch refused. */
+const isImmediate = (response: Res.Response, method: string): boolean => response.body._tag === "Upgrade" || isWhole(response, method)
+
+/** One stream's request and answer: written once (`log` counts it once, whoever ends it). */
+class Exchange<E, R> implements StreamHead {
+  private readonly time: number
+  private readonly started: number
+  private logged = false
+  readonly requestLine: string
+  readonly host: StreamHost<E, R>
+  readonly peer: string
+  readonly stream: NodeHttp2.ServerHttp2Stream
+  readonly method: string
+  readonly headers: Headers
+  body: StreamBody | undefined = undefined
+
+  constructor(host: StreamHost<E, R>, peer: string, stream: NodeHttp2.ServerHttp2Stream, method: string, path: string | undefined, headers: Headers) {
+    this.host = host
+    this.peer = peer
+    this.stream = stream
+    this.method = method
+    this.headers = headers
+    this.requestLine = `${method} ${path ?? "*"} HTTP/2.0`
+    this.time = host.now()
+    this.started = host.startedAt()
+  }
+
+  /** The access-log entry and metrics of this stream, once. */
+  log(status: number, bytes: number): void {
+    if (this.logged) return
+    this.logged = true
+    this.host.answered(this.peer, this, status, bytes, this.time, this.started)
+  }
+
+  /** Writes an immediate answer; a body the app did not read is then read and dropped (see `dropRest`). */
+  respondNow(given: Res.Response): void {
+    const stream = this.stream
+    if (stream.closed || stream.destroyed) return this.log(499, 0)
+    const response = given.body._tag === "Upgrade" ? NOT_HERE : given
+    const length = bodyLength(response.body)
+    const noBody = Res.bodyless(this.method, response.status) || response.body._tag !== "Bytes"
+    stream.respond(headersFor(response, length, this.host.date()), { endStream: noBody })
+    let sent = 0
+    if (!noBody) {
+      const bytes = (response.body as Extract<Res.Body, { _tag: "Bytes" }>).bytes
+      stream.end(bytes)
+      sent = bytes.byteLength
+    }
+    this.log(response.status, sent)
+    if (this.body !== undefined ? this.body.open : !stream.endAfterHeaders) this.dropRest()
+  }
+
+  /**
+   * The client is still sending a body nobody will read: up to `maxDrain`
+   * bytes are read and dropped, so the stream ends as usual; past that, or
+   * after the request timeout without progress, the rest is refused with
+   * RST_STREAM NO_ERROR (RFC 9113 §8.1) once the answer is out.
+   */
+  private dropRest(): void {
+    const stream = this.stream
+    const host = this.host
+    let left = host.maxDrain
+    this.body?.discard()
+    const refuse = () => (stream.writableFinished ? reset(host, stream, NGHTTP2_NO_ERROR) : stream.once("finish", () => reset(host, stream, NGHTTP2_NO_ERROR)))
+    stream.on("data", (chunk: Buffer) => {
+      left -= chunk.byteLength
+      if (left < 0) refuse()
+    })
+    stream.setTimeout(host.requestTimeoutMs, refuse)
+    stream.resume()
+  }
+
+  /** The app's result on the fiber: an answer, an HttpError or BodyError answered with its status, any other failure a 500 (or a reset once the head is out). */
+  settle(exit: Exit.Exit<Res.Response, E>): Effect.Effect<void> {
+    if (Exit.isSuccess(exit)) {
+      return isImmediate(exit.value, this.method) ? Effect.sync(() => this.respondNow(exit.value)) : this.respondStreamed(exit.value)
+    }
+    if (Cause.hasInterruptsOnly(exit.cause)) return Effect.interrupt
+    const error = Cause.findErrorOption(exit.cause)
+    if (Option.isSome(error) && error.value instanceof Req.BodyError) {
+      const failure = error.value
+      return Effect.sync(() => (failure.status === 499 ? this.log(499, 0) : this.respondNow(errorResponse(failure.status, failure.reason))))
+    }
+    if (Option.isSome(error) && error.value instanceof Req.HttpError && !this.stream.headersSent) {
+      const refusal = error.value
+      return Effect.sync(() => this.respondNow(errorResponse(refusal.status, refusal.reason)))
+    }
+    return Effect.logError(`app failed on ${this.requestLine}`, exit.cause).pipe(
+      Effect.annotateLogs({ peer: this.peer }),
+      Effect.andThen(Effect.sync(() => {
+        if (!this.stream.headersSent) return this.respondNow(errorResponse(500, "the application failed"))
+        reset(this.host, this.stream, NGHTTP2_INTERNAL_ERROR)
+        this.log(500, 0)
+      }))
+    )
+  }
+
+  /** The connection ended while the stream's fiber ran: the stream is cancelled. */
+  cancel(): void {
+    reset(this.host, this.stream, NGHTTP2_CANCEL)
+    this.log(499, 0)
+  }
+
+  /** A file (through its descriptor) or a Stream, after its head. */
+  respondStreamed(response: Res.Response): Effect.Effect<void> {
+    const self = this
+    const stream = this.stream
+    return Effect.scoped(Effect.gen(function*() {
+      const body = response.body as Extract<Res.Body, { _tag: "Stream" | "File" }>
+      const length = bodyLength(body)
+      if (body._tag === "File") {
+        const opened = yield* Effect.result(BodyWriter.openFile(body.path))
+        if (opened._tag === "Failure") {
+          const status = BodyWriter.statusForFileError(opened.failure)
+          yield* Effect.logWarning(`http: ${opened.failure.message}; answered ${status}`)
+          return self.respondNow(errorResponse(status, status === 503 ? "the server is busy, try again" : "the file cannot be read"))
+        }
+        if (stream.closed || stream.destroyed) return self.log(499, 0)
+        stream.respondWithFD(opened.success.fd, headerObject(headersFor(response, length, self.host.date())), { offset: body.start, length })
+        self.log(response.status, length)
+        return yield* closed(stream) // the descriptor is read until then; the scope closes it after
+      }
+      if (stream.closed || stream.destroyed) return self.log(499, 0)
+      stream.respond(headersFor(response, length, self.host.date()))
+      let sent = 0
+      const streamed = yield* Effect.result(Stream.runForEach(body.stream, (chunk) => {
+        sent += chunk.byteLength
+        return stream.write(chunk) || stream.closed ? Effect.void : writable(stream)
+      }))
+      if (streamed._tag === "Failure") {
+        yield* Effect.logError(`http: ${self.requestLine}: the body stream failed after ${sent} bytes`, streamed.failure)
+        reset(self.host, stream, NGHTTP2_INTERNAL_ERROR)
+      } else stream.end()
+      self.log(response.status, sent)
+    }))
+  }
+}
+
 /**
  * Serves a new stream: answers it now when it has no body and the app answers
  * synchronously with bytes (returns undefined), or returns the Effect that
@@ -214,102 +286,25 @@ export const begin = <E, R>(
   raw: ReadonlyArray<string>,
   endStream: boolean
 ): Effect.Effect<void, never, R> | undefined => {
-  const time = host.now()
-  const started = host.startedAt()
   const { headers, method, path } = requestOf(raw)
-  const head: StreamHead = { requestLine: `${method} ${path ?? "*"} HTTP/2.0`, headers, method }
-  const answer = (response: Res.Response, body: StreamBody | undefined) => respondNow(host, remote.address, stream, head, response, body, time, started)
-  if (path === undefined) return void answer(errorResponse(method === "CONNECT" ? 501 : 400, `${method} without a path is not served`), undefined)
-  const declared = Number(headers.get("content-length") ?? 0)
-  if (declared > host.maxBody) return void answer(errorResponse(413, `request body larger than ${host.maxBody} bytes`), undefined)
-  const body = endStream ? undefined : new StreamBody(stream, host.maxBody, host.requestTimeoutMs)
+  const exchange = new Exchange(host, remote.address, stream, method, path, headers)
+  if (path === undefined) return void exchange.respondNow(errorResponse(method === "CONNECT" ? 501 : 400, `${method} without a path is not served`))
+  if (Number(headers.get("content-length") ?? 0) > host.maxBody) {
+    return void exchange.respondNow(errorResponse(413, `request body larger than ${host.maxBody} bytes`))
+  }
+  const body = endStream ? undefined : (exchange.body = new StreamBody(stream, host.maxBody, host.requestTimeoutMs))
   let result: Effect.Effect<Res.Response, E, R>
   try {
     result = host.app(Req.make({ method, target: path, minor: 1, headers, remote, reader: body ?? Req.noBody }))
   } catch (defect) {
     result = Effect.die(defect)
   }
-  if (Exit.isExit(result) && Exit.isSuccess(result)) {
-    const response = result.value as Res.Response
-    if (isImmediate(response, method)) return void answer(response, body)
+  if (Exit.isExit(result) && Exit.isSuccess(result) && isImmediate(result.value as Res.Response, method)) {
+    return void exchange.respondNow(result.value as Res.Response)
   }
   return Effect.exit(result).pipe(
-    Effect.flatMap((exit) => settle(host, remote.address, stream, head, exit, body, time, started)),
-    Effect.onInterrupt(() =>
-      Effect.sync(() => {
-        reset(host, stream, NGHTTP2_CANCEL)
-        host.answered(remote.address, head, 499, 0, time, started)
-      })
-    )
-  )
-}
-
-/** An answer written without waiting: no body, bytes, or a protocol switch refused. */
-const isImmediate = (response: Res.Response, method: string): boolean => {
-  const tag = response.body._tag
-  return tag === "Empty" || tag === "Bytes" || tag === "Upgrade" || Res.bodyless(method, response.status)
-}
-
-/** Writes an immediate answer; after it, a body the app did not read is refused (RST_STREAM NO_ERROR, RFC 9113 §8.1). */
-const respondNow = <E, R>(
-  host: StreamHost<E, R>,
-  peer: string,
-  stream: NodeHttp2.ServerHttp2Stream,
-  head: StreamHead,
-  given: Res.Response,
-  body: StreamBody | undefined,
-  time: number,
-  started: number
-): void => {
-  if (stream.closed || stream.destroyed) return host.answered(peer, head, 499, 0, time, started)
-  const response = given.body._tag === "Upgrade" ? NOT_HERE : given
-  const length = bodyLength(response.body)
-  const noBody = Res.bodyless(head.method, response.status) || response.body._tag !== "Bytes"
-  stream.respond(headersFor(response, length, host.date()), { endStream: noBody })
-  let sent = 0
-  if (!noBody) {
-    const bytes = (response.body as Extract<Res.Body, { _tag: "Bytes" }>).bytes
-    stream.end(bytes)
-    sent = bytes.byteLength
-  }
-  host.answered(peer, head, response.status, sent, time, started)
-  if (body !== undefined ? body.open : !stream.endAfterHeaders) reset(host, stream, NGHTTP2_NO_ERROR)
-}
-
-/** The app's result on the fiber: an answer, an HttpError or BodyError answered with its status, any other failure a 500 (or a reset once the head is out). */
-const settle = <E, R>(
-  host: StreamHost<E, R>,
-  peer: string,
-  stream: NodeHttp2.ServerHttp2Stream,
-  head: StreamHead,
-  exit: Exit.Exit<Res.Response, E>,
-  body: StreamBody | undefined,
-  time: number,
-  started: number
-): Effect.Effect<void> => {
-  if (Exit.isSuccess(exit)) {
-    if (isImmediate(exit.value, head.method)) return Effect.sync(() => respondNow(host, peer, stream, head, exit.value, body, time, started))
-    return respondStreamed(host, peer, stream, head, exit.value, time, started)
-  }
-  if (Cause.hasInterruptsOnly(exit.cause)) return Effect.interrupt
-  const error = Cause.findErrorOption(exit.cause)
-  if (Option.isSome(error) && error.value instanceof Req.BodyError) {
-    const failure = error.value
-    if (failure.status === 499) return Effect.sync(() => host.answered(peer, head, 499, 0, time, started))
-    return Effect.sync(() => respondNow(host, peer, stream, head, errorResponse(failure.status, failure.reason), body, time, started))
-  }
-  if (Option.isSome(error) && error.value instanceof Req.HttpError && !stream.headersSent) {
-    const refusal = error.value
-    return Effect.sync(() => respondNow(host, peer, stream, head, errorResponse(refusal.status, refusal.reason), body, time, started))
-  }
-  return Effect.logError(`app failed on ${head.method} ${head.requestLine.split(" ")[1]} (HTTP/2)`, exit.cause).pipe(
-    Effect.annotateLogs({ peer }),
-    Effect.andThen(Effect.sync(() => {
-      if (stream.headersSent) {
-        reset(host, stream, NGHTTP2_INTERNAL_ERROR)
-        host.answered(peer, head, 500, 0, time, started)
-      } else respondNow(host, peer, stream, head, errorResponse(500, "the application failed"), body, time, started)
-    }))
+    Effect.flatMap((exit) => exchange.settle(exit)),
+    Effect.onInterrupt(() => Effect.sync(() => exchange.cancel()))
   )
 }
 
@@ -337,42 +332,3 @@ const closed = (stream: NodeHttp2.ServerHttp2Stream): Effect.Effect<void> =>
     stream.once("close", done)
     return Effect.sync(() => stream.off("close", done))
   })
-
-/** A file (through its descriptor) or a Stream, after its head. */
-const respondStreamed = <E, R>(
-  host: StreamHost<E, R>,
-  peer: string,
-  stream: NodeHttp2.ServerHttp2Stream,
-  head: StreamHead,
-  response: Res.Response,
-  time: number,
-  started: number
-): Effect.Effect<void> =>
-  Effect.scoped(Effect.gen(function*() {
-    const body = response.body as Extract<Res.Body, { _tag: "Stream" | "File" }>
-    const length = bodyLength(body)
-    if (body._tag === "File") {
-      const opened = yield* Effect.result(BodyWriter.openFile(body.path))
-      if (opened._tag === "Failure") {
-        const status = BodyWriter.statusForFileError(opened.failure)
-        yield* Effect.logWarning(`http: ${opened.failure.message}; answered ${status}`)
-        return respondNow(host, peer, stream, head, errorResponse(status, status === 503 ? "the server is busy, try again" : "the file cannot be read"), undefined, time, started)
-      }
-      if (stream.closed || stream.destroyed) return host.answered(peer, head, 499, 0, time, started)
-      stream.respondWithFD(opened.success.fd, headersFor(response, length, host.date()), { offset: body.start, length })
-      host.answered(peer, head, response.status, length, time, started)
-      return yield* closed(stream) // the descriptor is read until then; the scope closes it after
-    }
-    if (stream.closed || stream.destroyed) return host.answered(peer, head, 499, 0, time, started)
-    stream.respond(headersFor(response, length, host.date()))
-    let sent = 0
-    const streamed = yield* Effect.result(Stream.runForEach(body.stream, (chunk) => {
-      sent += chunk.byteLength
-      return stream.write(chunk) || stream.closed ? Effect.void : writable(stream)
-    }))
-    if (streamed._tag === "Failure") {
-      yield* Effect.logError(`http: ${head.requestLine}: the body stream failed after ${sent} bytes`, streamed.failure)
-      reset(host, stream, NGHTTP2_INTERNAL_ERROR)
-    } else stream.end()
-    host.answered(peer, head, response.status, sent, time, started)
-  }))

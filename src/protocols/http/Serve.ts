@@ -503,6 +503,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
       app,
       maxBody: o.maxBody,
       requestTimeoutMs: Duration.toMillis(requestTimeout),
+      maxDrain: o.maxDrain,
       date: () => shared.date,
       now: () => shared.now,
       startedAt: () => (recording ? performance.now() : 0),

@@ -18,6 +18,7 @@ import * as Router from "../../../src/protocols/http/Router.ts"
 import * as Serve from "../../../src/protocols/http/Serve.ts"
 import * as HttpServer from "../../../src/protocols/http/Server.ts"
 import { Http2Memory, Property } from "../../../src/testkit/index.ts"
+import { untilTrue } from "../../support/until.ts"
 
 const User = Schema.Struct({ name: Schema.String })
 
@@ -122,12 +123,27 @@ describe("HTTP/2 over sockets", () => {
       assert.strictEqual(server.http2!.resetsByServer, 1)
     }))
 
-  it.effect("a body that never comes is answered 408 after requestTimeout; the stream count returns to 0", () =>
+  it.effect("a body that never comes is answered 408 after requestTimeout; the stream is closed after another", () =>
     withServer({ requestTimeout: 200 }, async (session, server) => {
       const answer = await ask(session, { ":method": "POST", ":path": "/echo" }, "never")
       assert.deepStrictEqual("status" in answer ? answer.status : answer.reset, 408)
-      await new Promise((r) => setImmediate(r))
-      assert.strictEqual(server.http2!.openStreams, 0)
+      // the client still says nothing: after another requestTimeout the rest of the body is refused (RST_STREAM)
+      await untilTrue(() => server.http2!.openStreams === 0, "the stream to be closed")
+    }))
+
+  it.effect("a connection with no stream open for keepAliveTimeout gets GOAWAY and is closed; one that never sends a request too", () =>
+    withServer({ keepAliveTimeout: 200 }, async (session, server) => {
+      const goaway = new Promise<number>((resolve) => session.once("goaway", (code) => resolve(code)))
+      const closed = new Promise<void>((resolve) => session.once("close", () => resolve()))
+      assert.deepStrictEqual(await ask(session, { ":path": "/hello" }), { status: 200, body: "hello\n" })
+      assert.strictEqual(await goaway, 0)
+      await closed
+      // a client that opens the connection (preface and SETTINGS) and then says nothing
+      const silent = NodeHttp2.connect(`http://127.0.0.1:${(server.listener.address as { port: number }).port}`)
+      silent.on("error", () => {})
+      await new Promise<void>((resolve) => silent.once("close", () => resolve()))
+      await untilTrue(() => server.http2!.openConnections === 0, "the server to let both connections go")
+      assert.strictEqual(server.http2!.goawaysSent, 2)
     }))
 
   it.effect("drain: GOAWAY to the client, the in-flight stream finishes, the connection closes; one access-log line per stream", () =>
