@@ -1,7 +1,8 @@
 /**
  * HTTP/2 benchmarks (issue 23), cleartext with prior knowledge: h2load on CPU 1 against node:http2 the
  * way its docs show (the compatibility API: the baseline), node:http2's core API, fiberd (hello: Router +
- * Effect.succeed; static: files through their descriptor; access log on, as in the HTTP/1.1 bench) and
+ * Effect.succeed; static: files through their descriptor; access log on, as in the HTTP/1.1 bench, and
+ * hello without it) and
  * nginx (`listen ... http2`, one worker, buffered access log); servers on CPU 0, alternating rounds,
  * medians. Each cell: req/s, its ratio to the baseline, p99 (from h2load's per-request log) and the
  * server's CPU time per request.
@@ -35,6 +36,8 @@ const specs: ReadonlyArray<Spec> = [
   { name: "node:http2 compat", start: () => startServer("http2-node", ["--compat"]), serves: () => true },
   { name: "node:http2 core", start: () => startServer("http2-node", ["--core"]), serves: () => true },
   { name: "fiberd hello", start: () => startServer("http-hello", ["--h2c"]), serves: (row) => row.path === "/hello.txt" },
+  // without the access log, as the node:http2 servers (which keep none)
+  { name: "fiberd hello (no log)", start: () => startServer("http-hello", ["--h2c", "--no-log"]), serves: (row) => row.path === "/hello.txt" },
   { name: "fiberd static", start: () => startServer("http-fiberd", ["--h2c"]), serves: () => true },
   { name: "nginx", start: () => startNginx({ http2: true }), serves: () => true }
 ]
@@ -57,8 +60,8 @@ const h2load = (port: number, row: Row, seconds: number): Promise<{ rps: number;
   })
 
 /** Runs every row on every server that answers it, `rounds` alternating rounds; prints one line a row. */
-export const run = async (rounds: number, seconds: number) => {
-  for (const row of rows) {
+export const run = async (rounds: number, seconds: number, only: (name: string) => boolean = () => true) => {
+  for (const row of rows.filter((r) => only(r.name))) {
     const samples = new Map<string, Array<{ rps: number; p99: number; cpu: number }>>()
     for (let r = 0; r < rounds; r++) {
       for (const spec of specs.filter((s) => s.serves(row))) {

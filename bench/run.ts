@@ -71,7 +71,7 @@ if (wanted("http")) {
 if (wanted("http2")) {
   console.log(`\nHTTP/2 (issue 23), cleartext by prior knowledge: h2load -c100 on CPU 1, ${seconds} s after 1 s of warm-up, median of ${rounds}`)
   console.log(`  targets: fiberd ≥ 1.2× node:http2 (compat) and ≥ 1.0× node:http2's core API`)
-  await Http2.run(rounds, seconds)
+  await Http2.run(rounds, seconds, rowFilter === undefined ? undefined : (name) => name.includes(rowFilter))
 }
 if (wanted("https")) {
   console.log(`\nHTTPS (issue 12): node:https vs fiberd hello over TLS, keep-alive, wrk -t1, ${seconds} s, median of ${rounds} (target ≥ 1.0×)`)

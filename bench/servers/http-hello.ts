@@ -15,13 +15,14 @@ import { announce } from "./control.ts"
 
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-hello-"))
 Effect.runFork(Effect.scoped(Effect.gen(function*() {
-  const accessLog = yield* AccessLog.make({ path: Path.join(dir, "access.log") })
+  // --no-log: without the access log (to compare with servers that keep none)
+  const accessLog = process.argv.includes("--no-log") ? undefined : yield* AccessLog.make({ path: Path.join(dir, "access.log") })
   const hello = Res.text("Hello world\n")
   const app = Router.make([Router.get("/hello.txt", () => Effect.succeed(hello)), Router.get("/", () => Effect.succeed(hello))])
   const server = yield* HttpServer.listen(app, {
     // --tls: the same over TLS (issue 12), with the certificate the bench made
     listen: { name: "web", backlog: 4096, maxConnections: 20_000, ...(process.argv.includes("--tls") ? { tls: benchCertFiles() } : {}) },
-    http: { accessLog, keepAliveTimeout: "60 seconds", ...(process.argv.includes("--h2c") ? { http2: "prior-knowledge" as const } : {}) }
+    http: { ...(accessLog !== undefined ? { accessLog } : {}), keepAliveTimeout: "60 seconds", ...(process.argv.includes("--h2c") ? { http2: "prior-knowledge" as const } : {}) }
   })
   announce((server.listener.address as { port: number }).port)
   return yield* Effect.never

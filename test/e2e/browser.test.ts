@@ -63,7 +63,7 @@ const openPage = async (url: string, extraFlags: ReadonlyArray<string> = []) => 
     new Promise<unknown>((resolve) => {
       const id = ++nextId
       pending.set(id, resolve)
-      devtools.send(JSON.stringify({ id, method: "Runtime.evaluate", params: { expression, returnByValue: true } }))
+      devtools.send(JSON.stringify({ id, method: "Runtime.evaluate", params: { expression, returnByValue: true, awaitPromise: true } }))
     })
   return {
     /** Evaluates `expression` in the page. */
@@ -131,7 +131,7 @@ describe("chat in headless Chromium", () => {
     }
   })
 
-  it("over HTTPS: Chromium trusts the test certificate (by its key's hash, nothing else), loads /chat.html over HTTP/2 and chats over wss (HTTP/1.1)", { timeout: 90_000 }, async () => {
+  it("over HTTPS: Chromium trusts the test certificate (by its key's hash, nothing else), loads /chat.html and / over HTTP/2 and chats over wss (HTTP/1.1)", { timeout: 90_000 }, async () => {
     const cert = makeCert(certDir(), "browser", ["localhost"])
     // the certificate's public key hash: Chromium trusts exactly this key, not any certificate
     const spki = execFileSync("bash", ["-c", `openssl x509 -in '${cert.cert}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`]).toString().trim()
@@ -154,6 +154,9 @@ describe("chat in headless Chromium", () => {
       const seen = JSON.parse(String(protocols)) as Array<string>
       assert.isAbove(seen.length, 1)
       assert.deepStrictEqual([...new Set(seen)], ["h2"])
+      // and the site's front page, loaded by the page
+      const front = await secure.evaluate(`fetch("/").then((r) => r.text()).then(() => performance.getEntriesByName(location.origin + "/")[0]?.nextHopProtocol)`)
+      assert.strictEqual(front, "h2")
       tcp.write("hello secure page\r\n")
       assert.strictEqual(await secure.sees(/hello secure page/), "<carol> hello secure page")
     } finally {

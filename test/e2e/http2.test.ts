@@ -46,7 +46,7 @@ const makeSite = () => {
 const W = ["-w", "%{http_version} %{http_code} %{size_download}\\n", "-o", "/dev/null"]
 
 describe("HTTP/2 end to end", () => {
-  it("curl over TLS (ALPN h2) and with prior knowledge: files, Range, HEAD, 304, JSON, 413, one connection for many; nghttp and h2load", { timeout: 120_000 }, async () => {
+  it("curl over TLS (ALPN h2) and with prior knowledge: files, Range, HEAD, 304 (ETag and date), JSON, 413, one connection for many; nghttp and h2load", { timeout: 120_000 }, async () => {
     const site = makeSite()
     const size = Fs.statSync(Path.join(site, "index.html")).size
     const server = await start(table(site), ["--access-log", "-"])
@@ -63,6 +63,8 @@ describe("HTTP/2 end to end", () => {
         assert.match(head, new RegExp(`content-length: ${size}\\r\\n`))
         const etag = /etag: (\S+)\r\n/.exec(head)![1]!
         assert.strictEqual(await curl([...flags, ...W, "-H", `If-None-Match: ${etag}`, `${base}/`]), "2 304 0\n")
+        const modified = /last-modified: ([^\r]+)\r\n/.exec(head)![1]!
+        assert.strictEqual(await curl([...flags, ...W, "-H", `If-Modified-Since: ${modified}`, `${base}/`]), "2 304 0\n")
         const json = await curl([...flags, "-H", "Accept: application/json", `${base}/_status`])
         assert.isArray((JSON.parse(json) as { services: unknown }).services)
         assert.strictEqual(await curl([...flags, ...W, "--data-binary", "x".repeat(5000), `${base}/upload`]), "2 413 59\n")

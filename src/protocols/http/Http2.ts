@@ -123,7 +123,7 @@ export const make = <E, R>(limits: SessionLimits, host: Omit<Http2Stream.StreamH
       if (session === undefined) return
       stats.connections++
       stats.openConnections++
-      let open_ = 0
+      let openHere = 0
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {
           stats.openConnections--
@@ -145,10 +145,10 @@ export const make = <E, R>(limits: SessionLimits, host: Omit<Http2Stream.StreamH
       session.on("remoteSettings", flood)
       session.on("goaway", () => void stats.goawaysReceived++)
       session.setTimeout(limits.idleTimeoutMs, () => {
-        if (open_ === 0) goaway(session, NGHTTP2_NO_ERROR)
+        if (openHere === 0) goaway(session, NGHTTP2_NO_ERROR)
       })
       const streamClosed = function(this: NodeHttp2.ServerHttp2Stream) {
-        open_--
+        openHere--
         stats.openStreams--
         const code = this.rstCode
         if (code === undefined || code === NGHTTP2_NO_ERROR || Http2Stream.resetHere(this)) return
@@ -158,7 +158,7 @@ export const make = <E, R>(limits: SessionLimits, host: Omit<Http2Stream.StreamH
       session.on("stream", (stream: NodeHttp2.ServerHttp2Stream, _headers: unknown, flags: number, raw: Array<string>) => {
         stats.streams++
         stats.openStreams++
-        open_++
+        openHere++
         stream.on("error", ignore) // a reset stream errors; its fiber or its close says what happened
         stream.on("close", streamClosed)
         const job = Http2Stream.begin(streamHost, conn.remote, stream, raw, (flags & NGHTTP2_FLAG_END_STREAM) !== 0)
