@@ -56,13 +56,26 @@ def goaway(event):
 
 
 def describe(seen):
+    """The first thing the server did about our stream or connection: an answer, a stream reset, a GOAWAY."""
     for e in seen:
+        if isinstance(e, h2.events.ResponseReceived):
+            return "answer " + dict(e.headers)[":status"]
+        if isinstance(e, h2.events.StreamReset):
+            return f"reset {int(e.error_code)}"
         if isinstance(e, h2.events.ConnectionTerminated):
             return f"goaway {int(e.error_code)}"
     return "closed" if "closed" in seen else "open"
 
 
-def send(frames_sent):
+OUTCOME = (h2.events.StreamReset, h2.events.ResponseReceived, h2.events.ConnectionTerminated)
+
+
+def terminated(seen):
+    """How the connection ended: its GOAWAY's code, or closed without one (or still open)."""
+    return describe([e for e in seen if not isinstance(e, (h2.events.ResponseReceived, h2.events.StreamReset))])
+
+
+def send(_progress=0):
     try:
         sock.sendall(conn.data_to_send())
     except OSError:
@@ -81,53 +94,32 @@ if mode == "rapid-reset":
         if i % 100 == 99 and not send(sent):
             break
     send(sent)
-    print(describe(events_until(goaway)))
+    print(terminated(events_until(goaway)))
 elif mode == "settings-flood":
     for i in range(2000):
         conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100 + i})
         if i % 100 == 99 and not send(i):
             break
     send(0)
-    print(describe(events_until(goaway)))
+    print(terminated(events_until(goaway)))
 elif mode == "ping-flood":
     for i in range(5000):
         conn.ping(i.to_bytes(8, "big"))
         if i % 200 == 199 and not send(i):
             break
     send(0)
-    print(describe(events_until(goaway)))
+    print(terminated(events_until(goaway)))
 elif mode == "big-headers":
     sid = conn.get_next_available_stream_id()
     conn.send_headers(sid, REQUEST + [(f"x-filler-{i}", "v" * 200) for i in range(200)], end_stream=True)
     send(0)
-    seen = events_until(lambda e: isinstance(e, (h2.events.StreamReset, h2.events.ResponseReceived, h2.events.ConnectionTerminated)))
-    for e in seen:
-        if isinstance(e, h2.events.StreamReset):
-            print(f"reset {int(e.error_code)}")
-            break
-        if isinstance(e, h2.events.ResponseReceived):
-            print("answer " + dict(e.headers)[":status"])
-            break
-        if isinstance(e, h2.events.ConnectionTerminated):
-            print(f"goaway {int(e.error_code)}")
-            break
-    else:
-        print(describe(seen))
+    print(describe(events_until(lambda e: isinstance(e, OUTCOME))))
 elif mode == "no-body":
     # a POST whose body never comes: the server answers 408 (requestTimeout) or resets the stream
     sid = conn.get_next_available_stream_id()
     conn.send_headers(sid, [(":method", "POST"), (":path", "/x"), (":authority", "localhost"), (":scheme", "http")], end_stream=False)
     send(0)
-    seen = events_until(lambda e: isinstance(e, (h2.events.StreamReset, h2.events.ResponseReceived)), seconds=30)
-    for e in seen:
-        if isinstance(e, h2.events.ResponseReceived):
-            print("answer " + dict(e.headers)[":status"])
-            break
-        if isinstance(e, h2.events.StreamReset):
-            print(f"reset {int(e.error_code)}")
-            break
-    else:
-        print(describe(seen))
+    print(describe(events_until(lambda e: isinstance(e, OUTCOME), seconds=30)))
 elif mode == "too-many-streams":
     # more streams at once than the SETTINGS_MAX_CONCURRENT_STREAMS it acknowledged (each a slow request, so they
     # stay open): nghttp2 treats it as a connection error (RFC 9113 §5.1.2 allows a stream or a connection error)
@@ -140,6 +132,6 @@ elif mode == "too-many-streams":
     send(0)
     seen = events_until(goaway)
     refused = [e for e in seen if isinstance(e, h2.events.StreamReset) and int(e.error_code) == 7]
-    print(f"refused {len(refused)}" if refused else describe(seen))
+    print(f"refused {len(refused)}" if refused else terminated(seen))
 else:
     sys.exit(f"unknown mode {mode}")

@@ -59,7 +59,9 @@ describe("fiberd over TLS", () => {
       const https = server.port("https")
       const resolve = ["--resolve", `localhost:${https}:127.0.0.1`]
       const page = await curl(["--cacert", first.cert, ...resolve, "-o", "/dev/null", "-w", "%{http_code} %{http_version}", `https://localhost:${https}/`])
-      assert.strictEqual(page, "200 1.1")
+      assert.strictEqual(page, "200 2", "curl asks for h2 by ALPN, and gets it")
+      const page11 = await curl(["--http1.1", "--cacert", first.cert, ...resolve, "-o", "/dev/null", "-w", "%{http_code} %{http_version}", `https://localhost:${https}/`])
+      assert.strictEqual(page11, "200 1.1")
       const open = await connect(server.port("secure-echo"), first.pem)
       assert.strictEqual(await echo(open, "before"), "before")
 
