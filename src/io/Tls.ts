@@ -20,6 +20,19 @@ export const CertFiles = Schema.Struct({
 export type CertFiles = typeof CertFiles.Type
 
 /**
+ * Mozilla's "intermediate" server profile (ssl-config.mozilla.org, v5.7) for TLS 1.2, ECDHE only:
+ * forward secrecy and AEAD (GCM, ChaCha20-Poly1305), no CBC suites (LUCKY13), no RSA key exchange.
+ */
+export const INTERMEDIATE_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305"
+].join(":")
+
+/**
  * TLS options of a listener, declared once (the service table's `tls` key is the same schema).
  * Paths are read at start and again on `reloadTls`.
  */
@@ -28,6 +41,11 @@ export const options = Options.declare({
   ca: Options.option(Schema.String, "CA certificates (PEM file) to verify client certificates with; setting it asks clients for one"),
   requireClientCert: Options.option(Schema.Boolean, "refuse clients without a valid certificate (only with `ca`)", false),
   minVersion: Options.option(Schema.Literals(["TLSv1.2", "TLSv1.3"]), "the oldest protocol accepted", "TLSv1.2"),
+  ciphers: Options.option(
+    Schema.String,
+    "TLS 1.2 cipher suites offered, OpenSSL syntax (default: Mozilla's \"intermediate\" profile, ECDHE with AEAD only; TLS 1.3 suites are all AEAD)",
+    INTERMEDIATE_CIPHERS
+  ),
   sni: Options.option(Schema.Record(Schema.String, CertFiles), "certificates per host name (SNI); a client asking for another name gets the default one"),
   alpn: Options.option(Schema.Array(Schema.String), "ALPN protocols offered, in preference order (HTTP services offer `h2` and `http/1.1`, or only `http/1.1` with `http2: off`)"),
   handshakeTimeout: Options.option(Options.Duration, "a handshake not finished in this time is dropped", "10 seconds"),
@@ -109,8 +127,13 @@ export const load = (given: TlsOptions): Effect.Effect<Contexts, TlsConfigError>
     const options = Tls.resolve(given)
     const common: NodeTls.SecureContextOptions = {
       minVersion: options.minVersion,
+      ciphers: options.ciphers,
       ...(options.ca !== undefined ? { ca: yield* readPem(options.ca) } : {})
     }
+    yield* Effect.try({
+      try: () => NodeTls.createSecureContext({ ciphers: options.ciphers }),
+      catch: (e) => new TlsConfigError({ file: "ciphers", reason: `unusable cipher list ${JSON.stringify(options.ciphers)}: ${e instanceof Error ? e.message : String(e)}` })
+    })
     const base = yield* loadPair(options, common)
     const sni = new Map<string, NodeTls.SecureContext>()
     for (const [name, files] of Object.entries(options.sni ?? {})) {

@@ -18,8 +18,13 @@ export interface ServiceLine {
   readonly address: string
 }
 
-/** A running service's line (what the program prints for it). */
-export const serviceLine = (s: ServiceLine): ServiceLine => ({ name: s.name, protocol: s.protocol, transport: s.transport, address: s.address })
+/** A running service's line (what the program prints for it): over TLS, `https` for http and `tls` (or `unix+tls`) for the transport. */
+export const serviceLine = (s: ServiceLine & { readonly tls?: boolean }): ServiceLine => ({
+  name: s.name,
+  protocol: s.tls === true && s.protocol === "http" ? "https" : s.protocol,
+  transport: s.tls !== true ? s.transport : s.transport === "unix" ? "unix+tls" : "tls",
+  address: s.address
+})
 
 /** One process's view of itself: its status document (see `Status.snapshot`) and its metrics (Prometheus text). */
 export interface ProcessSnapshot {

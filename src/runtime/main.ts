@@ -25,7 +25,7 @@ import * as Prefork from "./Prefork.ts"
 import * as Runtime from "./Runtime.ts"
 import * as Sighup from "./Sighup.ts"
 import * as WorkerMain from "./WorkerMain.ts"
-import type { ServiceLine } from "./WorkerProtocol.ts"
+import { type ServiceLine, serviceLine } from "./WorkerProtocol.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 
 const packageJson = JSON.parse(Fs.readFileSync(Path.resolve(import.meta.dirname, "../../package.json"), "utf8")) as {
@@ -43,7 +43,10 @@ const fail = (code: number) => (error: { readonly message: string }) =>
   })))
 
 /** The line each listening service gets on stdout: `name protocol/transport address` (tests and scripts read it). */
-const printService = (s: ServiceLine) => Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
+const printService = (service: ServiceLine & { readonly tls?: boolean }) => {
+  const s = serviceLine(service)
+  return Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
+}
 
 /** Runs until interrupted; SIGHUP reopens the logs and, with a table file, reloads it. */
 const serve = (args: Cli.Args) =>

@@ -6,7 +6,7 @@
  * Effect. Every run gets a fresh TestClock (time starts at 0) and its own
  * Scope, so a property can fork fibers and advance time freely.
  */
-import { Effect, Layer, Scope } from "effect"
+import { Cause, Effect, Exit, Layer, Scope } from "effect"
 import type { Context } from "effect"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
@@ -16,14 +16,38 @@ type Arbitraries<Ts extends ReadonlyArray<unknown>> = { [K in keyof Ts]: fc.Arbi
 /** A property body: fails (or returns false) when the property does not hold. */
 export type Body<Ts extends ReadonlyArray<unknown>, E, R> = (...args: Ts) => Effect.Effect<boolean | void, E, R>
 
+/** Why a run failed, as an Error fast-check keeps (`errorInstance`): the body's own error, or its Effect failure rendered. */
+const failureOf = <E>(cause: Cause.Cause<E>): Error => {
+  const error = Cause.squash(cause)
+  return error instanceof Error ? error : new Error(Cause.pretty(cause))
+}
+
 const runner = <R>(context: Context.Context<R>) => <E>(effect: Effect.Effect<boolean | void, E, R | Scope.Scope>) =>
   Effect.runPromiseWith(context)(
-    effect.pipe(Effect.scoped, Effect.provide(TestClock.layer() as Layer.Layer<never>)) as Effect.Effect<
-      boolean | void,
-      E,
+    Effect.exit(effect.pipe(Effect.scoped, Effect.provide(TestClock.layer() as Layer.Layer<never>))) as Effect.Effect<
+      Exit.Exit<boolean | void, E>,
+      never,
       R
     >
-  )
+  ).then((exit) => {
+    if (Exit.isFailure(exit)) throw failureOf(exit.cause)
+    return exit.value
+  })
+
+/**
+ * fast-check's report with the body's own failure under it (once): what was
+ * expected and what came, beside the counterexample and the seed. An
+ * assertion's `actual`/`expected` are kept, so the test runner shows its diff.
+ */
+export const failureReport = <Ts>(details: fc.RunDetails<Ts>): Error => {
+  const cause = details.errorInstance
+  const why = cause instanceof Error ? cause.message : cause === undefined ? "the body returned false" : String(cause)
+  const report = new Error(`${fc.defaultReportMessage(details) ?? "property failed"}\n\nThe body failed with: ${why}`, { cause })
+  if (cause instanceof Error && "actual" in cause && "expected" in cause) {
+    Object.assign(report, { actual: cause.actual, expected: cause.expected, showDiff: true })
+  }
+  return report
+}
 
 /**
  * Runs the property and returns fast-check's report (it does not fail):
@@ -61,7 +85,7 @@ export const assert = <Ts extends [unknown, ...Array<unknown>], E, R>(
 ): Effect.Effect<void, never, Exclude<R, Scope.Scope>> =>
   check(arbitraries, body, parameters).pipe(
     Effect.flatMap((details) =>
-      details.failed ? Effect.die(new Error(fc.defaultReportMessage(details) ?? "property failed")) : Effect.void
+      details.failed ? Effect.die(failureReport(details)) : Effect.void
     )
   )
 

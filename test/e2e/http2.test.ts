@@ -51,6 +51,9 @@ describe("HTTP/2 end to end", () => {
     const size = Fs.statSync(Path.join(site, "index.html")).size
     const server = await start(table(site), ["--access-log", "-"])
     try {
+      // the start-up lines say which services speak TLS
+      assert.match(server.stdout(), /^h2\thttps\/tls\t127\.0\.0\.1:\d+$/m)
+      assert.match(server.stdout(), /^h2c\thttp\/tcp\t127\.0\.0\.1:\d+$/m)
       const h2c = `http://127.0.0.1:${server.port("h2c")}`
       const h2 = `https://localhost:${server.port("h2")}`
       const tls = ["--http2", "--cacert", cert.cert, "--resolve", `localhost:${server.port("h2")}:127.0.0.1`]

@@ -217,3 +217,26 @@ describe("TLS listener", () => {
       for (const s of [before, after, resumed, still]) s.destroy()
     }).pipe(Effect.scoped))
 })
+
+describe("TLS profile", () => {
+  const handshake = (port: number, cipher: string) =>
+    run("openssl", ["s_client", "-connect", `127.0.0.1:${port}`, "-tls1_2", "-cipher", cipher, "-servername", "localhost"], "Q\n")
+
+  it.effect("by default Mozilla's intermediate profile: TLS 1.2 ECDHE+AEAD suites only (a CBC-only client is refused; TLS 1.3 works); `ciphers` overrides", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const strict = yield* Listener.make({ name: "strict", tls: { cert: main.cert, key: main.key } }, Echo.handler)
+      const cbc = yield* handshake(portOf(strict), "ECDHE-ECDSA-AES128-SHA")
+      assert.match(cbc, /handshake failure|no shared cipher|alert/i, cbc)
+      assert.notMatch(cbc, /Cipher is ECDHE-ECDSA-AES128-SHA\b/)
+      const gcm = yield* handshake(portOf(strict), "ECDHE-ECDSA-AES128-GCM-SHA256")
+      assert.match(gcm, /Cipher is ECDHE-ECDSA-AES128-GCM-SHA256/)
+      const tls13 = yield* run("openssl", ["s_client", "-connect", `127.0.0.1:${portOf(strict)}`, "-tls1_3", "-servername", "localhost"], "Q\n")
+      assert.match(tls13, /TLSv1\.3/)
+      // a service that must serve an old client may widen the list
+      const wide = yield* Listener.make({ name: "wide", tls: { cert: main.cert, key: main.key, ciphers: "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES128-GCM-SHA256" } }, Echo.handler)
+      assert.match(yield* handshake(portOf(wide), "ECDHE-ECDSA-AES128-SHA"), /Cipher is ECDHE-ECDSA-AES128-SHA\b/)
+      // a list OpenSSL cannot use is refused at start, naming the key
+      const bad = yield* Effect.flip(Listener.make({ name: "bad", tls: { cert: main.cert, key: main.key, ciphers: "NO-SUCH-CIPHER" } }, Echo.handler))
+      assert.include(bad.message, "ciphers")
+    })))
+})

@@ -28,8 +28,11 @@ export interface FrameDecoder<F> {
   readonly partial: boolean
 }
 
+/** What `reader` returns: each run pulls the next frame; `None` once the input has ended (or the server drains between frames). */
+export type Reader<F> = Effect.Effect<Option.Option<F>, ConnectionError>
+
 /** The next frame from `conn` through `decoder`; `None` once the input has ended (or the server drains between frames). */
-export const reader = <F>(conn: Connection, decoder: FrameDecoder<F>): Effect.Effect<Option.Option<F>, ConnectionError> => {
+export const reader = <F>(conn: Connection, decoder: FrameDecoder<F>): Reader<F> => {
   const ready: Array<F> = []
   let ended = false
   return Effect.gen(function*() {

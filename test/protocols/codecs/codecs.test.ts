@@ -94,7 +94,8 @@ describe("Codec.reader over a Connection", () => {
   it.effect("lines arrive whole in any chunking; a last line without its end comes at EOF; then None", () =>
     Effect.gen(function*() {
       const { client, server } = MemoryConnection.makePair()
-      const next = Codec.reader(server, new Lines.Decoder({ maxLength: 100 }))
+      // the reader's type has a name, for a function that takes one
+      const next: Codec.Reader<Lines.Line> = Codec.reader(server, new Lines.Decoder({ maxLength: 100 }))
       const collected = yield* Effect.forkChild(Effect.gen(function*() {
         const out: Array<string> = []
         while (true) {
