@@ -20,7 +20,11 @@ export const publicDir = Path.resolve(import.meta.dirname, "../../public")
 export const options = Options.declare({
   root: Options.option(Schema.String, "the directory served (default: the bundled site)"),
   status: Options.option(Schema.Literals(["loopback", "any", "off"]), "who may read /_status and /metrics: loopback peers, anyone, or nobody", "loopback"),
-  chat: Options.option(Schema.String, "the chat service whose rooms GET /chat (WebSocket) joins")
+  chat: Options.option(Schema.String, "the chat service whose rooms GET /chat (WebSocket) joins"),
+  redirect: Options.option(
+    Schema.String.check(Schema.isPattern(/^https?:\/\/[^/?#\s]+\/?$/, { message: "an origin such as \"https://example.org\"" })),
+    "send every request to this origin (`https://example.org`), path and query kept (301, or 308 for other methods than GET and HEAD); ACME challenges (`/.well-known/acme-challenge/`) are still served from `root`"
+  )
 })
 
 /** The bundled site's routes for a service: /api/pbkdf2 and, when it names a chat service, /chat. */

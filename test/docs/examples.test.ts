@@ -40,7 +40,7 @@ import * as fc from "fast-check"
 import { assert, it } from "@effect/vitest"
 import {
   AccessLog, Actor, Chat, Codec, type Connection, Daytime, Delimited, Echo, ErrorLog, Exec, Http, HttpServer, LengthPrefixed,
-  Lines, Listener, LogWriter, Offload, Request, Response, Router, Serve, StaticFiles, Supervisor, Tls, Udp, WebSocketFrame
+  Lines, Listener, LogWriter, Middleware, Offload, Request, Response, Router, Serve, StaticFiles, Supervisor, Tls, Udp, WebSocketFrame
 } from "../../../src/index.ts"
 import { Arbitraries, Http2Memory, MemoryConnection, MemoryServer, Property, Script, Show } from "../../../src/testkit/index.ts"
 `

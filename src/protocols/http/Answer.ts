@@ -49,7 +49,7 @@ export const queue = (state: ConnState, head: Framing, response: Res.Response, c
   const bytes = noBody || body._tag !== "Bytes" ? EMPTY : body.bytes
   // HEAD announces the length GET would send (RFC 9110 §9.3.2), whatever the body's kind
   const length = bodyLength(body)
-  const headBytes = Res.headBytes(response, state.shared.date, length, close, !close && head.minor === 0, noBody)
+  const headBytes = Res.headBytes(response, state.shared.date, length, close, !close && head.minor === 0, noBody, state.extraHeaders)
   const size = headBytes.byteLength + bytes.byteLength
   if (bytes.byteLength <= SMALL_BODY) {
     const buf = Buffer.allocUnsafe(size)
@@ -90,7 +90,7 @@ export const stream = (state: ConnState, head: Framing, response: Res.Response, 
     const chunked = length < 0 && head.minor === 1
     const mustClose = close || (length < 0 && head.minor === 0)
     state.sent = true
-    state.out.push(Res.headBytes(response, state.shared.date, length < 0 && !chunked ? Res.UNTIL_CLOSE : length, mustClose, !mustClose && head.minor === 0, false))
+    state.out.push(Res.headBytes(response, state.shared.date, length < 0 && !chunked ? Res.UNTIL_CLOSE : length, mustClose, !mustClose && head.minor === 0, false, state.extraHeaders))
     yield* state.flush()
     if (handle !== undefined) yield* BodyWriter.file(state.conn, handle, body as Extract<Res.Body, { _tag: "File" }>, state)
     else yield* BodyWriter.stream(state.conn, (body as Extract<Res.Body, { _tag: "Stream" }>).stream, chunked, state)

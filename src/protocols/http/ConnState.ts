@@ -38,6 +38,8 @@ export class ServerState {
   now = 0
   requests = 0
   draining = false
+  /** Header lines every answer over TLS carries (Strict-Transport-Security), `Name: value\r\n` each; "" for none. */
+  tlsHeaders = ""
   readonly timeouts: Timeouts.TimeoutManager
   /** The engine's synchronous chunk handler (see `ConnState.consume`). */
   consume: (state: ConnState, chunk: Uint8Array) => boolean = () => false
@@ -119,6 +121,11 @@ export class ConnState implements Timeouts.Timed, Req.BodySource {
     this.fiber = fiber
     this.shared = shared
     this.ticks = ticks
+  }
+
+  /** Header lines this connection's answers carry beyond the app's (the engine's TLS headers over TLS). */
+  get extraHeaders(): string {
+    return this.conn.tls === undefined ? "" : this.shared.tlsHeaders
   }
 
   /** The `readWith` consumer: runs the engine over each chunk as it arrives, in plain JS. */

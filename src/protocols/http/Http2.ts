@@ -119,6 +119,7 @@ export const make = <E, R>(limits: SessionLimits, host: Omit<Http2Stream.StreamH
   const serve = (conn: Connection, buffered: Uint8Array): Effect.Effect<void, never, R> =>
     Effect.scoped(Effect.gen(function*() {
       const runFork = yield* FiberSet.makeRuntime<R, void, never>()
+      const tls = conn.tls !== undefined
       const session = open(conn.detach(buffered))
       if (session === undefined) return
       stats.connections++
@@ -161,7 +162,7 @@ export const make = <E, R>(limits: SessionLimits, host: Omit<Http2Stream.StreamH
         openHere++
         stream.on("error", ignore) // a reset stream errors; its fiber or its close says what happened
         stream.on("close", streamClosed)
-        const job = Http2Stream.begin(streamHost, conn.remote, stream, raw, (flags & NGHTTP2_FLAG_END_STREAM) !== 0)
+        const job = Http2Stream.begin(streamHost, conn.remote, stream, raw, (flags & NGHTTP2_FLAG_END_STREAM) !== 0, tls)
         if (job !== undefined) runFork(job)
       })
       // the server drains: GOAWAY, in-flight streams finish (the listener interrupts what outlives drainTimeout)

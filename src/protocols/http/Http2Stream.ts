@@ -29,6 +29,8 @@ export interface StreamHost<E, R> {
   readonly requestTimeoutMs: number
   /** Unread body bytes read and discarded after an answer before the stream is refused (RST_STREAM NO_ERROR). */
   readonly maxDrain: number
+  /** Fields every answer over TLS carries (Strict-Transport-Security), as a flat name/value list. */
+  readonly tlsFields: ReadonlyArray<string>
   /** The Date header, cached by the engine. */
   readonly date: () => string
   /** The engine's clock (ms since the epoch), for the access log. */
@@ -84,9 +86,9 @@ const fieldList = (headers: ReadonlyArray<readonly [string, string]>): ReadonlyA
   return list
 }
 
-/** The response's header list (node:http2's raw form): status, Date, the app's fields, Content-Length when known. */
-const headersFor = (response: Res.Response, length: number, date: string): Array<string> => {
-  const out = [":status", String(response.status), "date", date, ...fieldList(response.headers)]
+/** The response's header list (node:http2's raw form): status, Date, the app's fields, the engine's `extra`, Content-Length when known. */
+const headersFor = (response: Res.Response, length: number, date: string, extra: ReadonlyArray<string>): Array<string> => {
+  const out = [":status", String(response.status), "date", date, ...fieldList(response.headers), ...extra]
   if (length >= 0 && response.status !== 204 && response.status !== 304 && response.status >= 200) out.push("content-length", String(length))
   return out
 }
@@ -101,6 +103,8 @@ const headerObject = (list: ReadonlyArray<string>): NodeHttp2.OutgoingHttpHeader
   }
   return out
 }
+
+const NO_FIELDS: ReadonlyArray<string> = []
 
 const NOT_HERE = errorResponse(426, "WebSocket needs HTTP/1.1; this connection speaks HTTP/2")
 
@@ -151,9 +155,12 @@ class Exchange<E, R> implements StreamHead {
   readonly method: string
   readonly headers: Headers
   body: StreamBody | undefined = undefined
+  /** The engine's fields for this connection's answers. */
+  readonly extra: ReadonlyArray<string>
 
-  constructor(host: StreamHost<E, R>, peer: string, stream: NodeHttp2.ServerHttp2Stream, method: string, path: string | undefined, headers: Headers) {
+  constructor(host: StreamHost<E, R>, peer: string, tls: boolean, stream: NodeHttp2.ServerHttp2Stream, method: string, path: string | undefined, headers: Headers) {
     this.host = host
+    this.extra = tls ? host.tlsFields : NO_FIELDS
     this.peer = peer
     this.stream = stream
     this.method = method
@@ -177,7 +184,7 @@ class Exchange<E, R> implements StreamHead {
     const response = given.body._tag === "Upgrade" ? NOT_HERE : given
     const length = bodyLength(response.body)
     const noBody = Res.bodyless(this.method, response.status) || response.body._tag !== "Bytes"
-    stream.respond(headersFor(response, length, this.host.date()), { endStream: noBody })
+    stream.respond(headersFor(response, length, this.host.date(), this.extra), { endStream: noBody })
     let sent = 0
     if (!noBody) {
       const bytes = (response.body as Extract<Res.Body, { _tag: "Bytes" }>).bytes
@@ -254,12 +261,12 @@ class Exchange<E, R> implements StreamHead {
           return self.respondNow(errorResponse(status, status === 503 ? "the server is busy, try again" : "the file cannot be read"))
         }
         if (stream.closed || stream.destroyed) return self.log(499, 0)
-        stream.respondWithFD(opened.success.fd, headerObject(headersFor(response, length, self.host.date())), { offset: body.start, length })
+        stream.respondWithFD(opened.success.fd, headerObject(headersFor(response, length, self.host.date(), self.extra)), { offset: body.start, length })
         self.log(response.status, length)
         return yield* closed(stream) // the descriptor is read until then; the scope closes it after
       }
       if (stream.closed || stream.destroyed) return self.log(499, 0)
-      stream.respond(headersFor(response, length, self.host.date()))
+      stream.respond(headersFor(response, length, self.host.date(), self.extra))
       let sent = 0
       const streamed = yield* Effect.result(Stream.runForEach(body.stream, (chunk) => {
         sent += chunk.byteLength
@@ -284,10 +291,11 @@ export const begin = <E, R>(
   remote: RemoteAddress,
   stream: NodeHttp2.ServerHttp2Stream,
   raw: ReadonlyArray<string>,
-  endStream: boolean
+  endStream: boolean,
+  tls: boolean
 ): Effect.Effect<void, never, R> | undefined => {
   const { headers, method, path } = requestOf(raw)
-  const exchange = new Exchange(host, remote.address, stream, method, path, headers)
+  const exchange = new Exchange(host, remote.address, tls, stream, method, path, headers)
   if (path === undefined) return void exchange.respondNow(errorResponse(method === "CONNECT" ? 501 : 400, `${method} without a path is not served`))
   if (Number(headers.get("content-length") ?? 0) > host.maxBody) {
     return void exchange.respondNow(errorResponse(413, `request body larger than ${host.maxBody} bytes`))

@@ -1,5 +1,6 @@
 /**
- * HTTP middleware: `App => App` functions that wrap an application. CORS,
+ * HTTP middleware: `App => App` functions that wrap an application. A
+ * redirect to another origin (HTTP to HTTPS, ACME challenges kept), CORS,
  * basic and bearer authentication guards, request logging (to the error log
  * at debug level), and response compression (gzip or brotli with
  * `node:zlib`, negotiated by `Accept-Encoding`). Compose with `pipe`:
@@ -31,6 +32,30 @@ const mapResponse = <E, R>(
   Exit.isExit(result)
     ? (Exit.isSuccess(result) ? Exit.succeed(f((result as Exit.Success<Res.Response>).value)) : result) as Effect.Effect<Res.Response, E, R>
     : Effect.map(result, f)
+
+// ---- Redirect ---------------------------------------------------------------
+
+/** ACME's HTTP-01 challenge paths (RFC 8555 §8.3): a redirecting service still answers them itself, so certificates can be issued. */
+export const acmeChallenge = (path: string): boolean => path.startsWith("/.well-known/acme-challenge/")
+
+/**
+ * Sends every request to `origin` (`https://example.org`), its path and query
+ * kept: 301 for GET and HEAD, 308 for other methods (so the method and body
+ * survive). Requests whose path `keep` accepts (default: ACME challenges) go
+ * to the app.
+ *
+ * @example
+ * const files = yield* StaticFiles.make({ root: "/srv/www" })
+ * const plain = Middleware.redirect("https://example.org")(files) // ACME challenges from /srv/www, the rest to HTTPS
+ */
+export const redirect = (origin: string, keep: (path: string) => boolean = acmeChallenge) => <E, R>(app: App<E, R>): App<E, R> => {
+  const base = origin.endsWith("/") ? origin.slice(0, -1) : origin
+  return (request: Request) => {
+    if (keep(request.path)) return app(request)
+    const target = request.target.startsWith("/") ? request.target : request.path + (request.query === "" ? "" : `?${request.query}`)
+    return Effect.succeed(Res.redirect(base + target, request.method === "GET" || request.method === "HEAD" ? 301 : 308))
+  }
+}
 
 // ---- CORS -------------------------------------------------------------------
 

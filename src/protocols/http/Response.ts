@@ -167,7 +167,8 @@ export const UNTIL_CLOSE: BodyLength = -2
 /**
  * Serializes a response head. `length` is the body length, `CHUNKED`, or
  * `UNTIL_CLOSE`; `close` adds `Connection: close`; `keepAlive10` adds
- * `Connection: keep-alive` for an HTTP/1.0 client that asked for it.
+ * `Connection: keep-alive` for an HTTP/1.0 client that asked for it;
+ * `extra`: the engine's own header lines (`Name: value\r\n` each).
  * Header values with CR, LF or NUL are dropped (no response splitting).
  */
 export const serializeHead = (
@@ -176,9 +177,10 @@ export const serializeHead = (
   length: BodyLength,
   close: boolean,
   keepAlive10: boolean,
-  noBody: boolean
+  noBody: boolean,
+  extra = ""
 ): string => {
-  let head = statusLine(response.status) + "Date: " + date + "\r\n" + headerBlock(response.headers)
+  let head = statusLine(response.status) + "Date: " + date + "\r\n" + headerBlock(response.headers) + extra
   if (response.status !== 204 && response.status >= 200 && !(noBody && response.status === 304)) {
     head += length >= 0
       ? "Content-Length: " + length + "\r\n"
@@ -196,6 +198,7 @@ export const serializeHead = (
 interface CachedHead {
   status: number
   date: string
+  extra: string
   length: number
   flags: number
   bytes: Buffer
@@ -215,19 +218,21 @@ export const headBytes = (
   length: BodyLength,
   close: boolean,
   keepAlive10: boolean,
-  noBody: boolean
+  noBody: boolean,
+  extra = ""
 ): Buffer => {
   const flags = (close ? 1 : 0) | (keepAlive10 ? 2 : 0) | (noBody ? 4 : 0)
   const cached = heads.get(response.headers)
   if (
     cached !== undefined && cached.date === date && cached.status === response.status && cached.length === length &&
-    cached.flags === flags
+    cached.flags === flags && cached.extra === extra
   ) return cached.bytes
-  const bytes = Buffer.from(serializeHead(response, date, length, close, keepAlive10, noBody), "latin1")
-  if (cached === undefined) heads.set(response.headers, { status: response.status, date, length, flags, bytes })
+  const bytes = Buffer.from(serializeHead(response, date, length, close, keepAlive10, noBody, extra), "latin1")
+  if (cached === undefined) heads.set(response.headers, { status: response.status, date, extra, length, flags, bytes })
   else {
     cached.status = response.status
     cached.date = date
+    cached.extra = extra
     cached.length = length
     cached.flags = flags
     cached.bytes = bytes

@@ -70,6 +70,14 @@ export const options = Options.declare({
     "HTTP/2: streams a client may reset per second on average (bursts of 30 seconds' worth); more ends the connection with GOAWAY (rapid reset)",
     33
   ),
+  hsts: option(
+    Schema.Struct({
+      maxAge: Options.Duration,
+      includeSubDomains: Schema.optionalKey(Schema.Boolean),
+      preload: Schema.optionalKey(Schema.Boolean)
+    }),
+    "HTTPS: `Strict-Transport-Security` on every answer over TLS — `maxAge` (a duration), `includeSubDomains`, `preload` (false unless set)"
+  ),
   controlFramesPerSecond: option(
     Options.PositiveInt,
     "HTTP/2: PING and SETTINGS frames a client may send per second (bursts of as many); more ends the connection with GOAWAY ENHANCE_YOUR_CALM",
@@ -109,6 +117,10 @@ const isWebSocketUpgrade = (head: RequestHead): boolean =>
 
 const EMPTY_INPUT = new Uint8Array(0)
 
+/** The Strict-Transport-Security value (RFC 6797 §6.1). */
+const hstsValue = (hsts: NonNullable<typeof options.schema.Type["hsts"]>): string =>
+  `max-age=${Math.floor(Duration.toSeconds(Options.toDuration(hsts.maxAge)))}${hsts.includeSubDomains === true ? "; includeSubDomains" : ""}${hsts.preload === true ? "; preload" : ""}`
+
 const NOT_WEBSOCKET = Res.text("426 Upgrade Required: this resource does not speak WebSocket\n", { status: 426 })
 
 /** What the connection does once an answer is decided: go on, close, or hand the answer to the fiber (a streamed body, an upgrade). */
@@ -141,6 +153,8 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     const timeouts = yield* Timeouts.make(Timeouts.resolutionFor(shortest))
     const drainGraceTicks = timeouts.ticksFor(Duration.toMillis(drainGrace))
     const shared = new ServerState(timeouts)
+    const tlsFields = o.hsts === undefined ? [] : ["strict-transport-security", hstsValue(o.hsts)]
+    shared.tlsHeaders = o.hsts === undefined ? "" : `Strict-Transport-Security: ${tlsFields[1]}\r\n`
     const ticks: Record<Phase, number> = {
       idle: timeouts.ticksFor(Duration.toMillis(keepAliveTimeout)),
       head: timeouts.ticksFor(Duration.toMillis(headerTimeout)),
@@ -298,7 +312,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     ): Effect.Effect<boolean, ConnectionError> =>
       Effect.suspend(() => {
         state.sent = true
-        state.out.push(Res.headBytes(response, state.shared.date, 0, false, false, true))
+        state.out.push(Res.headBytes(response, state.shared.date, 0, false, false, true, state.extraHeaders))
         answered(state, 101, 0)
         const buffered = state.buffer.subarray(state.start, state.end)
         state.start = state.end
@@ -504,6 +518,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
       maxBody: o.maxBody,
       requestTimeoutMs: Duration.toMillis(requestTimeout),
       maxDrain: o.maxDrain,
+      tlsFields,
       date: () => shared.date,
       now: () => shared.now,
       startedAt: () => (recording ? performance.now() : 0),

@@ -2,6 +2,7 @@
 import { Effect, Schema } from "effect"
 import * as HttpServer from "../../protocols/http/Server.ts"
 import * as Serve from "../../protocols/http/Serve.ts"
+import * as Middleware from "../../protocols/http/Middleware.ts"
 import * as Router from "../../protocols/http/Router.ts"
 import * as StaticFiles from "../../protocols/http/StaticFiles.ts"
 import * as Listener from "../../io/Listener.ts"
@@ -15,7 +16,9 @@ export const http = kind({
     Effect.gen(function*() {
       const site = BundledSite.options.resolve(service)
       const files = yield* StaticFiles.make({ root: site.root ?? BundledSite.publicDir })
-      const app = Router.make(BundledSite.routes(site, deps), Status.withStatus(files, deps.status, site.status))
+      const full = Router.make(BundledSite.routes(site, deps), Status.withStatus(files, deps.status, site.status))
+      // a redirecting service (plain HTTP in front of HTTPS) answers only ACME challenges itself, from its root
+      const app = site.redirect === undefined ? full : Middleware.redirect(site.redirect)(files)
       const server = yield* HttpServer.listen(app, { listen: listenOptions(service, deps), http: { ...service, accessLog: deps.accessLog } })
       return {
         ...entryBase(service),
