@@ -48,6 +48,10 @@ export const options = Options.declare({
   ),
   sni: Options.option(Schema.Record(Schema.String, CertFiles), "certificates per host name (SNI); a client asking for another name gets the default one"),
   alpn: Options.option(Schema.Array(Schema.String), "ALPN protocols offered, in preference order (HTTP services offer `h2` and `http/1.1`, or only `http/1.1` with `http2: off`)"),
+  ocsp: Options.option(
+    Schema.String,
+    "an OCSP response for the default certificate (DER file, as `openssl ocsp -respout` writes it), stapled to handshakes of clients that ask (nginx's `ssl_stapling_file`); read again with the certificates"
+  ),
   handshakeTimeout: Options.option(Options.Duration, "a handshake not finished in this time is dropped", "10 seconds"),
   maxHandshakesPerAddress: Options.option(
     Options.PositiveInt,
@@ -119,7 +123,19 @@ const loadPair = (files: CertFiles, common: NodeTls.SecureContextOptions): Effec
 export interface Contexts {
   readonly base: NodeTls.SecureContextOptions
   readonly sni: ReadonlyMap<string, NodeTls.SecureContext>
+  /** The stapled OCSP response and the certificate (DER) it is for. */
+  readonly ocsp?: { readonly response: Buffer; readonly certificate: Buffer }
 }
+
+/** Reads an OCSP response file: a DER SEQUENCE, checked no further (the client judges it). */
+const readOcsp = (file: string): Effect.Effect<Buffer, TlsConfigError> =>
+  Effect.flatMap(
+    Effect.tryPromise({
+      try: () => Fs.promises.readFile(file),
+      catch: (e) => new TlsConfigError({ file, reason: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` })
+    }),
+    (der) => der.byteLength > 2 && der[0] === 0x30 ? Effect.succeed(der) : Effect.fail(new TlsConfigError({ file, reason: "not a DER OCSP response" }))
+  )
 
 /** Reads every certificate and key of `options`; fails naming the first file that cannot be used. */
 export const load = (given: TlsOptions): Effect.Effect<Contexts, TlsConfigError> =>
@@ -139,7 +155,9 @@ export const load = (given: TlsOptions): Effect.Effect<Contexts, TlsConfigError>
     for (const [name, files] of Object.entries(options.sni ?? {})) {
       sni.set(name.toLowerCase(), NodeTls.createSecureContext(yield* loadPair(files, common)))
     }
-    return { base, sni }
+    if (options.ocsp === undefined) return { base, sni }
+    const response = yield* readOcsp(options.ocsp)
+    return { base, sni, ocsp: { response, certificate: new Crypto.X509Certificate(base.cert as Buffer).raw } }
   })
 
 /**
@@ -165,6 +183,11 @@ export class TlsServer {
     })
     // a failed or timed-out handshake ends its socket (the listener counts it)
     this.server.on("tlsClientError", (_error: Error, socket: NodeTls.TLSSocket) => socket.destroy())
+    // OCSP stapling: the response file's bytes for the default certificate (not for the SNI ones)
+    this.server.on("OCSPRequest", (certificate: Buffer, _issuer: Buffer, done: (error: Error | null, response: Buffer) => void) => {
+      const ocsp = this.contexts.ocsp
+      done(null, (ocsp !== undefined && ocsp.certificate.equals(certificate) ? ocsp.response : undefined) as Buffer)
+    })
   }
 
   /** Uses new contexts for connections from now on (open ones keep theirs). */

@@ -2,14 +2,16 @@
  * A production web front (issue 24) in the running server: HSTS on every
  * answer over TLS (HTTP/1.1 and HTTP/2, the engine's own errors too, never
  * over plain HTTP), a plain-HTTP service that redirects to HTTPS keeping
- * path and query while still answering ACME challenges from its root.
+ * path and query while still answering ACME challenges from its root, and
+ * OCSP stapling from a response file (made by `openssl ocsp` at test time),
+ * re-read on SIGHUP.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as NodeTls from "node:tls"
-import { certDir, makeCert } from "../support/certs.ts"
+import { certDir, makeCert, makeChain, writeOcspResponse } from "../support/certs.ts"
 import { start } from "../support/serverProcess.ts"
 
 const dir = certDir()
@@ -61,6 +63,35 @@ describe("a production web front", () => {
       assert.notMatch(head, /strict-transport-security/i)
       assert.match(await curl(["-i", "-X", "POST", "--data", "x", `${plain}/form`]), /^HTTP\/1\.1 308 [\s\S]*Location: https:\/\/example\.org\/form\r\n/)
       assert.strictEqual(await curl([`${plain}/.well-known/acme-challenge/tok-123`]), "tok-123.thumbprint")
+    } finally {
+      await server.stop()
+    }
+  })
+
+  it("OCSP stapling: the response file goes to clients that ask (openssl s_client -status); SIGHUP reads a new one", { timeout: 60_000 }, async () => {
+    const chain = makeChain(dir, "stapled", ["localhost"])
+    const ocsp = Path.join(dir, "site.ocsp")
+    writeOcspResponse(dir, chain, "good", ocsp)
+    const server = await start({
+      services: [{ name: "https", protocol: "http", listen: "127.0.0.1:0", tls: { cert: chain.leaf.cert, key: chain.leaf.key, ocsp } }]
+    })
+    try {
+      const status = () =>
+        new Promise<string>((resolve) => {
+          const child = execFile("openssl", ["s_client", "-connect", `127.0.0.1:${server.port("https")}`, "-servername", "localhost", "-status", "-CAfile", chain.ca.cert], { timeout: 15_000 }, (_e, out, err) => resolve(out + err))
+          child.stdin?.end("Q\n")
+        })
+      const first = await status()
+      assert.match(first, /OCSP Response Status: successful/)
+      assert.match(first, /Cert Status: good/)
+      assert.match(first, /Verify return code: 0 \(ok\)/)
+      // the certificate is revoked: a new response file, then SIGHUP
+      writeOcspResponse(dir, chain, "revoked", ocsp)
+      server.child.kill("SIGHUP")
+      await server.waitFor(/SIGHUP|reload/i)
+      let after = ""
+      for (let i = 0; i < 50 && !/Cert Status: revoked/.test(after); i++) after = await status()
+      assert.match(after, /Cert Status: revoked/)
     } finally {
       await server.stop()
     }

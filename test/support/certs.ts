@@ -33,3 +33,35 @@ export const makeCert = (dir: string, base: string, names: ReadonlyArray<string>
   ], { stdio: "pipe" })
   return { cert, key, pem: Fs.readFileSync(cert, "utf8") }
 }
+
+/** A throwaway certificate authority and a leaf certificate it signed, for tests that need a chain (OCSP). */
+export interface TestChain {
+  readonly ca: { readonly cert: string; readonly key: string }
+  readonly leaf: TestCert
+}
+
+const openssl = (args: ReadonlyArray<string>, cwd: string) => execFileSync("openssl", args, { cwd, stdio: "pipe" })
+
+/** Makes a CA and a leaf for `names` (plus IP 127.0.0.1) signed by it, under `dir/base-*`. */
+export const makeChain = (dir: string, base: string, names: ReadonlyArray<string>): TestChain => {
+  const p = (name: string) => Path.join(dir, `${base}-${name}`)
+  openssl([
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p("ca.key"), "-out", p("ca.crt"),
+    "-days", "2", "-subj", `/CN=${base} test CA`, "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+  ], dir)
+  openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p("leaf.key"), "-out", p("leaf.csr"), "-subj", `/CN=${names[0]}`], dir)
+  Fs.writeFileSync(p("ext.cnf"), `subjectAltName=${[...names.map((n) => `DNS:${n}`), "IP:127.0.0.1"].join(",")}\n`)
+  openssl(["x509", "-req", "-in", p("leaf.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-set_serial", "0x1234", "-out", p("leaf.crt"), "-days", "2", "-extfile", p("ext.cnf")], dir)
+  return { ca: { cert: p("ca.crt"), key: p("ca.key") }, leaf: { cert: p("leaf.crt"), key: p("leaf.key"), pem: Fs.readFileSync(p("leaf.crt"), "utf8") } }
+}
+
+/** Writes an OCSP response for the chain's leaf saying `status`, signed by its CA (`openssl ocsp` as a responder), to `out`. */
+export const writeOcspResponse = (dir: string, chain: TestChain, status: "good" | "revoked", out: string): void => {
+  const end = new Date(openssl(["x509", "-in", chain.leaf.cert, "-noout", "-enddate"], dir).toString().trim().split("=")[1]!)
+  const stamp = (d: Date) => d.toISOString().replace(/[-:T]/g, "").slice(2, 14) + "Z"
+  const index = Path.join(dir, `ocsp-index-${status}.txt`)
+  Fs.writeFileSync(index, `${status === "good" ? "V" : "R"}\t${stamp(end)}\t${status === "good" ? "" : stamp(new Date())}\t1234\tunknown\t/CN=localhost\n`)
+  const request = Path.join(dir, "ocsp-request.der")
+  openssl(["ocsp", "-issuer", chain.ca.cert, "-cert", chain.leaf.cert, "-reqout", request, "-no_nonce"], dir)
+  openssl(["ocsp", "-index", index, "-rsigner", chain.ca.cert, "-rkey", chain.ca.key, "-CA", chain.ca.cert, "-reqin", request, "-respout", out, "-ndays", "1"], dir)
+}
