@@ -12,6 +12,7 @@
  */
 import { Effect, Exit } from "effect"
 import * as Zlib from "node:zlib"
+import { accepted, compressible, VARY } from "./ContentCoding.ts"
 import type { Request } from "./Request.ts"
 import * as Res from "./Response.ts"
 import type { App } from "./Serve.ts"
@@ -179,21 +180,6 @@ export interface CompressOptions {
   readonly encodings?: ReadonlyArray<"br" | "gzip">
 }
 
-const compressible = /^(text\/|application\/(json|javascript|xml|wasm|manifest\+json|ld\+json)|image\/svg\+xml)/i
-
-/** The encodings the client accepts (q > 0), from `Accept-Encoding`. */
-const accepted = (header: string | undefined): Set<string> => {
-  const out = new Set<string>()
-  if (header === undefined) return out
-  for (const part of header.split(",")) {
-    const [name, ...params] = part.trim().toLowerCase().split(";")
-    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="))
-    if (q !== undefined && Number(q.slice(2)) === 0) continue
-    if (name !== undefined && name !== "") out.add(name)
-  }
-  return out
-}
-
 const zip = (encoding: "br" | "gzip", bytes: Uint8Array) =>
   Effect.callback<Buffer>((resume) => {
     const done = (error: Error | null, out: Buffer) => resume(error ? Effect.die(error) : Effect.succeed(out))
@@ -204,35 +190,31 @@ const zip = (encoding: "br" | "gzip", bytes: Uint8Array) =>
 /**
  * Compresses in-memory response bodies with brotli or gzip when the client
  * accepts it (`Accept-Encoding`), the body is at least `threshold` bytes, of
- * a compressible type and not already encoded; adds `Vary: Accept-Encoding`.
- * Streamed and file bodies, ranges (206) and bodiless answers pass unchanged;
- * HEAD is compressed too, so it announces what GET would send.
- * Compression runs on libuv's thread pool, not on the event loop.
+ * a compressible type and not already encoded. Every answer that could be
+ * compressed carries `Vary: Accept-Encoding`, compressed or not (so a shared
+ * cache does not hand one client's copy to another). Streamed and file
+ * bodies, ranges (206) and bodiless answers pass unchanged; HEAD is
+ * compressed too, so it announces what GET would send. Compression runs on
+ * libuv's thread pool, not on the event loop.
  */
 export const compress = (options: CompressOptions = {}) => <E, R>(app: App<E, R>): App<E, R> => {
   const threshold = options.threshold ?? 1024
   const offered = options.encodings ?? ["br", "gzip"]
+  /** Whether the coding of this answer depends on Accept-Encoding (what this middleware may compress). */
+  const candidate = (response: Res.Response): response is Res.Response & { readonly body: { readonly _tag: "Bytes"; readonly bytes: Uint8Array } } =>
+    response.body._tag === "Bytes" && response.body.bytes.byteLength >= threshold && response.status === 200 &&
+    compressible(response.headers.find(([n]) => n.toLowerCase() === "content-type")?.[1] ?? "") && !hasHeader(response, "content-encoding")
   return (request: Request) => {
     const result = app(request)
     const wants = accepted(request.headers.get("accept-encoding"))
     const encoding = offered.find((e) => wants.has(e))
-    if (encoding === undefined) return result
+    // not compressed for this client, but a cache must not give this copy to one that accepts a coding
+    if (encoding === undefined) return mapResponse(result, (response) => (candidate(response) ? withHeaders(response, [VARY]) : response))
     return Effect.flatMap(result, (response): Effect.Effect<Res.Response> => {
-      const body = response.body
-      const type = response.headers.find(([n]) => n.toLowerCase() === "content-type")?.[1] ?? ""
-      if (
-        body._tag !== "Bytes" || body.bytes.byteLength < threshold || response.status !== 200 ||
-        !compressible.test(type) || hasHeader(response, "content-encoding")
-      ) {
-        return Effect.succeed(body._tag === "Bytes" && compressible.test(type) ? withHeaders(response, [["Vary", "Accept-Encoding"]]) : response)
-      }
-      return Effect.map(zip(encoding, body.bytes), (bytes) => ({
+      if (!candidate(response)) return Effect.succeed(response)
+      return Effect.map(zip(encoding, response.body.bytes), (bytes) => ({
         status: response.status,
-        headers: [
-          ...response.headers,
-          ["Content-Encoding", encoding],
-          ["Vary", "Accept-Encoding"]
-        ],
+        headers: [...response.headers, ["Content-Encoding", encoding], VARY],
         body: { _tag: "Bytes", bytes }
       }))
     })

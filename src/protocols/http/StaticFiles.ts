@@ -10,16 +10,18 @@
  * with 304, a single `Range` with 206 (unsatisfiable: 416), and HEAD. Files up
  * to `cacheMaxFile` are kept in memory (revalidated with stat at most once a
  * second, so a change is served within a second); bigger files stream from
- * disk with backpressure. Misses are cached for the same window (nginx's
+ * disk with backpressure. A precompressed sibling (`X.br`, `X.gz`) is served
+ * in place of X to a client that accepts its coding. Misses are cached for the same window (nginx's
  * `open_file_cache_errors`), so a flood of 404s costs no more than hits.
  * MIME types come from `mime-types` (the mime-db table), with
  * `charset=utf-8` for text.
  */
-import { Data, Effect } from "effect"
+import { Data, Effect, Exit } from "effect"
 import * as MimeTypes from "mime-types"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { FileError, statusForFileError } from "./BodyWriter.ts"
+import * as ContentCoding from "./ContentCoding.ts"
 import { Headers } from "./Headers.ts"
 import * as HttpDate from "./HttpDate.ts"
 import type { Request } from "./Request.ts"
@@ -38,7 +40,15 @@ export interface StaticOptions {
   readonly cacheMaxBytes?: number
   /** How long a cached file is trusted before it is stat()ed again. Default 1000 ms. */
   readonly revalidateMillis?: number
+  /**
+   * Serve `X.br` or `X.gz` in place of `X` when it exists and the client accepts that coding (nginx's
+   * `gzip_static`); compressible types then carry `Vary: Accept-Encoding`. Default true.
+   */
+  readonly precompressed?: boolean
 }
+
+/** Precompressed siblings, in order of preference. */
+const SIBLINGS: ReadonlyArray<readonly [ContentCoding.Coding, string]> = [["br", ".br"], ["gzip", ".gz"]]
 
 /** Content type for a file name (from mime-db; text types get `charset=utf-8`). */
 export const mimeType = (file: string): string => {
@@ -216,6 +226,7 @@ export const make = (options: StaticOptions): Effect.Effect<(request: Request) =
     const cacheMaxFile = options.cacheMaxFile ?? 1024 * 1024
     const cacheMaxBytes = options.cacheMaxBytes ?? 64 * 1024 * 1024
     const revalidate = options.revalidateMillis ?? 1000
+    const precompressed = options.precompressed ?? true
     const cache = new Map<string, Cached>()
     const misses = new Map<string, Missing>()
     let cachedBytes = 0
@@ -227,6 +238,8 @@ export const make = (options: StaticOptions): Effect.Effect<(request: Request) =
         ["Last-Modified", meta.lastModified],
         ["Accept-Ranges", "bytes"]
       ]
+      // a precompressed sibling may be answered instead, by Accept-Encoding: caches keep one copy per coding
+      if (precompressed && ContentCoding.compressible(meta.type)) headers.push(ContentCoding.VARY)
       if (notModified(request, meta.etag, meta.mtimeMs)) return { status: 304, headers, body: { _tag: "Empty" } } as Res.Response
       const ifRange = request.headers.get("if-range")
       const rangeHeader = ifRange === undefined || ifRange === meta.etag || ifRange === meta.lastModified
@@ -329,13 +342,45 @@ export const make = (options: StaticOptions): Effect.Effect<(request: Request) =
         })
       )
 
+    const plain = (request: Request) => fromCache(request, request.path) ?? serve(request)
+
+    /**
+     * `X.br` or `X.gz` for a client that accepts it, labelled as X (its type,
+     * `Content-Encoding`, `Vary`); undefined when there is none to try (X itself
+     * then answers). Ranges are served from X.
+     */
+    const sibling = (request: Request): Effect.Effect<Res.Response> | undefined => {
+      const coding = ContentCoding.choose(request.headers.get("accept-encoding"), ["br", "gzip"])
+      if (coding === undefined || request.headers.has("range")) return undefined
+      const type = mimeType(request.path.endsWith("/") ? index : request.path)
+      if (!ContentCoding.compressible(type)) return undefined
+      const path = (request.path.endsWith("/") ? request.path + index : request.path) + SIBLINGS.find(([c]) => c === coding)![1]
+      const compressed = Req.make({ method: request.method, target: path, minor: request.minor, headers: request.headers, remote: request.remote, reader: Req.noBody })
+      return then(plain(compressed), (answer) =>
+        answer.status === 200 || answer.status === 304
+          ? Effect.succeed({
+            ...answer,
+            headers: [
+              ...answer.headers.filter(([n]) => n !== "Content-Type" && n !== "Vary"),
+              ["Content-Type", type],
+              ["Content-Encoding", coding],
+              ContentCoding.VARY
+            ]
+          })
+          : plain(request))
+    }
+
     return (request: Request) => {
       if (request.method !== "GET" && request.method !== "HEAD") {
         return Effect.succeed(Res.status(405, { headers: [["Allow", "GET, HEAD"]] }))
       }
-      return fromCache(request, request.path) ?? serve(request)
+      return (precompressed ? sibling(request) : undefined) ?? plain(request)
     }
   })
+
+/** `flatMap` that stays synchronous when the answer already is (a cache hit is an Exit). */
+const then = (answer: Effect.Effect<Res.Response>, f: (response: Res.Response) => Effect.Effect<Res.Response>): Effect.Effect<Res.Response> =>
+  Exit.isExit(answer) && Exit.isSuccess(answer) ? f(answer.value as Res.Response) : Effect.flatMap(answer, f)
 
 /** The request the cached unconditional answer is built for. */
 const PLAIN_GET = Req.make({ method: "GET", target: "/", minor: 1, headers: Headers.empty, remote: { address: "", port: 0, family: "memory" }, reader: Req.noBody })

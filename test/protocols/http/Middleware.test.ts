@@ -113,6 +113,13 @@ describe("compression", () => {
       const none = yield* exchange(app, req("GET", "/big"))
       assert.notInclude(none.head, "Content-Encoding")
       assert.strictEqual(none.body.toString(), big)
+      // compressible, so it varies by Accept-Encoding even when this client gets it plain (a shared cache keeps one copy per coding)
+      assert.include(none.head, "Vary: Accept-Encoding\r\n")
+      const identity = yield* exchange(app, req("GET", "/big", { "Accept-Encoding": "identity" }))
+      assert.include(identity.head, "Vary: Accept-Encoding\r\n")
+      // what is never compressed does not vary
+      assert.notInclude(small.head, "Vary")
+      assert.notInclude(bin.head, "Vary")
     }))
 })
 

@@ -9,6 +9,7 @@ import * as fc from "fast-check"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import * as Zlib from "node:zlib"
 import * as HttpServer from "../../../src/protocols/http/Server.ts"
 import * as Serve from "../../../src/protocols/http/Serve.ts"
 import * as StaticFiles from "../../../src/protocols/http/StaticFiles.ts"
@@ -185,4 +186,62 @@ describe("static files: big files", () => {
       yield* Effect.promise(() => closed)
       assert.strictEqual(received, size)
     })), 120_000)
+})
+
+describe("precompressed siblings (nginx's gzip_static)", () => {
+  const withSiblings = () => {
+    const root = makeRoot()
+    const js = "console.log('fiberd');\n".repeat(50)
+    Fs.writeFileSync(Path.join(root, "app.js"), js)
+    Fs.writeFileSync(Path.join(root, "app.js.br"), Zlib.brotliCompressSync(js))
+    Fs.writeFileSync(Path.join(root, "app.js.gz"), Zlib.gzipSync(js))
+    Fs.writeFileSync(Path.join(root, "index.html.gz"), Zlib.gzipSync("<h1>home</h1>"))
+    return { root, js }
+  }
+  /** The body of the answer to GET `target`, as bytes (a compressed body is binary). */
+  const bodyOf = (root: string, target: string, headers: string) =>
+    Effect.scoped(Effect.gen(function*() {
+      const http = yield* Serve.make(yield* StaticFiles.make({ root }))
+      const r = yield* Script.run(http.handler, [Script.send(`GET ${target} HTTP/1.1\r\nHost: t\r\n${headers}Connection: close\r\n\r\n`)], { realIo: true })
+      const out = Buffer.from(r.output)
+      return out.subarray(out.indexOf("\r\n\r\n") + 4)
+    }))
+
+  it.effect("X.br or X.gz for a client that accepts it, labelled as X; X itself otherwise; ranges from X; Vary on all of them", () =>
+    Effect.gen(function*() {
+      const { root, js } = withSiblings()
+      const br = yield* get(root, "/app.js", "Accept-Encoding: gzip, br\r\n")
+      assert.strictEqual(br.status, 200)
+      assert.match(br.head, /Content-Type: text\/javascript; charset=utf-8\r\n/)
+      assert.include(br.head, "Content-Encoding: br\r\n")
+      assert.include(br.head, "Vary: Accept-Encoding")
+      assert.strictEqual(Zlib.brotliDecompressSync(yield* bodyOf(root, "/app.js", "Accept-Encoding: gzip, br\r\n")).toString(), js)
+      const gz = yield* get(root, "/app.js", "Accept-Encoding: gzip\r\n")
+      assert.include(gz.head, "Content-Encoding: gzip\r\n")
+      assert.strictEqual(Zlib.gunzipSync(yield* bodyOf(root, "/app.js", "Accept-Encoding: gzip\r\n")).toString(), js)
+      // the directory index too
+      const home = yield* get(root, "/", "Accept-Encoding: gzip\r\n")
+      assert.include(home.head, "Content-Encoding: gzip\r\n")
+      assert.match(home.head, /Content-Type: text\/html/)
+      const plain = yield* get(root, "/app.js")
+      assert.notInclude(plain.head, "Content-Encoding")
+      assert.include(plain.head, "Vary: Accept-Encoding")
+      assert.strictEqual(plain.body, js)
+      const range = yield* get(root, "/app.js", "Accept-Encoding: br\r\nRange: bytes=0-6\r\n")
+      assert.strictEqual(range.status, 206)
+      assert.strictEqual(range.body, "console")
+      // a sibling's own validator: 304 for the copy the client has
+      const etag = /ETag: (\S+)\r\n/.exec(br.head)![1]!
+      const again = yield* get(root, "/app.js", `Accept-Encoding: br\r\nIf-None-Match: ${etag}\r\n`)
+      assert.strictEqual(again.status, 304)
+      assert.include(again.head, "Content-Encoding: br\r\n")
+      // no sibling: the file as it is
+      const css = yield* get(root, "/style.css", "Accept-Encoding: br\r\n")
+      assert.strictEqual(css.body, "body{}")
+      assert.notInclude(css.head, "Content-Encoding")
+      // switched off
+      const off = yield* get(root, "/app.js", "Accept-Encoding: br\r\n", "GET", { precompressed: false })
+      assert.notInclude(off.head, "Content-Encoding")
+      assert.notInclude(off.head, "Vary")
+    }))
 })
