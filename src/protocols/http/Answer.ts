@@ -24,6 +24,33 @@ export const ERROR_FRAMING: Framing = { method: "GET", minor: 1 }
 export const errorResponse = (status: number, reason: string, headers?: ReadonlyArray<readonly [string, string]>): Res.Response =>
   Res.text(`${status} ${Res.reasonPhrase(status)}: ${reason}\n`, headers === undefined ? { status } : { status, headers })
 
+/**
+ * How the engine words its own error answers (4xx/5xx it decides, an app's
+ * `HttpError`, `decodeJson`'s refusals): the status, a reason, details (a
+ * schema's issues) and header fields to carry (Retry-After).
+ */
+export type ErrorRenderer = (
+  status: number,
+  reason: string,
+  details?: unknown,
+  headers?: ReadonlyArray<readonly [string, string]>
+) => Res.Response
+
+/** Plain text: `422 Unprocessable Content: reason` (the default). */
+export const textErrors: ErrorRenderer = (status, reason, _details, headers) => errorResponse(status, reason, headers)
+
+/**
+ * JSON, as RFC 9457 problem details (`application/problem+json`): `type`
+ * (`about:blank`), `title` (the reason phrase), `status`, `detail` (the
+ * reason), and `issues` when the refusal has details (a schema's issues,
+ * each `{ path, message }`).
+ */
+export const jsonErrors: ErrorRenderer = (status, reason, details, headers) =>
+  Res.json(
+    { type: "about:blank", title: Res.reasonPhrase(status), status, detail: reason, ...(details !== undefined ? { issues: details } : {}) },
+    { status, headers: [["Content-Type", "application/problem+json"], ...(headers ?? [])] }
+  )
+
 const RETRY_AFTER: ReadonlyArray<readonly [string, string]> = [["Retry-After", "1"]]
 
 /** The length of a body when it is known (-1 for a stream of unknown length). */
@@ -79,7 +106,7 @@ export const stream = (state: ConnState, head: Framing, response: Res.Response, 
       if (opened._tag === "Failure") {
         const status = BodyWriter.statusForFileError(opened.failure)
         yield* Effect.logWarning(`http: ${opened.failure.message}; answered ${status}`)
-        const answer = errorResponse(status, status === 503 ? "the server is busy, try again" : "the file cannot be read", status === 503 ? RETRY_AFTER : undefined)
+        const answer = state.shared.renderError(status, status === 503 ? "the server is busy, try again" : "the file cannot be read", undefined, status === 503 ? RETRY_AFTER : undefined)
         state.streamed = queue(state, head, answer, close)
         yield* state.flush()
         return status

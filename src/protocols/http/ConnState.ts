@@ -10,6 +10,7 @@ import type { Fiber } from "effect"
 import type { Connection, ConnectionError, ReadWithOutcome } from "../../io/Connection.ts"
 import type * as Timeouts from "../../core/Timeouts.ts"
 import { type HeadResult, newScan, type RequestHead, type ScanState } from "./Parser.ts"
+import { type ErrorRenderer, textErrors } from "./Answer.ts"
 import * as Req from "./Request.ts"
 
 /** What the connection is waiting for: its timeout ("busy": the app runs, no timeout). */
@@ -38,6 +39,8 @@ export class ServerState {
   now = 0
   requests = 0
   draining = false
+  /** How the engine words its own error answers. */
+  renderError: ErrorRenderer = textErrors
   /** Header lines every answer over TLS carries (Strict-Transport-Security), `Name: value\r\n` each; "" for none. */
   tlsHeaders = ""
   readonly timeouts: Timeouts.TimeoutManager

@@ -12,7 +12,7 @@
 import { Cause, Effect, Exit, Option, Stream } from "effect"
 import * as NodeHttp2 from "node:http2"
 import type { RemoteAddress } from "../../io/Connection.ts"
-import { bodyLength, errorResponse, isWhole } from "./Answer.ts"
+import { bodyLength, errorResponse, type ErrorRenderer, isWhole } from "./Answer.ts"
 import * as BodyWriter from "./BodyWriter.ts"
 import { Headers } from "./Headers.ts"
 import { StreamBody } from "./Http2Body.ts"
@@ -29,6 +29,8 @@ export interface StreamHost<E, R> {
   readonly requestTimeoutMs: number
   /** Unread body bytes read and discarded after an answer before the stream is refused (RST_STREAM NO_ERROR). */
   readonly maxDrain: number
+  /** How the engine words its own error answers. */
+  readonly renderError: ErrorRenderer
   /** Fields every answer over TLS carries (Strict-Transport-Security), as a flat name/value list. */
   readonly tlsFields: ReadonlyArray<string>
   /** The Date header, cached by the engine. */
@@ -105,6 +107,7 @@ const headerObject = (list: ReadonlyArray<string>): NodeHttp2.OutgoingHttpHeader
 }
 
 const NO_FIELDS: ReadonlyArray<string> = []
+const RETRY_AFTER: ReadonlyArray<readonly [string, string]> = [["Retry-After", "1"]]
 
 const NOT_HERE = errorResponse(426, "WebSocket needs HTTP/1.1; this connection speaks HTTP/2")
 
@@ -224,16 +227,16 @@ class Exchange<E, R> implements StreamHead {
     const error = Cause.findErrorOption(exit.cause)
     if (Option.isSome(error) && error.value instanceof Req.BodyError) {
       const failure = error.value
-      return Effect.sync(() => (failure.status === 499 ? this.log(499, 0) : this.respondNow(errorResponse(failure.status, failure.reason))))
+      return Effect.sync(() => (failure.status === 499 ? this.log(499, 0) : this.respondNow(this.host.renderError(failure.status, failure.reason))))
     }
     if (Option.isSome(error) && error.value instanceof Req.HttpError && !this.stream.headersSent) {
       const refusal = error.value
-      return Effect.sync(() => this.respondNow(errorResponse(refusal.status, refusal.reason)))
+      return Effect.sync(() => this.respondNow(this.host.renderError(refusal.status, refusal.reason, refusal.details)))
     }
     return Effect.logError(`app failed on ${this.requestLine}`, exit.cause).pipe(
       Effect.annotateLogs({ peer: this.peer }),
       Effect.andThen(Effect.sync(() => {
-        if (!this.stream.headersSent) return this.respondNow(errorResponse(500, "the application failed"))
+        if (!this.stream.headersSent) return this.respondNow(this.host.renderError(500, "the application failed"))
         reset(this.host, this.stream, NGHTTP2_INTERNAL_ERROR)
         this.log(500, 0)
       }))
@@ -258,7 +261,9 @@ class Exchange<E, R> implements StreamHead {
         if (opened._tag === "Failure") {
           const status = BodyWriter.statusForFileError(opened.failure)
           yield* Effect.logWarning(`http: ${opened.failure.message}; answered ${status}`)
-          return self.respondNow(errorResponse(status, status === 503 ? "the server is busy, try again" : "the file cannot be read"))
+          return self.respondNow(
+            status === 503 ? self.host.renderError(503, "the server is busy, try again", undefined, RETRY_AFTER) : self.host.renderError(status, "the file cannot be read")
+          )
         }
         if (stream.closed || stream.destroyed) return self.log(499, 0)
         stream.respondWithFD(opened.success.fd, headerObject(headersFor(response, length, self.host.date(), self.extra)), { offset: body.start, length })
@@ -296,9 +301,9 @@ export const begin = <E, R>(
 ): Effect.Effect<void, never, R> | undefined => {
   const { headers, method, path } = requestOf(raw)
   const exchange = new Exchange(host, remote.address, tls, stream, method, path, headers)
-  if (path === undefined) return void exchange.respondNow(errorResponse(method === "CONNECT" ? 501 : 400, `${method} without a path is not served`))
+  if (path === undefined) return void exchange.respondNow(host.renderError(method === "CONNECT" ? 501 : 400, `${method} without a path is not served`))
   if (Number(headers.get("content-length") ?? 0) > host.maxBody) {
-    return void exchange.respondNow(errorResponse(413, `request body larger than ${host.maxBody} bytes`))
+    return void exchange.respondNow(host.renderError(413, `request body larger than ${host.maxBody} bytes`))
   }
   const body = endStream ? undefined : (exchange.body = new StreamBody(stream, host.maxBody, host.requestTimeoutMs))
   let result: Effect.Effect<Res.Response, E, R>

@@ -5,7 +5,7 @@
  * Stream (`body`), or whole (`bytes`, `text`, `json`). An `Expect:
  * 100-continue` request gets its `100 Continue` when the app starts reading.
  */
-import { Data, Effect, Option, Schema, Stream } from "effect"
+import { Data, Effect, Option, Schema, SchemaIssue, Stream } from "effect"
 import type { ConnectionError, RemoteAddress } from "../../io/Connection.ts"
 import type { BodyDecoder } from "./Body.ts"
 import type { Headers } from "./Headers.ts"
@@ -28,6 +28,8 @@ export class BodyError extends Data.TaggedError("BodyError")<{
 export class HttpError extends Data.TaggedError("HttpError")<{
   readonly status: number
   readonly reason: string
+  /** What a JSON error answer lists as its `issues` (decodeJson: the schema's issues, each `{ path, message }`). */
+  readonly details?: unknown
 }> {
   override get message() {
     return `${this.status}: ${this.reason}`
@@ -37,6 +39,15 @@ export class HttpError extends Data.TaggedError("HttpError")<{
 /** `application/json` and `application/*+json`, parameters allowed. */
 const isJsonType = (type: string | undefined): boolean =>
   type !== undefined && /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(type.trim())
+
+const standard = SchemaIssue.makeFormatterStandardSchemaV1()
+
+/** A schema's issues as plain data: `{ path, message }` each, the path as keys and indexes. */
+const issuesOf = (issue: SchemaIssue.Issue): ReadonlyArray<{ readonly path: ReadonlyArray<string | number>; readonly message: string }> =>
+  standard(issue).issues.map((i) => ({
+    path: (i.path ?? []).map((k) => (typeof k === "object" && k !== null && "key" in k ? k.key : k) as string | number),
+    message: i.message
+  }))
 
 /**
  * The body decoded as JSON and then with `schema`: 415 when the request is
@@ -56,7 +67,7 @@ export const decodeJson = <A, I, RD>(request: Request, schema: Schema.Codec<A, I
       Effect.catchIf((e) => e.status === 400 && e.reason === "body is not valid JSON", () => Effect.fail(new HttpError({ status: 400, reason: "the body is not valid JSON" })))
     )
     return yield* Schema.decodeUnknownEffect(schema)(json).pipe(
-      Effect.mapError((e) => new HttpError({ status: 422, reason: String(e.message) }))
+      Effect.mapError((e) => new HttpError({ status: 422, reason: String(e.message), details: issuesOf(e.issue) }))
     )
   })
 

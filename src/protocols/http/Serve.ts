@@ -25,12 +25,15 @@ import * as Options from "../../core/Options.ts"
 import * as Timeouts from "../../core/Timeouts.ts"
 import { ChunkedDecoder, ContentLengthDecoder } from "./Body.ts"
 import * as HttpMetrics from "./HttpMetrics.ts"
-import { ERROR_FRAMING, errorResponse, queue, send, stream } from "./Answer.ts"
+import { ERROR_FRAMING, type ErrorRenderer, jsonErrors, queue, send, stream, textErrors } from "./Answer.ts"
 import { ConnState, type Next, type Phase, ServerState } from "./ConnState.ts"
 import * as Http2 from "./Http2.ts"
 import { type HeadLimits, type HeadResult, parseHead, type RequestHead } from "./Parser.ts"
 import * as Req from "./Request.ts"
 import * as Res from "./Response.ts"
+
+/** How the engine words its own error answers: plain text (the default), RFC 9457 problem details, or yours. */
+export { type ErrorRenderer, jsonErrors, textErrors } from "./Answer.ts"
 
 /** An HTTP application: a request in, a response out. */
 export type App<E = never, R = never> = (request: Req.Request) => Effect.Effect<Res.Response, E, R>
@@ -78,6 +81,11 @@ export const options = Options.declare({
     }),
     "HTTPS: `Strict-Transport-Security` on every answer over TLS — `maxAge` (a duration), `includeSubDomains`, `preload` (false unless set)"
   ),
+  errors: option(
+    Schema.Literals(["text", "json"]),
+    "how the engine words its own 4xx/5xx answers, an app's HttpError and decodeJson's refusals: `text`, or `json` (RFC 9457 problem details, a schema's issues listed)",
+    "text"
+  ),
   controlFramesPerSecond: option(
     Options.PositiveInt,
     "HTTP/2: PING and SETTINGS frames a client may send per second (bursts of as many); more ends the connection with GOAWAY ENHANCE_YOUR_CALM",
@@ -91,6 +99,8 @@ export interface ServeHooks {
   readonly accessLog?: LogWriter<AccessEntry>
   /** Publish the HTTP metrics (`HttpMetrics`) with this `service` attribute. Default: not published. */
   readonly metricsName?: string
+  /** Words the engine's own error answers (overrides `errors`): see `ErrorRenderer`, `jsonErrors`. */
+  readonly renderError?: ErrorRenderer
 }
 
 /** HTTP engine options: `options` (every key has a default) and the hooks. */
@@ -153,6 +163,8 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     const timeouts = yield* Timeouts.make(Timeouts.resolutionFor(shortest))
     const drainGraceTicks = timeouts.ticksFor(Duration.toMillis(drainGrace))
     const shared = new ServerState(timeouts)
+    const renderError = given.renderError ?? (o.errors === "json" ? jsonErrors : textErrors)
+    shared.renderError = renderError
     const tlsFields = o.hsts === undefined ? [] : ["strict-transport-security", hstsValue(o.hsts)]
     shared.tlsHeaders = o.hsts === undefined ? "" : `Strict-Transport-Security: ${tlsFields[1]}\r\n`
     const ticks: Record<Phase, number> = {
@@ -224,7 +236,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
       Effect.gen(function*() {
         const time = state.shared.now
         const started = startedAt(state)
-        const response = errorResponse(status, reason)
+        const response = renderError(status, reason)
         const bytes = yield* send(state, ERROR_FRAMING, response, true).pipe(Effect.orElseSucceed(() => 0))
         log(state, { requestLine, ...(headers !== undefined ? { headers } : {}) }, status, bytes, time, started)
         yield* state.conn.close
@@ -364,13 +376,13 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
         if (Option.isSome(error) && error.value instanceof Req.HttpError && !state.sent) {
           // the app refused the request (415, 422...): an answer, not a failure; an unread body is
           // drained afterwards as for any answer
-          return yield* execute(state, decide(state, errorResponse(error.value.status, error.value.reason), false))
+          return yield* execute(state, decide(state, renderError(error.value.status, error.value.reason, error.value.details), false))
         }
         yield* Effect.logError(`app failed on ${head.method} ${head.target}`, cause).pipe(
           Effect.annotateLogs({ peer: `${state.conn.remote.address}:${state.conn.remote.port}` })
         )
         if (state.sent) return false
-        return yield* execute(state, decide(state, errorResponse(500, "the application failed"), !state.reader.done))
+        return yield* execute(state, decide(state, renderError(500, "the application failed"), !state.reader.done))
       })
 
     /**
@@ -519,6 +531,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
       requestTimeoutMs: Duration.toMillis(requestTimeout),
       maxDrain: o.maxDrain,
       tlsFields,
+      renderError,
       date: () => shared.date,
       now: () => shared.now,
       startedAt: () => (recording ? performance.now() : 0),

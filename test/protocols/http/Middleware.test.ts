@@ -124,6 +124,37 @@ describe("compression", () => {
 })
 
 describe("JSON bodies decoded with Effect Schema", () => {
+  it.effect("errors: json — the engine's own refusals, HttpError and decodeJson's 400/415/422 as RFC 9457 problem details, the schema's issues listed", () =>
+    Effect.gen(function*() {
+      const User = Schema.Struct({ name: Schema.String, age: Schema.Int })
+      const api = Router.make([
+        Router.post("/users", (req) => Effect.map(HttpRequest.decodeJson(req, User), (u) => Res.json({ hello: u.name }))),
+        Router.get("/teapot", () => Effect.fail(new HttpRequest.HttpError({ status: 418, reason: "short and stout" }))),
+        Router.get("/die", () => Effect.die(new Error("bug")))
+      ])
+      const http = yield* Serve.make(api, { errors: "json", maxBody: 100 })
+      const post = (body: string, type = "application/json") =>
+        `POST /users HTTP/1.1\r\nHost: t\r\nContent-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+      const r = yield* Script.run(http.handler, [
+        Script.send(post(`{"name":"ada","age":"old"}`)),
+        Script.send(post(`{"name":`)),
+        Script.send(post(`{}`, "text/plain")),
+        Script.send("GET /teapot HTTP/1.1\r\nHost: t\r\n\r\n"),
+        Script.send("GET /die HTTP/1.1\r\nHost: t\r\n\r\n"),
+        Script.send(post("x".repeat(200)))
+      ])
+      const answers = r.text.split(/(?=HTTP\/1\.1 )/)
+      const bodies = answers.map((a) => {
+        assert.include(a, "Content-Type: application/problem+json\r\n")
+        return JSON.parse(a.slice(a.indexOf("\r\n\r\n") + 4)) as { status: number; title: string; detail: string; issues?: Array<{ path: Array<string>; message: string }> }
+      })
+      assert.deepStrictEqual(bodies.map((b) => b.status), [422, 400, 415, 418, 500, 413])
+      assert.deepStrictEqual(bodies[0]!.issues, [{ path: ["age"], message: "Expected number" }])
+      assert.strictEqual(bodies[0]!.title, "Unprocessable Entity")
+      assert.strictEqual(bodies[3]!.detail, "short and stout")
+      assert.strictEqual(bodies[5]!.detail, "request body larger than 100 bytes")
+    }))
+
   const User = Schema.Struct({ name: Schema.String, age: Schema.Int })
   const app = Router.make([
     Router.post("/users", (req) => Effect.map(HttpRequest.decodeJson(req, User), (user) => Res.json({ hello: user.name, next: user.age + 1 })))
