@@ -75,7 +75,11 @@ it("npm pack, install the tarball into a fresh project (offline), import fiberd 
   assert.include(files, "dist/bin/main.js") // the bundled program the command runs
   assert.include(files, "dist/bin/pbkdf2Thread.js")
   assert.include(files, "public/index.html")
-  for (const unwanted of ["test/", "bench/", ".ci/", "examples/"]) {
+  // the README's examples come with the package (node_modules/fiberd/examples/)
+  assert.include(files, "examples/line-protocol.test.ts")
+  assert.include(files, "examples/model-based.test.ts")
+  assert.include(files, "examples/embedding.ts")
+  for (const unwanted of ["test/", "bench/", ".ci/"]) {
     assert.isFalse(files.some((f) => f.startsWith(unwanted)), `the tarball must not ship ${unwanted}`)
   }
   const project = Path.join(work, "consumer")
