@@ -92,7 +92,21 @@ it("npm pack, install the tarball into a fresh project (offline), import fiberd 
   Fs.mkdirSync(modules)
   await run("tar", ["-xzf", Path.join(work, packed[0]!.filename), "-C", modules], project)
   Fs.renameSync(Path.join(modules, "package"), Path.join(modules, "fiberd"))
-  const manifest = JSON.parse(Fs.readFileSync(Path.join(modules, "fiberd", "package.json"), "utf8")) as { dependencies: Record<string, string>; bin: Record<string, string> }
+  const manifest = JSON.parse(Fs.readFileSync(Path.join(modules, "fiberd", "package.json"), "utf8")) as {
+    dependencies: Record<string, string>
+    bin: Record<string, string>
+    scripts?: Record<string, string>
+    allowScripts?: unknown
+  }
+  // the packed manifest carries none of this repository's development keys (npm would act on or warn about them)
+  assert.isUndefined(manifest.allowScripts)
+  assert.isUndefined(manifest.scripts?.["prepare"])
+  assert.isUndefined(manifest.scripts?.["pretest"])
+  // and the checkout's own package.json is back as it was
+  const own = JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8")) as { scripts: Record<string, string>; allowScripts?: unknown }
+  assert.isDefined(own.scripts["prepare"])
+  assert.isDefined(own.allowScripts)
+  assert.isFalse(Fs.existsSync(Path.join(root, "package.json.unpacked")))
   for (const dep of Object.keys(manifest.dependencies)) {
     Fs.mkdirSync(Path.dirname(Path.join(modules, dep)), { recursive: true })
     Fs.symlinkSync(Path.join(root, "node_modules", dep), Path.join(modules, dep))
