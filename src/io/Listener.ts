@@ -318,8 +318,13 @@ export const make = <E, R>(
     return { name, address: boundAddress(shared.address, where.path), stats, reloadTls }
   })
 
-/** The service a listener layer provides: the running listener (its bound address, its stats). */
-export class BoundListener extends Context.Service<BoundListener, Listener>()("fiberd/Listener") {}
+/** The service a listener layer provides: the running listener (its bound address, its stats); `HttpServer.Running` is its HTTP twin. */
+export class Running extends Context.Service<Running, Listener>()("fiberd/Listener") {}
+
+/** @deprecated the old name of `Running`. */
+export const BoundListener = Running
+/** @deprecated the old name of `Running`. */
+export type BoundListener = Running
 
 /**
  * A listener as a Layer: binds when built, drains when released. Provide it
@@ -328,8 +333,8 @@ export class BoundListener extends Context.Service<BoundListener, Listener>()("f
  * @example
  * const EchoLive = Listener.layer({ name: "echo", port: 7007 }, Echo.handler)
  */
-export const layer = <E, R>(options: ListenOptions, handler: Handler<E, R>): Layer.Layer<BoundListener, ListenError, Exclude<R, Scope.Scope>> =>
-  Layer.effect(BoundListener, make(options, handler))
+export const layer = <E, R>(options: ListenOptions, handler: Handler<E, R>): Layer.Layer<Running, ListenError, Exclude<R, Scope.Scope>> =>
+  Layer.effect(Running, make(options, handler))
 
 /** `layer`, provided under a tag of your own (one per listener in an application with several). */
 export const layerAs = <I>(tag: Context.Key<I, Listener>) =>
@@ -349,5 +354,5 @@ export const config = (prefix?: string): Effect.Effect<typeof configurable.Type,
 export const layerConfig = <E, R>(
   options: ListenOptions & { readonly prefix?: string },
   handler: Handler<E, R>
-): Layer.Layer<BoundListener, ListenError | Config.ConfigError, Exclude<R, Scope.Scope>> =>
-  Layer.effect(BoundListener, Effect.flatMap(config(options.prefix), (read) => make({ ...options, ...read }, handler)))
+): Layer.Layer<Running, ListenError | Config.ConfigError, Exclude<R, Scope.Scope>> =>
+  Layer.effect(Running, Effect.flatMap(config(options.prefix), (read) => make({ ...options, ...read }, handler)))

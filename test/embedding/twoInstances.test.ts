@@ -72,7 +72,7 @@ it.effect("each instance has its own supervisor tree", () =>
 
 it.live("layerConfig reads every option from Effect's Config (under a prefix, in CONSTANT_CASE): host, port, and the engine's maxBody", () =>
   Effect.gen(function*() {
-    const server = yield* HttpServer.Http
+    const server = yield* HttpServer.Running
     assert.strictEqual(server.listener.address._tag === "tcp" && server.listener.address.host, "127.0.0.1")
     const port = (server.listener.address as { port: number }).port
     assert.isAbove(port, 0)

@@ -40,8 +40,13 @@ export const listen = <E, R>(
     return { listener, requests: http.requests, http2: http.http2 }
   })
 
-/** The service an HTTP layer provides: the running server. */
-export class Http extends Context.Service<Http, HttpServer>()("fiberd/HttpServer") {}
+/** The service an HTTP layer provides: the running server; `Listener.Running` is its twin for any protocol. */
+export class Running extends Context.Service<Running, HttpServer>()("fiberd/HttpServer") {}
+
+/** @deprecated the old name of `Running`. */
+export const Http = Running
+/** @deprecated the old name of `Running`. */
+export type Http = Running
 
 /**
  * An HTTP server as a Layer. Its type carries the app's requirements: a route
@@ -50,12 +55,12 @@ export class Http extends Context.Service<Http, HttpServer>()("fiberd/HttpServer
  * @example
  * class Database extends Context.Service<Database, { readonly count: Effect.Effect<number> }>()("app/Database") {}
  * const app = Router.make([Router.get("/count", () => Database.use((db) => db.count).pipe(Effect.map((n) => Response.json({ n }))))])
- * const Web = HttpServer.layer(app, { listen: { name: "web", port: 8080 } }) // Layer<Http, ListenError, Database>
+ * const Web = HttpServer.layer(app, { listen: { name: "web", port: 8080 } }) // Layer<HttpServer.Running, ListenError, Database>
  */
 export const layer = <E, R>(
   app: Serve.App<E, R>,
   options: { readonly listen: Listener.ListenOptions; readonly http?: Serve.ServeOptions }
-): Layer.Layer<Http, Listener.ListenError, R> => Layer.effect(Http, listen(app, options))
+): Layer.Layer<Running, Listener.ListenError, R> => Layer.effect(Running, listen(app, options))
 
 /** `layer` under a tag of your own, for several HTTP servers in one application. */
 export const layerAs = <I>(tag: Context.Key<I, HttpServer>) =>
@@ -74,9 +79,9 @@ export const configurable = Schema.Struct({ ...Listener.configurable.fields, ...
 export const layerConfig = <E, R>(
   app: Serve.App<E, R>,
   options: { readonly listen?: Listener.ListenOptions; readonly http?: Serve.ServeOptions; readonly prefix?: string }
-): Layer.Layer<Http, Listener.ListenError | Config.ConfigError, R> =>
+): Layer.Layer<Running, Listener.ListenError | Config.ConfigError, R> =>
   Layer.effect(
-    Http,
+    Running,
     Effect.flatMap(Options.fromConfig(configurable, options.prefix), (read) =>
       listen(app, { listen: { ...options.listen, ...read }, http: { ...options.http, ...read } }))
   )
