@@ -2,8 +2,9 @@
  * WebSocket frames (RFC 6455 §5): the incremental decoder of client frames
  * (over arbitrary chunks; masked, as clients must), which reassembles
  * messages within their limits, and the encoder for server frames (never
- * masked). No extensions: a reserved bit set is a protocol error. Control
- * frames carry at most 125 bytes and are never fragmented.
+ * masked). The one extension is permessage-deflate's RSV1 on a message's
+ * first frame, when negotiated; any other reserved bit is a protocol error.
+ * Control frames carry at most 125 bytes and are never fragmented.
  */
 
 /** Opcodes (RFC 6455 §5.2). */
@@ -25,7 +26,7 @@ export interface FrameError {
 
 /** What the decoder found next: a whole message, a control frame, or an error (the session must close). */
 export type Decoded =
-  | { readonly _tag: "Message"; readonly binary: boolean; readonly payload: Uint8Array }
+  | { readonly _tag: "Message"; readonly binary: boolean; readonly payload: Uint8Array; readonly compressed: boolean }
   | { readonly _tag: "Control"; readonly opcode: 0x8 | 0x9 | 0xa; readonly payload: Uint8Array }
   | { readonly _tag: "Error"; readonly error: FrameError }
 
@@ -35,6 +36,8 @@ export interface DecoderLimits {
   readonly maxMessage: number
   /** Most frames one message may come in; more is 1009. */
   readonly maxFragments: number
+  /** permessage-deflate was negotiated: RSV1 on a message's first frame marks it compressed. */
+  readonly deflate?: boolean
 }
 
 /** Empty non-final data frames allowed in one message; more is 1008 (they cost work and carry nothing). */
@@ -87,6 +90,7 @@ export class FrameDecoder {
   private messageLength = 0
   private fragments = 0
   private emptyFragments = 0
+  private compressed = false
   // the control frame being read
   private control: Buffer | undefined = undefined
   /** Bytes copied again when the message buffer grew (linear in the message: at most its size). */
@@ -133,12 +137,14 @@ export class FrameDecoder {
         // a fragmented message may have grown past its end: one final copy to its size
         const payload = message === undefined ? EMPTY : message.byteLength === this.messageLength ? message : Buffer.from(message.subarray(0, this.messageLength))
         const binary = this.messageOpcode === 0x2
+        const compressed = this.compressed
+        this.compressed = false
         this.message = undefined
         this.messageLength = 0
         this.messageOpcode = -1
         this.fragments = 0
         this.emptyFragments = 0
-        return { _tag: "Message", binary, payload }
+        return { _tag: "Message", binary, payload, compressed }
       }
     }
   }
@@ -154,7 +160,9 @@ export class FrameDecoder {
     const b1 = this.header[1]!
     const opcode = b0 & 0x0f
     const fin = (b0 & 0x80) !== 0
-    if ((b0 & 0x70) !== 0) return error(1002, "reserved bits set (no extension was negotiated)")
+    const rsv1 = (b0 & 0x40) !== 0
+    if ((b0 & 0x30) !== 0 || (rsv1 && this.limits.deflate !== true)) return error(1002, "reserved bits set (no extension was negotiated)")
+    if (rsv1 && (opcode === 0x0 || isControl(opcode))) return error(1002, "RSV1 on a continuation or control frame")
     if (!known(opcode)) return error(1002, `unknown opcode ${opcode}`)
     if ((b1 & 0x80) === 0) return error(1002, "client frames must be masked")
     const short = b1 & 0x7f
@@ -193,7 +201,10 @@ export class FrameDecoder {
         if (this.messageOpcode === -1) return error(1002, "a continuation frame without a message")
       } else if (this.messageOpcode !== -1) {
         return error(1002, "a new message before the previous one was finished")
-      } else this.messageOpcode = opcode
+      } else {
+        this.messageOpcode = opcode
+        this.compressed = rsv1
+      }
       const max = this.limits.maxMessage
       if (this.messageLength + length > max) return error(1009, `a message over ${max} bytes`)
       if (++this.fragments > this.limits.maxFragments) return error(1009, `a message in more than ${this.limits.maxFragments} frames`)
@@ -243,12 +254,12 @@ export class FrameDecoder {
   }
 }
 
-/** A server frame (unmasked), FIN set unless `fin` is false. */
-export const encode = (opcode: number, payload: Uint8Array, fin = true): Buffer => {
+/** A server frame (unmasked), FIN set unless `fin` is false; `compressed` sets RSV1 (permessage-deflate). */
+export const encode = (opcode: number, payload: Uint8Array, fin = true, compressed = false): Buffer => {
   const length = payload.byteLength
   const headerLength = length < 126 ? 2 : length < 0x10000 ? 4 : 10
   const frame = Buffer.allocUnsafe(headerLength + length)
-  frame[0] = (fin ? 0x80 : 0) | opcode
+  frame[0] = (fin ? 0x80 : 0) | (compressed ? 0x40 : 0) | opcode
   if (length < 126) frame[1] = length
   else if (length < 0x10000) {
     frame[1] = 126
@@ -281,8 +292,8 @@ export const isValidCloseCode = (code: number): boolean =>
   (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999)
 
 /** A client frame (masked), for tests and clients. */
-export const encodeMasked = (opcode: number, payload: Uint8Array, mask: Uint8Array, fin = true): Buffer => {
-  const plain = encode(opcode, payload, fin)
+export const encodeMasked = (opcode: number, payload: Uint8Array, mask: Uint8Array, fin = true, compressed = false): Buffer => {
+  const plain = encode(opcode, payload, fin, compressed)
   const headerLength = plain.byteLength - payload.byteLength
   const out = Buffer.allocUnsafe(plain.byteLength + 4)
   plain.copy(out, 0, 0, headerLength)

@@ -6,10 +6,12 @@
  * string, binary as bytes, fragments reassembled up to `maxMessage`; `None`
  * once closed), `send` writes one, `close` closes with a code. Pings are
  * answered; a protocol error closes with 1002, invalid UTF-8 with 1007, a
- * message over the limit (bytes or fragments) with 1009, a flood of control
- * frames or of empty fragments with 1008, the server's drain with 1001.
+ * message over the limit (bytes or fragments, inflated or not) with 1009, a
+ * flood of control frames or of empty fragments with 1008, the server's drain
+ * with 1001. permessage-deflate is agreed when the client offers it
+ * (`PerMessageDeflate`).
  */
-import { Cause, Effect, Option } from "effect"
+import { Cause, Effect, Option, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import * as Options from "../../core/Options.ts"
 import { RateBudget } from "../../core/RateBudget.ts"
@@ -17,6 +19,7 @@ import type { Connection, ConnectionError, ReadWithOutcome } from "../../io/Conn
 import type { Request } from "../http/Request.ts"
 import * as Res from "../http/Response.ts"
 import { closePayload, type Decoded, encode, FrameDecoder, isValidCloseCode, Opcode } from "./Frame.ts"
+import * as PerMessageDeflate from "./PerMessageDeflate.ts"
 
 /** One message. */
 export type Message = string | Uint8Array
@@ -46,7 +49,13 @@ export const options = Options.declare({
     Options.PositiveInt,
     "pings and pongs a client may send per second (bursts of as many); more closes with 1008, so a ping flood cannot take the loop",
     50
-  )
+  ),
+  compression: Options.option(
+    Schema.Boolean,
+    "permessage-deflate (RFC 7692) when the client offers it, each message on its own (no context takeover: no compression state kept per connection); `maxMessage` bounds the inflated size",
+    true
+  ),
+  compressionThreshold: Options.option(Options.NonNegativeInt, "messages the server sends smaller than this, in bytes, go uncompressed", 1024)
 })
 
 /** WebSocket route options (see `options`). */
@@ -91,12 +100,12 @@ export const route = <E, R>(handler: (socket: WebSocket) => Effect.Effect<void, 
       }))
   }
     const accept = acceptKey(request.headers.get("sec-websocket-key")!)
+    const deflate = resolved.compression ? PerMessageDeflate.negotiate(request.headers.get("sec-websocket-extensions")) : undefined
+    const headers: Array<readonly [string, string]> = [["Upgrade", "websocket"], ["Connection", "Upgrade"], ["Sec-WebSocket-Accept", accept]]
+    if (deflate !== undefined) headers.push(["Sec-WebSocket-Extensions", deflate.header])
     return Effect.map(Effect.context<R>(), (context) =>
-      Res.upgrade(
-        [["Upgrade", "websocket"], ["Connection", "Upgrade"], ["Sec-WebSocket-Accept", accept]],
-        (conn, buffered) =>
-          session(conn, buffered, request, resolved, (socket) => Effect.provide(handler(socket), context))
-      ))
+      Res.upgrade(headers, (conn, buffered) =>
+        session(conn, buffered, request, resolved, deflate, (socket) => Effect.provide(handler(socket), context))))
   }
 }
 
@@ -106,9 +115,10 @@ const session = (
   buffered: Uint8Array,
   request: Request,
   o: Options.Resolved<typeof options.schema.fields>,
+  deflate: PerMessageDeflate.Agreed | undefined,
   handler: (socket: WebSocket) => Effect.Effect<void, unknown>
 ): Effect.Effect<void, ConnectionError> => Effect.clockWith((clock) => {
-  const decoder = new FrameDecoder({ maxMessage: o.maxMessage, maxFragments: o.maxFragments })
+  const decoder = new FrameDecoder({ maxMessage: o.maxMessage, maxFragments: o.maxFragments, deflate: deflate !== undefined })
   decoder.push(buffered)
   const budget = new RateBudget(o.controlFramesPerSecond)
   const idle = Options.toDuration(o.idleTimeout)
@@ -194,9 +204,15 @@ const session = (
     if (next !== undefined) {
       if (next._tag === "Error") return fail(next.error.code, next.error.reason)
       if (next._tag === "Message") {
-        if (next.binary) return Effect.succeed(Option.some(next.payload))
+        let payload = next.payload
+        if (next.compressed) {
+          const inflated = PerMessageDeflate.inflate(payload, o.maxMessage)
+          if (!(inflated instanceof Uint8Array)) return fail(inflated.code, inflated.reason)
+          payload = inflated
+        }
+        if (next.binary) return Effect.succeed(Option.some(payload))
         try {
-          return Effect.succeed(Option.some(utf8.decode(next.payload)))
+          return Effect.succeed(Option.some(utf8.decode(payload)))
         } catch {
           return fail(1007, "a text message that is not UTF-8")
         }
@@ -221,11 +237,17 @@ const session = (
     request,
     receive,
     send: (message) =>
-      Effect.suspend(() =>
-        closeSent
-          ? Effect.void
-          : conn.write(typeof message === "string" ? encode(Opcode.Text, Buffer.from(message, "utf8")) : encode(Opcode.Binary, message))
-      ),
+      Effect.suspend(() => {
+        if (closeSent) return Effect.void
+        const opcode = typeof message === "string" ? Opcode.Text : Opcode.Binary
+        const bytes = typeof message === "string" ? Buffer.from(message, "utf8") : message
+        // compressed when agreed and worth it (small messages cost more to compress than they save)
+        return conn.write(
+          deflate !== undefined && bytes.byteLength >= o.compressionThreshold
+            ? encode(opcode, PerMessageDeflate.deflate(bytes, deflate.windowBits), true, true)
+            : encode(opcode, bytes)
+        )
+      }),
     close: (code = 1000, reason = "") => Effect.andThen(sendClose(code, reason), Effect.sync(() => (closed = true)))
   }
   // the route's end closes with 1000; a route that fails is logged and closes with 1011 (internal error)
