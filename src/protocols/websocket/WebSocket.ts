@@ -220,7 +220,15 @@ const session = (
       // a close frame: answer with the same code (the closing handshake), and the session ends
       const payload = next.payload
       const code = payload.byteLength >= 2 ? payload[0]! * 256 + payload[1]! : 1005
-      if (payload.byteLength === 1 || (code !== 1005 && !isValidCloseCode(code))) return fail(1002, "an invalid close frame")
+      // an explicit code must be one a peer may send (1005, 1006 and 1015 never are); no payload means no code (1005)
+      if (payload.byteLength === 1 || (payload.byteLength >= 2 && !isValidCloseCode(code))) return fail(1002, "an invalid close frame")
+      if (payload.byteLength > 2) {
+        try {
+          utf8.decode(payload.subarray(2)) // the reason is UTF-8 text (RFC 6455 §5.5.1)
+        } catch {
+          return fail(1007, "a close reason that is not UTF-8")
+        }
+      }
       return fail(code, "")
     }
     if (conn.isDraining()) return fail(1001, "the server is shutting down")
