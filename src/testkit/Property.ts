@@ -42,7 +42,8 @@ const runner = <R>(context: Context.Context<R>) => <E>(effect: Effect.Effect<boo
 export const failureReport = <Ts>(details: fc.RunDetails<Ts>): Error => {
   const cause = details.errorInstance
   const why = cause instanceof Error ? cause.message : cause === undefined ? "the body returned false" : String(cause)
-  const report = new Error(`${fc.defaultReportMessage(details) ?? "property failed"}\n\nThe body failed with: ${why}`, { cause })
+  // the body's failure is in the message (once): not also as a `cause`, which runners print again
+  const report = new Error(`${fc.defaultReportMessage(details) ?? "property failed"}\n\nThe body failed with: ${why}`)
   if (cause instanceof Error && "actual" in cause && "expected" in cause) {
     Object.assign(report, { actual: cause.actual, expected: cause.expected, showDiff: true })
   }
@@ -88,6 +89,28 @@ export const assert = <Ts extends [unknown, ...Array<unknown>], E, R>(
       details.failed ? Effect.die(failureReport(details)) : Effect.void
     )
   )
+
+/**
+ * The property as a test function for vitest's own `it`: resolves when it
+ * holds; otherwise rejects with `failureReport` — the counterexample, the
+ * seed and the body's own failure — which vitest prints once. (`it.effect`
+ * from @effect/vitest prints a failing Effect twice: as the test's error and
+ * as an ERROR log line of its own; use this where that matters.)
+ *
+ * @example
+ * it("echo returns any input, however it is chunked", Property.run([Arbitraries.chunked(fc.uint8Array())], (input) =>
+ *   Script.run(Echo.handler, [...input.steps, Script.endWrite]).pipe(
+ *     Effect.map((r) => Buffer.from(r.output).equals(input.bytes)))))
+ */
+export const run = <Ts extends [unknown, ...Array<unknown>], E>(
+  arbitraries: Arbitraries<Ts>,
+  body: Body<Ts, E, Scope.Scope>,
+  parameters: fc.Parameters<Ts> = {}
+): (() => Promise<void>) =>
+async () => {
+  const details = await Effect.runPromise(check(arbitraries, body, parameters))
+  if (details.failed) throw failureReport(details)
+}
 
 /** A model-based command whose `run` is an Effect (see `fc.commands`). */
 export interface Command<Model extends object, Real, E = unknown, R = never> {

@@ -27,4 +27,13 @@ describe("Property reports", () => {
       const details = yield* Property.check([fc.constant(1)], () => Effect.fail("the connection broke"))
       assert.include(Property.failureReport(details).message, "the connection broke")
     }))
+
+  it("Property.run, for vitest's own it: the report once, as the rejection (nothing logged)", async () => {
+    const failing = Property.run([fc.integer({ min: 0, max: 10 })], (n) => Effect.sync(() => assert.strictEqual(n * 2, 7, "doubled")), { seed: 42 })
+    const error = await failing().then(() => undefined, (e: Error) => e)
+    assert.instanceOf(error, Error)
+    assert.include(error!.message, "Counterexample: [0]")
+    assert.include(error!.message, "doubled: expected +0 to equal 7")
+    await Property.run([fc.integer()], (n) => Effect.succeed(n === n))()
+  })
 })
