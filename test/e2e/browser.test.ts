@@ -101,7 +101,7 @@ const carolInLobby = async (port: number) => {
 }
 
 describe("chat in headless Chromium", () => {
-  it("two browser pages and a TCP member chat in one room", { timeout: 90_000 }, async () => {
+  it("two browser pages and a TCP member chat in one room (WebSocket compression agreed)", { timeout: 90_000 }, async () => {
     const server = await start({
       services: [
         { name: "web", protocol: "http", listen: "127.0.0.1:0", chat: "chat" },
@@ -120,6 +120,8 @@ describe("chat in headless Chromium", () => {
       pages.push(ben)
       assert.strictEqual(await tcpSees(/hi from ben/), "<ben> hi from ben")
       assert.strictEqual(await ann.sees(/hi from ben/), "<ben> hi from ben", "page to page")
+      // Chromium offers permessage-deflate on every WebSocket, and fiberd agrees (without context takeover)
+      assert.strictEqual(await ann.evaluate("socket.extensions"), "permessage-deflate; server_no_context_takeover; client_no_context_takeover")
       tcp.write("hello browsers\r\n")
       assert.strictEqual(await ann.sees(/hello browsers/), "<carol> hello browsers")
       assert.strictEqual(await ben.sees(/hello browsers/), "<carol> hello browsers")
