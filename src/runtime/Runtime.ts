@@ -7,7 +7,7 @@
  * the root supervisor, started in table order; a service that cannot bind at
  * startup fails the start (the CLI exits 1 naming it).
  */
-import { Deferred, Duration, Effect, Exit, Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, Scope, Stream } from "effect"
 import * as AccessLog from "../actors/AccessLog.ts"
 import * as LogWriter from "../actors/LogWriter.ts"
 import * as Supervisor from "../actors/Supervisor.ts"
@@ -22,6 +22,7 @@ import * as ReloadPlan from "./ReloadPlan.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 import { StartError } from "./StartError.ts"
 import * as Status from "./Status.ts"
+import * as StatusFeed from "./StatusFeed.ts"
 
 export type StartOptions = Kind.StartOptions
 
@@ -104,7 +105,9 @@ export const start = (
     const running = new Map<string, { readonly config: ServiceTable.Service; readonly entry: Status.ServiceEntry }>()
     let current = table
     const order = () => current.services.map((s) => running.get(s.name)?.entry).filter((e) => e !== undefined)
+    let feed: StatusFeed.StatusFeed | undefined = undefined
     const status: Status.StatusSource = {
+      feed: () => feed?.stream ?? Stream.empty,
       startedAt: Date.now(),
       offload: () => offload?.stats(),
       ...(cluster !== undefined ? { cluster: cluster.status } : {}),
@@ -116,6 +119,9 @@ export const start = (
         error: options.errorLogStats?.() ?? { written: 0, dropped: 0, writeErrors: 0, batches: 0 }
       })
     }
+    // the live feed of /_status/stream, after the supervisor: at shutdown its viewers' streams end first,
+    // so an open status page does not hold the drain
+    feed = yield* StatusFeed.make(status)
     const runtimeScope = yield* Effect.scope
     const sockets = new Map<string, Listener.ListenSocket>()
     const socketFor = (service: Kind.CommonService) => {

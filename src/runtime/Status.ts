@@ -5,12 +5,14 @@
  * unless a service says otherwise. `GET /metrics`: every metric, in Prometheus's text format (same access rule).
  */
 import { Effect } from "effect"
+import type { Stream } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import type * as Supervisor from "../actors/Supervisor.ts"
 import type { LogWriterStats } from "../actors/LogWriter.ts"
 import type { ListenerCounters } from "../io/ListenerStats.ts"
 import type { TlsConfigError } from "../io/Tls.ts"
 import type { Http2Stats } from "../protocols/http/Http2.ts"
+import type { HttpCounters } from "../protocols/http/HttpMetrics.ts"
 import type { Request } from "../protocols/http/Request.ts"
 import type { ClusterStatus } from "./ClusterMode.ts"
 import type { OffloadStats } from "../actors/Offload.ts"
@@ -31,12 +33,16 @@ export interface ServiceEntry {
   readonly requests?: () => number
   /** HTTP/2 counters of an http service that speaks it. */
   readonly http2?: Http2Stats
+  /** An http service's answers by status class and its duration histogram (the live feed's rates and latency). */
+  readonly http?: HttpCounters
   /** Reads the service's TLS certificates again (SIGHUP); a no-op without TLS. */
   readonly reloadTls?: Effect.Effect<void, TlsConfigError>
 }
 
 /** What the status page reads. */
 export interface StatusSource {
+  /** A viewer's live stream (Server-Sent Events) for `GET /_status/stream` (see `StatusFeed`). */
+  readonly feed?: () => Stream.Stream<Uint8Array>
   readonly startedAt: number
   readonly services: () => ReadonlyArray<ServiceEntry>
   readonly supervisor: () => Effect.Effect<ReadonlyArray<Supervisor.ChildInfo>>
@@ -162,9 +168,15 @@ export const withStatus = <E, R>(
 (request: Request): Effect.Effect<Res.Response, E, R> => {
   const path = request.path
   const metrics = path === "/metrics"
-  if (allow === "off" || (!metrics && path !== "/_status" && path !== "/_status/")) return app(request)
+  const live = path === "/_status/stream"
+  if (allow === "off" || (!metrics && !live && path !== "/_status" && path !== "/_status/")) return app(request)
   if (allow === "loopback" && !isLoopback(request.remote.address)) {
     return Effect.succeed(Res.text(`403 Forbidden: ${metrics ? "/metrics" : "/_status"} is for loopback peers\n`, { status: 403 }))
+  }
+  if (live) {
+    // one frame a second, shared by every viewer (StatusFeed); the connection stays open until the viewer leaves
+    if (source.feed === undefined) return Effect.succeed(Res.text("404 Not Found: no live feed here\n", { status: 404 }))
+    return Effect.succeed(Res.stream(source.feed(), { contentType: "text/event-stream", headers: [["Cache-Control", "no-store"]] }))
   }
   const server = source.server
   if (server !== undefined) return serverPage(request, server, metrics)

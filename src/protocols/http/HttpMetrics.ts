@@ -15,7 +15,7 @@ import * as Published from "../../core/Published.ts"
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"] as const
 const CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const
 /** Duration bucket upper bounds, in milliseconds. */
-const BOUNDS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+export const BOUNDS = [0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
 
 const methodIndex = (method: string): number => {
   switch (method) {
@@ -63,6 +63,35 @@ export class HttpCounters {
     if (durationMs > this.max) this.max = durationMs
     if (bytes > 0) this.bodyBytes += bytes
   }
+}
+
+/** Answers so far with a 4xx and with a 5xx status (every method). */
+export const errors = (counters: HttpCounters): { readonly clientErrors: number; readonly serverErrors: number } => {
+  let clientErrors = 0
+  let serverErrors = 0
+  for (let m = 0; m < METHODS.length; m++) {
+    clientErrors += counters.requests[m * CLASSES.length + 3]!
+    serverErrors += counters.requests[m * CLASSES.length + 4]!
+  }
+  return { clientErrors, serverErrors }
+}
+
+/**
+ * The `q` quantile (0 to 1) of the durations recorded between two readings
+ * of `buckets` (`before` then `now`), in ms: the upper bound of the bucket it
+ * falls in (the last, open bucket: the largest bound). undefined when none.
+ */
+export const quantile = (before: ArrayLike<number>, now: ArrayLike<number>, q: number): number | undefined => {
+  let total = 0
+  for (let i = 0; i < now.length; i++) total += now[i]! - (before[i] ?? 0)
+  if (total <= 0) return undefined
+  const rank = q * total
+  let seen = 0
+  for (let i = 0; i < now.length; i++) {
+    seen += now[i]! - (before[i] ?? 0)
+    if (seen >= rank) return BOUNDS[Math.min(i, BOUNDS.length - 1)]!
+  }
+  return BOUNDS[BOUNDS.length - 1]!
 }
 
 /** Publishes `counters` as Effect metrics under `service` until the scope closes. */

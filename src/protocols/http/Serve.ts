@@ -115,6 +115,8 @@ export interface Engine<R> {
   readonly requests: () => number
   /** HTTP/2 counters (undefined when `http2` is off). */
   readonly http2: Http2.Http2Stats | undefined
+  /** Answers by method and status class, and the duration histogram (undefined unless `metricsName` records them). */
+  readonly counters: HttpMetrics.HttpCounters | undefined
 }
 
 const INCOMPLETE: HeadResult = { _tag: "Incomplete" }
@@ -591,6 +593,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
         shared.draining = true
       }),
       requests: () => shared.requests,
-      http2: h2?.stats
+      http2: h2?.stats,
+      counters: recording ? counters : undefined
     }
   })

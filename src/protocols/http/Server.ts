@@ -8,6 +8,7 @@ import type { Config, Scope } from "effect"
 import * as Options from "../../core/Options.ts"
 import * as Listener from "../../io/Listener.ts"
 import type { Http2Stats } from "./Http2.ts"
+import type { HttpCounters } from "./HttpMetrics.ts"
 import * as Serve from "./Serve.ts"
 
 /** A running HTTP server. */
@@ -17,6 +18,8 @@ export interface HttpServer {
   readonly requests: () => number
   /** HTTP/2 counters (undefined when `http2` is off). */
   readonly http2: Http2Stats | undefined
+  /** Answers by status class and the duration histogram (see `HttpMetrics`). */
+  readonly counters: HttpCounters | undefined
 }
 
 /**
@@ -37,7 +40,7 @@ export const listen = <E, R>(
     const alpn = options.http?.http2 === "off" ? ["http/1.1"] : ["h2", "http/1.1"]
     const tls = options.listen.tls === undefined ? {} : { tls: { alpn, ...options.listen.tls } }
     const listener = yield* Listener.make({ name: "http", ...options.listen, ...tls, onDrain: http.drain }, http.handler)
-    return { listener, requests: http.requests, http2: http.http2 }
+    return { listener, requests: http.requests, http2: http.http2, counters: http.counters }
   })
 
 /** The service an HTTP layer provides: the running server; `Listener.Running` is its twin for any protocol. */

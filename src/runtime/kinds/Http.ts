@@ -26,6 +26,7 @@ export const http = kind({
         stats: server.listener.stats,
         requests: server.requests,
         ...(server.http2 !== undefined ? { http2: server.http2 } : {}),
+        ...(server.counters !== undefined ? { http: server.counters } : {}),
         reloadTls: server.listener.reloadTls
       }
     })

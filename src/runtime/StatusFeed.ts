@@ -1,0 +1,171 @@
+/**
+ * The live status feed behind `GET /_status/stream` (Server-Sent Events):
+ * one frame a second, computed once and shared by every viewer, and nothing
+ * computed while nobody watches (the ticker and the event-loop monitor run
+ * only while a viewer is subscribed). A frame is what changed over the last
+ * second — per service requests/s, bytes in/out per second, p50/p99 latency
+ * from the HTTP duration histogram, 4xx/5xx so far, active connections,
+ * handler failures, restarts — and the process: the supervisor's children
+ * with their state and restarts, event-loop delay p50/p99, heap and
+ * resident memory, the logs. A viewer that falls behind loses old frames,
+ * never memory (a sliding buffer of a few frames each).
+ */
+import { Clock, Effect, FiberHandle, PubSub, Stream } from "effect"
+import type { Scope } from "effect"
+import { monitorEventLoopDelay } from "node:perf_hooks"
+import * as HttpMetrics from "../protocols/http/HttpMetrics.ts"
+import { snapshot, type StatusSource } from "./Status.ts"
+
+/** One service in a frame. */
+export interface ServiceFrame {
+  readonly name: string
+  readonly protocol: string
+  readonly activeConnections: number
+  readonly requestsPerSecond: number
+  readonly bytesInPerSecond: number
+  readonly bytesOutPerSecond: number
+  /** Over the last second, in ms (the histogram's bucket bound); null when nothing was answered. */
+  readonly p50Ms: number | null
+  readonly p99Ms: number | null
+  readonly clientErrors: number
+  readonly serverErrors: number
+  readonly handlerFailures: number
+  readonly restarts: number
+}
+
+/** What the feed sends each second. */
+export interface Frame {
+  /** Milliseconds since the epoch. */
+  readonly at: number
+  readonly uptimeSeconds: number
+  readonly services: ReadonlyArray<ServiceFrame>
+  readonly supervisor: ReadonlyArray<{ readonly id: string; readonly status: string; readonly restarts: number }>
+  readonly loop: { readonly delayP50Ms: number; readonly delayP99Ms: number }
+  readonly memory: { readonly heapUsedBytes: number; readonly rssBytes: number }
+  readonly logs: unknown
+}
+
+/** The feed: its SSE byte stream for one viewer, and counters for tests and the status page. */
+export interface StatusFeed {
+  /** A viewer's stream: `retry`, then one `data:` event per frame, until the viewer leaves or the feed ends. */
+  readonly stream: Stream.Stream<Uint8Array>
+  /** Viewers subscribed now. */
+  readonly viewers: () => number
+  /** Frames computed so far (one a second while anyone watches). */
+  readonly frames: () => number
+}
+
+/** Previous readings of one service, to turn totals into per-second rates. */
+interface Reading {
+  readonly requests: number
+  readonly bytesIn: number
+  readonly bytesOut: number
+  readonly buckets: Float64Array
+}
+
+const encoder = new TextEncoder()
+
+/** Makes the feed for `source`; its ticker lives in the scope and runs only while someone watches. */
+export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<StatusFeed, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const hub = yield* PubSub.sliding<Frame>(4)
+    yield* Effect.addFinalizer(() => PubSub.shutdown(hub)) // viewers' streams end with the feed
+    const ticker = yield* FiberHandle.make<void, never>()
+    const delay = monitorEventLoopDelay({ resolution: 10 })
+    let viewers = 0
+    let frames = 0
+    /** The last frame published, for a viewer that arrives between two (it sees it at once). */
+    let latest: Frame | undefined = undefined
+    const previous = new Map<string, Reading>()
+    let last = 0
+
+    const frame = Effect.gen(function*() {
+      const doc = yield* snapshot(source)
+      const now = yield* Clock.currentTimeMillis
+      const seconds = last === 0 ? intervalMs / 1000 : Math.max(0.001, (now - last) / 1000)
+      last = now
+      const entries = new Map(source.services().map((s) => [s.name, s]))
+      const services = doc.services.map((row): ServiceFrame => {
+        const r = row as Record<string, unknown>
+        const num = (key: string) => (typeof r[key] === "number" ? (r[key] as number) : 0)
+        const http = entries.get(row.name)?.http
+        const reading: Reading = {
+          requests: num("requests"),
+          bytesIn: num("bytesIn"),
+          bytesOut: num("bytesOut"),
+          buckets: http === undefined ? new Float64Array(0) : Float64Array.from(http.buckets)
+        }
+        const before = previous.get(row.name) ?? reading
+        previous.set(row.name, reading)
+        const errors = http === undefined ? { clientErrors: 0, serverErrors: 0 } : HttpMetrics.errors(http)
+        return {
+          name: row.name,
+          protocol: row.protocol,
+          activeConnections: num("activeConnections"),
+          requestsPerSecond: (reading.requests - before.requests) / seconds,
+          bytesInPerSecond: (reading.bytesIn - before.bytesIn) / seconds,
+          bytesOutPerSecond: (reading.bytesOut - before.bytesOut) / seconds,
+          p50Ms: HttpMetrics.quantile(before.buckets, reading.buckets, 0.5) ?? null,
+          p99Ms: HttpMetrics.quantile(before.buckets, reading.buckets, 0.99) ?? null,
+          ...errors,
+          handlerFailures: num("handlerFailures"),
+          restarts: row.supervisorRestarts
+        }
+      })
+      const loop = { delayP50Ms: delay.percentile(50) / 1e6, delayP99Ms: delay.percentile(99) / 1e6 }
+      delay.reset()
+      frames++
+      return {
+        at: now,
+        uptimeSeconds: doc.uptimeSeconds,
+        services,
+        supervisor: doc.supervisor.map((c) => ({ id: c.id, status: c.status, restarts: c.restarts })),
+        loop: { delayP50Ms: Number.isFinite(loop.delayP50Ms) ? loop.delayP50Ms : 0, delayP99Ms: Number.isFinite(loop.delayP99Ms) ? loop.delayP99Ms : 0 },
+        memory: { heapUsedBytes: doc.memory.heapUsedBytes, rssBytes: doc.memory.rssBytes },
+        logs: doc.logs
+      } satisfies Frame
+    })
+
+    const tick = Effect.forever(Effect.andThen(
+      Effect.flatMap(frame, (f) => {
+        latest = f
+        return PubSub.publish(hub, f)
+      }),
+      Effect.sleep(intervalMs)
+    ))
+
+    /** A viewer arrives: the first one starts the ticker (and the event-loop monitor). */
+    const arrive = Effect.suspend(() => {
+      viewers++
+      if (viewers > 1) return Effect.void
+      delay.enable()
+      return Effect.asVoid(FiberHandle.run(ticker, tick))
+    })
+    /** A viewer leaves: the last one stops them. */
+    const leave = Effect.suspend(() => {
+      viewers--
+      if (viewers > 0) return Effect.void
+      delay.disable()
+      previous.clear()
+      last = 0
+      latest = undefined
+      return FiberHandle.clear(ticker)
+    })
+
+    const stream: Stream.Stream<Uint8Array> = Stream.unwrap(
+      Effect.gen(function*() {
+        const subscription = yield* PubSub.subscribe(hub)
+        // taken with the subscription, with nothing in between: the frames after it come through the subscription
+        const current = latest
+        yield* Effect.acquireRelease(arrive, () => leave)
+        const frames = Stream.fromSubscription(subscription)
+        const event = (f: Frame) => encoder.encode(`data: ${JSON.stringify(f)}\n\n`)
+        return Stream.concat(
+          Stream.make(encoder.encode("retry: 2000\n\n"), ...(current === undefined ? [] : [event(current)])),
+          Stream.map(frames, event)
+        )
+      })
+    )
+
+    return { stream, viewers: () => viewers, frames: () => frames }
+  })
