@@ -17,6 +17,7 @@ import type { Request } from "../protocols/http/Request.ts"
 import type { ClusterStatus } from "./ClusterMode.ts"
 import type { OffloadStats } from "../actors/Offload.ts"
 import * as ServerStatus from "./ServerStatus.ts"
+import * as StatusPage from "./StatusPage.ts"
 import type { ProcessSnapshot, ServerView } from "./WorkerProtocol.ts"
 import * as Res from "../protocols/http/Response.ts"
 
@@ -124,23 +125,6 @@ export const snapshot = (source: StatusSource) =>
     }
   })
 
-const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;" })[c]!)
-
-type StatusDoc = Effect.Success<ReturnType<typeof snapshot>>
-
-const html = (doc: StatusDoc) => {
-  const rows = doc.services.map((s) => {
-    const r = s as Record<string, unknown>
-    const cell = (k: string) => `<td>${escapeHtml(String(r[k] ?? "–"))}</td>`
-    return `<tr>${["name", "protocol", "transport", "address", "activeConnections", "totalConnections", "requests", "bytesIn", "bytesOut", "handlerFailures", "supervisorRestarts"].map(cell).join("")}</tr>`
-  }).join("\n")
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fiberd status</title>
-<style>body{font:15px system-ui,sans-serif;margin:2rem;color:#1d2330}table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}th{background:#e8f3ef}</style></head>
-<body><h1>fiberd status</h1><p>Up ${doc.uptimeSeconds} s. Memory: ${(doc.memory.rssBytes / 1048576).toFixed(1)} MiB resident, ${(doc.memory.heapUsedBytes / 1048576).toFixed(1)} MiB heap in use. Access log: ${doc.logs.access.written} written, ${doc.logs.access.dropped} dropped. Error log: ${doc.logs.error.written} written, ${doc.logs.error.dropped} dropped.</p>
-<table><tr><th>service</th><th>protocol</th><th>transport</th><th>address</th><th>active</th><th>total</th><th>requests</th><th>bytes in</th><th>bytes out</th><th>handler failures</th><th>restarts</th></tr>
-${rows}</table><p><a href="/_status?format=json">JSON</a></p></body></html>`
-}
-
 /** This process's status document and metrics, for the prefork primary's whole-server view. */
 export const processSnapshot = (source: StatusSource): Effect.Effect<ProcessSnapshot> =>
   Effect.all({ status: snapshot(source), metrics: PrometheusMetrics.format() }) as Effect.Effect<ProcessSnapshot>
@@ -188,6 +172,7 @@ export const withStatus = <E, R>(
   }
   return snapshot(source).pipe(Effect.map((doc) => {
     const wantsHtml = request.searchParams.get("format") !== "json" && (request.headers.get("accept") ?? "").includes("text/html")
-    return wantsHtml ? Res.html(html(doc), { headers: [["Cache-Control", "no-store"]] }) : Res.json(doc, { headers: [["Cache-Control", "no-store"]] })
+    // a browser gets the live page (the same table without JavaScript)
+    return wantsHtml ? Res.html(StatusPage.page(doc), { headers: [["Cache-Control", "no-store"]] }) : Res.json(doc, { headers: [["Cache-Control", "no-store"]] })
   }))
 }

@@ -167,4 +167,37 @@ describe("chat in headless Chromium", () => {
       await server.stop()
     }
   })
+
+  it("the live status page: services and the supervision tree appear, and the request rate rises with traffic, without a reload", { timeout: 90_000 }, async () => {
+    const server = await start({ services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0" }, { name: "echo", protocol: "echo", listen: "127.0.0.1:0" }] })
+    let page: Awaited<ReturnType<typeof openPage>> | undefined
+    try {
+      const base = `http://127.0.0.1:${server.port("web")}`
+      page = await openPage(`${base}/_status`)
+      const live = page
+      const read = async (expression: string) => String(await live.evaluate(expression))
+      // the page marks its first load; a reload would lose the mark
+      await live.evaluate("window.loadedOnce ??= Date.now()")
+      const mark = await read("window.loadedOnce")
+      await until("the live view", async () => ((await read("document.body.className")) === "live" ? true : undefined))
+      assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#services .card h3")].map((h) => h.firstChild.textContent.trim()))`)), ["web", "echo"])
+      assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#tree li")].map((li) => li.dataset.child))`)), ["web", "echo"])
+      // traffic: the card's requests/s rises, on the same page
+      let stop = false
+      const load = (async () => {
+        while (!stop) await Promise.all(Array.from({ length: 10 }, () => fetch(`${base}/`).then((r) => r.arrayBuffer())))
+      })()
+      const rate = await until("the request rate to rise", async () => {
+        const value = Number(await read(`document.querySelector('[data-service="web"] .rps')?.textContent ?? "0"`))
+        return value > 0 ? value : undefined
+      })
+      stop = true
+      await load
+      assert.isAbove(rate, 0)
+      assert.strictEqual(await read("window.loadedOnce"), mark, "no reload")
+    } finally {
+      page?.close()
+      await server.stop()
+    }
+  })
 })
