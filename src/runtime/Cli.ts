@@ -4,6 +4,7 @@
  *
  *   fiberd [--config PATH] [--port N] [--root DIR] [--access-log PATH|-] [--workers N|auto] [--port-sharing round-robin|reuse-port]
  *   fiberd check [--config PATH]
+ *   fiberd top [--url URL]
  *   fiberd --help | --version
  *
  * This module holds the flags, the description shown by `--help` (including
@@ -32,6 +33,13 @@ export const config = Flag.String("config").pipe(
   Flag.withMetavar("PATH"),
   Flag.withDescription("the service table (JSON); default ./fiberd.json when it exists, else the built-in defaults"),
   Flag.optional
+)
+
+/** `fiberd top --url URL`: the live feed to follow. */
+export const topUrl = Flag.String("url").pipe(
+  Flag.withMetavar("URL"),
+  Flag.withDescription("the live status stream of the server (loopback by default)"),
+  Flag.withDefault("http://127.0.0.1:8080/_status/stream")
 )
 
 /** The flags of the run command. */

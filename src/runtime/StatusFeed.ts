@@ -64,6 +64,7 @@ interface Reading {
 }
 
 const encoder = new TextEncoder()
+const LOOP_RESOLUTION_MS = 10
 
 /** Makes the feed for `source`; its ticker lives in the scope and runs only while someone watches. */
 export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<StatusFeed, never, Scope.Scope> =>
@@ -71,7 +72,7 @@ export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<Sta
     const hub = yield* PubSub.sliding<Frame>(4)
     yield* Effect.addFinalizer(() => PubSub.shutdown(hub)) // viewers' streams end with the feed
     const ticker = yield* FiberHandle.make<void, never>()
-    const delay = monitorEventLoopDelay({ resolution: 10 })
+    const delay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
     let viewers = 0
     let frames = 0
     /** The last frame published, for a viewer that arrives between two (it sees it at once). */
@@ -112,7 +113,9 @@ export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<Sta
           restarts: row.supervisorRestarts
         }
       })
-      const loop = { delayP50Ms: delay.percentile(50) / 1e6, delayP99Ms: delay.percentile(99) / 1e6 }
+      // the monitor's samples are whole intervals of its timer: the delay is what exceeds the resolution
+      const late = (p: number) => Math.max(0, delay.percentile(p) / 1e6 - LOOP_RESOLUTION_MS)
+      const loop = { delayP50Ms: late(50), delayP99Ms: late(99) }
       delay.reset()
       frames++
       return {

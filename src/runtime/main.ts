@@ -25,6 +25,7 @@ import * as Prefork from "./Prefork.ts"
 import * as Runtime from "./Runtime.ts"
 import * as Sighup from "./Sighup.ts"
 import * as WorkerMain from "./WorkerMain.ts"
+import * as Top from "./Top.ts"
 import { type ServiceLine, serviceLine } from "./WorkerProtocol.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 
@@ -101,6 +102,11 @@ const check = Command.make("check", { config: Cli.config }, (flags) =>
     yield* Console.log(`${args.config ?? "built-in defaults"}: ok, ${table.services.length} services`)
   })).pipe(Command.withDescription("validate the service table and exit (0 valid, 2 invalid)"))
 
+const top = Command.make("top", { url: Cli.topUrl }, (flags) =>
+  Top.run(flags.url).pipe(Effect.catchTag("TopError", (error) => Effect.andThen(Console.error(error.message), Effect.sync(() => {
+    process.exitCode = 1
+  }))))).pipe(Command.withDescription("the live status of a running fiberd in the terminal (its /_status/stream), one screen a second"))
+
 const fiberd = Command.make("fiberd", Cli.runFlags, (flags) =>
   Effect.gen(function*() {
     const args = Cli.toArgs(flags)
@@ -110,7 +116,7 @@ const fiberd = Command.make("fiberd", Cli.runFlags, (flags) =>
       Effect.andThen(withErrorLog(args, table)),
       Effect.catchTag("LogPathError", fail(1))
     )
-  })).pipe(Command.withDescription(Cli.description), Command.withSubcommands([check]))
+  })).pipe(Command.withDescription(Cli.description), Command.withSubcommands([check, top]))
 
 const main = Command.run(fiberd, { version: packageJson.version }).pipe(
   Effect.catchTag("ConfigError", fail(2)),
