@@ -6,7 +6,7 @@
  * both ways, compressed; `compression: false` offers nothing.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import * as fc from "fast-check"
 import * as Net from "node:net"
 import * as Zlib from "node:zlib"
@@ -15,7 +15,7 @@ import * as Router from "../../../src/protocols/http/Router.ts"
 import * as HttpServer from "../../../src/protocols/http/Server.ts"
 import { encodeMasked, Opcode } from "../../../src/protocols/websocket/Frame.ts"
 import * as PerMessageDeflate from "../../../src/protocols/websocket/PerMessageDeflate.ts"
-import type * as WS from "../../../src/protocols/websocket/WebSocket.ts"
+import { echo } from "../../support/webSocket.ts"
 
 describe("negotiation", () => {
   it("accepts the first offer it can honour; always without context takeover", () => {
@@ -52,15 +52,6 @@ describe("inflate and deflate", () => {
     assert.strictEqual((PerMessageDeflate.inflate(Buffer.from([0xff, 0xff, 0xff]), 1000) as { code: number }).code, 1007)
   })
 })
-
-const echo = (socket: WS.WebSocket) =>
-  Effect.gen(function*() {
-    while (true) {
-      const message = yield* socket.receive
-      if (Option.isNone(message)) return
-      yield* socket.send(message.value)
-    }
-  })
 
 const serve = Effect.gen(function*() {
   const app = Router.make([

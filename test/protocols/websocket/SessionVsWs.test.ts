@@ -10,7 +10,7 @@
  * code.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import * as fc from "fast-check"
 import * as Net from "node:net"
 import * as Zlib from "node:zlib"
@@ -18,7 +18,7 @@ import { type WebSocket, WebSocketServer } from "ws"
 import * as Router from "../../../src/protocols/http/Router.ts"
 import * as HttpServer from "../../../src/protocols/http/Server.ts"
 import { encodeMasked, Opcode } from "../../../src/protocols/websocket/Frame.ts"
-import type * as WS from "../../../src/protocols/websocket/WebSocket.ts"
+import { echo, readServerFrames } from "../../support/webSocket.ts"
 
 const MASK = Buffer.from([0x11, 0x22, 0x33, 0x44])
 const frame = (opcode: number, payload: Uint8Array, fin = true) => encodeMasked(opcode, payload, MASK, fin)
@@ -73,28 +73,17 @@ const step: fc.Arbitrary<{ readonly label: string; readonly bytes: Buffer }> = f
   fc.constant({ label: "close(1 byte)", bytes: frame(Opcode.Close, Buffer.from([3])) })
 )
 
-/** What a server did: the messages and pongs it sent, in order, and its close code (-1: none). */
+/** What a server did: the messages and pongs it sent, in order, and its close code. */
 const outcome = (reply: Buffer): string => {
-  const text = reply.toString("latin1")
-  let at = text.indexOf("\r\n\r\n") + 4
   const seen: Array<string> = []
-  while (at + 2 <= reply.byteLength) {
-    const opcode = reply[at]! & 0x0f
-    let length = reply[at + 1]! & 0x7f
-    let from = at + 2
-    if (length === 126) {
-      length = reply.readUInt16BE(from)
-      from += 2
-    }
-    const raw = reply.subarray(from, from + length)
+  for (const f of readServerFrames(reply, reply.toString("latin1").indexOf("\r\n\r\n") + 4)) {
     // a server may compress what it echoes (RSV1): compare what the messages say
-    const payload = (reply[at]! & 0x40) !== 0 ? Zlib.inflateRawSync(Buffer.concat([raw, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: Zlib.constants.Z_SYNC_FLUSH }) : raw
-    if (opcode === Opcode.Close) {
+    const payload = f.compressed ? Zlib.inflateRawSync(Buffer.concat([f.payload, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: Zlib.constants.Z_SYNC_FLUSH }) : f.payload
+    if (f.opcode === Opcode.Close) {
       seen.push(`close ${payload.byteLength >= 2 ? payload.readUInt16BE(0) : "(no code)"}`)
       break
     }
-    seen.push(`${opcode === Opcode.Pong ? "pong" : opcode === Opcode.Text ? "text" : "binary"} ${payload.toString("hex")}`)
-    at = from + length
+    seen.push(`${f.opcode === Opcode.Pong ? "pong" : f.opcode === Opcode.Text ? "text" : "binary"} ${payload.toString("hex")}`)
   }
   return seen.join("\n")
 }
@@ -115,15 +104,6 @@ const session = (port: number, path: string, bytes: Buffer, deflate: boolean) =>
     })
     socket.on("error", () => {})
     socket.on("close", () => resolve(Buffer.concat(chunks)))
-  })
-
-const echo = (socket: WS.WebSocket) =>
-  Effect.gen(function*() {
-    while (true) {
-      const message = yield* socket.receive
-      if (Option.isNone(message)) return
-      yield* socket.send(message.value)
-    }
   })
 
 describe("WebSocket sessions vs ws", () => {

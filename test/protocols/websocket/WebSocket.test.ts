@@ -7,22 +7,13 @@
  * upgrade on a route that does not speak WebSocket (426, not 200).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import * as Net from "node:net"
 import * as Res from "../../../src/protocols/http/Response.ts"
 import * as Router from "../../../src/protocols/http/Router.ts"
 import * as HttpServer from "../../../src/protocols/http/Server.ts"
 import { encode, encodeMasked, Opcode } from "../../../src/protocols/websocket/Frame.ts"
-import type * as WS from "../../../src/protocols/websocket/WebSocket.ts"
-
-const echo = (socket: WS.WebSocket) =>
-  Effect.gen(function*() {
-    while (true) {
-      const message = yield* socket.receive
-      if (Option.isNone(message)) return
-      yield* socket.send(message.value)
-    }
-  })
+import { echo, readServerFrames } from "../../support/webSocket.ts"
 
 const serve = Effect.gen(function*() {
   const app = Router.make([
@@ -62,21 +53,7 @@ const serverFrames = (reply: Buffer) => {
   const headEnd = text.indexOf("\r\n\r\n")
   assert.match(text.slice(0, headEnd), /^HTTP\/1\.1 101 Switching Protocols\r\n/)
   assert.include(text.slice(0, headEnd), "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") // RFC 6455 §1.3's example
-  const frames: Array<{ opcode: number; payload: Buffer }> = []
-  let at = headEnd + 4
-  while (at < reply.byteLength) {
-    // server frames are unmasked: parse them by hand (the parser is for masked client frames)
-    const opcode = reply[at]! & 0x0f
-    let length = reply[at + 1]! & 0x7f
-    let from = at + 2
-    if (length === 126) {
-      length = reply.readUInt16BE(from)
-      from += 2
-    }
-    frames.push({ opcode, payload: reply.subarray(from, from + length) })
-    at = from + length
-  }
-  return frames
+  return readServerFrames(reply, headEnd + 4)
 }
 
 const closeCode = (frame: { payload: Buffer }) => frame.payload.readUInt16BE(0)
