@@ -63,7 +63,13 @@ export const run = (url: string): Effect.Effect<void, TopError> =>
       for (const event of events) {
         const data = event.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n")
         if (data === "") continue
-        const screen = render(JSON.parse(data) as Frame, url)
+        let frame: Frame
+        try {
+          frame = JSON.parse(data) as Frame
+        } catch {
+          return yield* new TopError({ url, reason: "this is not a fiberd status stream" })
+        }
+        const screen = render(frame, url)
         yield* Console.log(tty ? `\x1b[H\x1b[2J${screen}` : screen)
       }
     }

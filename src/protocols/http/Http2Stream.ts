@@ -43,6 +43,8 @@ export interface StreamHost<E, R> {
   readonly answered: (peer: string, head: StreamHead, status: number, bytes: number, time: number, started: number) => void
   /** A stream this side reset (counted). */
   readonly resetByServer: () => void
+  /** Logs an error found outside any fiber (in a stream's event). */
+  readonly logError: (message: string) => void
 }
 
 /** A stream's request as the access log sees it. */
@@ -187,7 +189,14 @@ class Exchange<E, R> implements StreamHead {
     const response = given.body._tag === "Upgrade" ? NOT_HERE : given
     const length = bodyLength(response.body)
     const noBody = Res.bodyless(this.method, response.status) || response.body._tag !== "Bytes"
-    stream.respond(headersFor(response, length, this.host.date(), this.extra), { endStream: noBody })
+    try {
+      stream.respond(headersFor(response, length, this.host.date(), this.extra), { endStream: noBody })
+    } catch (error) {
+      // node:http2 refused the head (a field it does not allow): the stream is reset, never the connection
+      reset(this.host, stream, NGHTTP2_INTERNAL_ERROR)
+      this.log(500, 0)
+      return this.host.logError(`http2: ${this.requestLine}: the answer's head was refused: ${(error as Error).message}`)
+    }
     let sent = 0
     if (!noBody) {
       const bytes = (response.body as Extract<Res.Body, { _tag: "Bytes" }>).bytes

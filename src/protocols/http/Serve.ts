@@ -16,7 +16,7 @@
  * the protocol says so. The Date header comes from a once-a-second cache.
  * Every response becomes an access-log entry and, when recorded, metrics.
  */
-import { Cause, Clock, Duration, Effect, Exit, Option, Schema } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, FiberSet, Option, Schema } from "effect"
 import type { Scope } from "effect"
 import type { AccessEntry } from "../../actors/AccessLog.ts"
 import type { LogWriter } from "../../actors/LogWriter.ts"
@@ -519,6 +519,8 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
     }
     const ignoreError = () => Effect.void
 
+    // short work started outside any fiber (a log line from a stream's event), owned by the engine's scope
+    const background = yield* FiberSet.makeRuntime<never, void, never>()
     const h2 = o.http2 === "off" ? undefined : Http2.make<E, R>({
       maxConcurrentStreams: o.maxConcurrentStreams,
       maxHeadBytes: o.maxHeadBytes,
@@ -534,6 +536,7 @@ export const make = <E, R>(app: App<E, R>, given: ServeOptions = {}): Effect.Eff
       maxDrain: o.maxDrain,
       tlsFields,
       renderError,
+      logError: (message) => void background(Effect.logError(message)),
       date: () => shared.date,
       now: () => shared.now,
       startedAt: () => (recording ? performance.now() : 0),

@@ -31,6 +31,7 @@ const app = Router.make([
   Router.get("/stream", () => Effect.succeed(Res.stream(Stream.make(Buffer.from("a"), Buffer.from("bc"))))),
   Router.get("/broken", () =>
     Effect.succeed(Res.stream(Stream.concat(Stream.make(Buffer.from("part")), Stream.fail(new Error("disk gone")))))),
+  Router.get("/badhead", () => Effect.succeed(Res.text("x", { headers: [["bad header", "v"]] }))),
   Router.get("/slow", () => Effect.as(Effect.promise(() => new Promise((r) => setTimeout(r, 300))), Res.text("slow\n")))
 ])
 
@@ -116,11 +117,18 @@ describe("HTTP/2 over sockets", () => {
 
   it.effect("a stream that fails is reset, never the connection: the other streams finish", () =>
     withServer({}, async (session, server) => {
-      const [broken, stream, hello] = await Promise.all([ask(session, { ":path": "/broken" }), ask(session, { ":path": "/stream" }), ask(session, { ":path": "/hello" })])
+      const [broken, stream, hello, badHead] = await Promise.all([
+        ask(session, { ":path": "/broken" }),
+        ask(session, { ":path": "/stream" }),
+        ask(session, { ":path": "/hello" }),
+        ask(session, { ":path": "/badhead" }) // a head node:http2 refuses (a field name with a space)
+      ])
       assert.deepStrictEqual(broken, { reset: "ERR_HTTP2_STREAM_ERROR" })
       assert.deepStrictEqual(stream, { status: 200, body: "abc" })
       assert.deepStrictEqual(hello, { status: 200, body: "hello\n" })
-      assert.strictEqual(server.http2!.resetsByServer, 1)
+      assert.deepStrictEqual(badHead, { reset: "ERR_HTTP2_STREAM_ERROR" })
+      assert.strictEqual(server.http2!.resetsByServer, 2)
+      assert.deepStrictEqual(await ask(session, { ":path": "/hello" }), { status: 200, body: "hello\n" })
     }))
 
   it.effect("a body that never comes is answered 408 after requestTimeout; the stream is closed after another", () =>
