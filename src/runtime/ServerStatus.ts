@@ -122,16 +122,14 @@ export const mergeMetrics = (view: ServerView): string => {
 
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;" })[c]!)
 
-/** The status document as a small HTML page. */
-export const html = (doc: ReturnType<typeof document>): string => {
+/** The status document as HTML tables (the processes, and the services summed): the status page without JavaScript. */
+export const tables = (doc: ReturnType<typeof document>): string => {
   const cells = (row: Row, keys: ReadonlyArray<string>) => keys.map((k) => `<td>${escapeHtml(String(row[k] ?? "–"))}</td>`).join("")
   const serviceKeys = ["name", "protocol", "transport", "address", "activeConnections", "totalConnections", "requests", "bytesIn", "bytesOut", "handlerFailures"]
   const processKeys = ["name", "pid", "uptimeSeconds", "restarts", "answered"]
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fiberd status</title>
-<style>body{font:15px system-ui,sans-serif;margin:2rem;color:#1d2330}table{border-collapse:collapse;margin-bottom:1.5rem}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}th{background:#e8f3ef}</style></head>
-<body><h1>fiberd status</h1><p>Up ${doc.uptimeSeconds} s, ${doc.workers} worker processes (${escapeHtml(doc.portSharing)}).</p>
+  return `<p>Up ${doc.uptimeSeconds} s, ${doc.workers} worker processes (${escapeHtml(doc.portSharing)}).</p>
 <h2>Processes</h2><table><tr>${processKeys.map((k) => `<th>${k}</th>`).join("")}</tr>
 ${doc.processes.map((p) => `<tr>${cells(p as unknown as Row, processKeys)}</tr>`).join("\n")}</table>
 <h2>Services (sum of all processes)</h2><table><tr>${serviceKeys.map((k) => `<th>${k}</th>`).join("")}</tr>
-${doc.services.map((s) => `<tr>${cells(s, serviceKeys)}</tr>`).join("\n")}</table><p><a href="/_status?format=json">JSON</a></p></body></html>`
+${doc.services.map((s) => `<tr>${cells(s, serviceKeys)}</tr>`).join("\n")}</table>`
 }

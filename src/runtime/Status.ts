@@ -137,7 +137,7 @@ const serverPage = (request: Request, server: () => Effect.Effect<ServerView>, m
     }
     const doc = ServerStatus.document(view)
     const wantsHtml = request.searchParams.get("format") !== "json" && (request.headers.get("accept") ?? "").includes("text/html")
-    return wantsHtml ? Res.html(ServerStatus.html(doc), { headers: [["Cache-Control", "no-store"]] }) : Res.json(doc, { headers: [["Cache-Control", "no-store"]] })
+    return wantsHtml ? Res.html(StatusPage.page(ServerStatus.tables(doc)), { headers: [["Cache-Control", "no-store"]] }) : Res.json(doc, { headers: [["Cache-Control", "no-store"]] })
   }))
 
 /**
@@ -173,6 +173,6 @@ export const withStatus = <E, R>(
   return snapshot(source).pipe(Effect.map((doc) => {
     const wantsHtml = request.searchParams.get("format") !== "json" && (request.headers.get("accept") ?? "").includes("text/html")
     // a browser gets the live page (the same table without JavaScript)
-    return wantsHtml ? Res.html(StatusPage.page(doc), { headers: [["Cache-Control", "no-store"]] }) : Res.json(doc, { headers: [["Cache-Control", "no-store"]] })
+    return wantsHtml ? Res.html(StatusPage.page(StatusPage.tables(doc)), { headers: [["Cache-Control", "no-store"]] }) : Res.json(doc, { headers: [["Cache-Control", "no-store"]] })
   }))
 }

@@ -7,13 +7,16 @@
  * from the HTTP duration histogram, 4xx/5xx so far, active connections,
  * handler failures, restarts — and the process: the supervisor's children
  * with their state and restarts, event-loop delay p50/p99, heap and
- * resident memory, the logs. A viewer that falls behind loses old frames,
- * never memory (a sliding buffer of a few frames each).
+ * resident memory, the logs; in a prefork worker the whole server's numbers
+ * and every process (the primary's workers and their restarts). A viewer
+ * that falls behind loses old frames, never memory (a sliding buffer of a
+ * few frames each).
  */
 import { Clock, Effect, FiberHandle, PubSub, Stream } from "effect"
 import type { Scope } from "effect"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import * as HttpMetrics from "../protocols/http/HttpMetrics.ts"
+import * as ServerStatus from "./ServerStatus.ts"
 import { snapshot, type StatusSource } from "./Status.ts"
 
 /** One service in a frame. */
@@ -40,6 +43,8 @@ export interface Frame {
   readonly uptimeSeconds: number
   readonly services: ReadonlyArray<ServiceFrame>
   readonly supervisor: ReadonlyArray<{ readonly id: string; readonly status: string; readonly restarts: number }>
+  /** Prefork: each process (the primary and every worker) with its pid, restarts and request rate. */
+  readonly processes?: ReadonlyArray<{ readonly name: string; readonly pid: number; readonly restarts: number; readonly requestsPerSecond: number }>
   readonly loop: { readonly delayP50Ms: number; readonly delayP99Ms: number }
   readonly memory: { readonly heapUsedBytes: number; readonly rssBytes: number }
   readonly logs: unknown
@@ -55,16 +60,9 @@ export interface StatusFeed {
   readonly frames: () => number
 }
 
-/** Previous readings of one service, to turn totals into per-second rates. */
-interface Reading {
-  readonly requests: number
-  readonly bytesIn: number
-  readonly bytesOut: number
-  readonly buckets: Float64Array
-}
-
 const encoder = new TextEncoder()
 const LOOP_RESOLUTION_MS = 10
+const EMPTY_BUCKETS = new Float64Array(0)
 
 /** Makes the feed for `source`; its ticker lives in the scope and runs only while someone watches. */
 export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<StatusFeed, never, Scope.Scope> =>
@@ -77,40 +75,72 @@ export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<Sta
     let frames = 0
     /** The last frame published, for a viewer that arrives between two (it sees it at once). */
     let latest: Frame | undefined = undefined
-    const previous = new Map<string, Reading>()
+    /** Totals at the last frame (requests, bytes; per service and per process), to turn them into rates. */
+    const totals = new Map<string, number>()
+    /** Each service's duration histogram at the last frame. */
+    const histograms = new Map<string, Float64Array>()
     let last = 0
 
+    /** What a frame is made of: this process's status, or in a prefork worker the whole server's (every process). */
+    const read = Effect.gen(function*() {
+      const own = yield* snapshot(source)
+      const server = source.server
+      if (server === undefined) {
+        return {
+          own,
+          rows: own.services as ReadonlyArray<Record<string, unknown> & { readonly name: string; readonly protocol: string }>,
+          supervisor: own.supervisor.map((c) => ({ id: c.id, status: c.status, restarts: c.restarts })),
+          processes: undefined,
+          logs: own.logs as unknown
+        }
+      }
+      const doc = ServerStatus.document(yield* server())
+      return {
+        own,
+        rows: doc.services as unknown as ReadonlyArray<Record<string, unknown> & { readonly name: string; readonly protocol: string }>,
+        // the primary supervises the workers: a crashed worker's slot restarts
+        supervisor: doc.processes.filter((p) => p.name !== "primary").map((p) => ({ id: `worker ${p.name}`, status: p.answered ? "running" : "not answering", restarts: p.restarts })),
+        processes: doc.processes.map((p) => ({
+          name: p.name,
+          pid: p.pid,
+          restarts: p.restarts,
+          requests: p.services.reduce((sum, row) => sum + (typeof row["requests"] === "number" ? row["requests"] : 0), 0)
+        })),
+        logs: doc.logs
+      }
+    })
+
     const frame = Effect.gen(function*() {
-      const doc = yield* snapshot(source)
+      const doc = yield* read
       const now = yield* Clock.currentTimeMillis
       const seconds = last === 0 ? intervalMs / 1000 : Math.max(0.001, (now - last) / 1000)
       last = now
       const entries = new Map(source.services().map((s) => [s.name, s]))
-      const services = doc.services.map((row): ServiceFrame => {
-        const r = row as Record<string, unknown>
+      const rate = (key: string, value: number) => {
+        const before = totals.get(key) ?? value
+        totals.set(key, value)
+        return (value - before) / seconds
+      }
+      const services = doc.rows.map((r): ServiceFrame => {
         const num = (key: string) => (typeof r[key] === "number" ? (r[key] as number) : 0)
-        const http = entries.get(row.name)?.http
-        const reading: Reading = {
-          requests: num("requests"),
-          bytesIn: num("bytesIn"),
-          bytesOut: num("bytesOut"),
-          buckets: http === undefined ? new Float64Array(0) : Float64Array.from(http.buckets)
-        }
-        const before = previous.get(row.name) ?? reading
-        previous.set(row.name, reading)
+        // latency from this process's histogram: in prefork it would be one worker's, so it is left out there
+        const http = doc.processes === undefined ? entries.get(r.name)?.http : undefined
+        const buckets = http === undefined ? EMPTY_BUCKETS : Float64Array.from(http.buckets)
+        const before = histograms.get(r.name) ?? buckets
+        histograms.set(r.name, buckets)
         const errors = http === undefined ? { clientErrors: 0, serverErrors: 0 } : HttpMetrics.errors(http)
         return {
-          name: row.name,
-          protocol: row.protocol,
+          name: r.name,
+          protocol: r.protocol,
           activeConnections: num("activeConnections"),
-          requestsPerSecond: (reading.requests - before.requests) / seconds,
-          bytesInPerSecond: (reading.bytesIn - before.bytesIn) / seconds,
-          bytesOutPerSecond: (reading.bytesOut - before.bytesOut) / seconds,
-          p50Ms: HttpMetrics.quantile(before.buckets, reading.buckets, 0.5) ?? null,
-          p99Ms: HttpMetrics.quantile(before.buckets, reading.buckets, 0.99) ?? null,
+          requestsPerSecond: rate(`${r.name}/requests`, num("requests")),
+          bytesInPerSecond: rate(`${r.name}/in`, num("bytesIn")),
+          bytesOutPerSecond: rate(`${r.name}/out`, num("bytesOut")),
+          p50Ms: HttpMetrics.quantile(before, buckets, 0.5) ?? null,
+          p99Ms: HttpMetrics.quantile(before, buckets, 0.99) ?? null,
           ...errors,
           handlerFailures: num("handlerFailures"),
-          restarts: row.supervisorRestarts
+          restarts: num("supervisorRestarts")
         }
       })
       // the monitor's samples are whole intervals of its timer: the delay is what exceeds the resolution
@@ -120,11 +150,14 @@ export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<Sta
       frames++
       return {
         at: now,
-        uptimeSeconds: doc.uptimeSeconds,
+        uptimeSeconds: doc.own.uptimeSeconds,
         services,
-        supervisor: doc.supervisor.map((c) => ({ id: c.id, status: c.status, restarts: c.restarts })),
+        supervisor: doc.supervisor,
+        ...(doc.processes === undefined ? {} : {
+          processes: doc.processes.map((p) => ({ name: p.name, pid: p.pid, restarts: p.restarts, requestsPerSecond: rate(`process ${p.name}/${p.pid}`, p.requests) }))
+        }),
         loop: { delayP50Ms: Number.isFinite(loop.delayP50Ms) ? loop.delayP50Ms : 0, delayP99Ms: Number.isFinite(loop.delayP99Ms) ? loop.delayP99Ms : 0 },
-        memory: { heapUsedBytes: doc.memory.heapUsedBytes, rssBytes: doc.memory.rssBytes },
+        memory: { heapUsedBytes: doc.own.memory.heapUsedBytes, rssBytes: doc.own.memory.rssBytes },
         logs: doc.logs
       } satisfies Frame
     })
@@ -149,7 +182,8 @@ export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<Sta
       viewers--
       if (viewers > 0) return Effect.void
       delay.disable()
-      previous.clear()
+      totals.clear()
+      histograms.clear()
       last = 0
       latest = undefined
       return FiberHandle.clear(ticker)

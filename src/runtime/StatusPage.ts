@@ -5,7 +5,7 @@
  * reload: per service requests/s, bytes/s and p50/p99 latency as inline-SVG
  * sparklines over the last three minutes, connections and errors; the
  * supervisor's children with their state and restarts (a restart flashes);
- * event-loop delay and heap. The browser keeps at most 180 points a series.
+ * in prefork mode a card per process; event-loop delay and heap. The browser keeps at most 180 points a series.
  */
 
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;" })[c]!)
@@ -21,25 +21,29 @@ export interface PageDoc {
 
 const COLUMNS = ["name", "protocol", "transport", "address", "activeConnections", "totalConnections", "requests", "bytesIn", "bytesOut", "handlerFailures", "supervisorRestarts"]
 
-/** The live page (the static table first). */
-export const page = (doc: PageDoc): string => {
+/** This process's status as HTML tables: the status page without JavaScript. */
+export const tables = (doc: PageDoc): string => {
   const rows = doc.services.map((s) => `<tr>${COLUMNS.map((k) => `<td>${escapeHtml(String(s[k] ?? "–"))}</td>`).join("")}</tr>`).join("\n")
-  const tree = doc.supervisor.map((c) => `<li data-child="${escapeHtml(c.id)}">${escapeHtml(c.id)} <span class="state">${escapeHtml(c.status)}</span>, <span class="restarts">${c.restarts}</span> restarts</li>`).join("")
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fiberd status</title>
+  const tree = doc.supervisor.map((c) => `<li>${escapeHtml(c.id)} ${escapeHtml(c.status)}, ${c.restarts} restarts</li>`).join("")
+  return `<p>Up ${doc.uptimeSeconds} s. Memory: ${(doc.memory.rssBytes / 1048576).toFixed(1)} MiB resident, ${(doc.memory.heapUsedBytes / 1048576).toFixed(1)} MiB heap in use. Access log: ${doc.logs.access.written} written, ${doc.logs.access.dropped} dropped. Error log: ${doc.logs.error.written} written, ${doc.logs.error.dropped} dropped.</p>
+<table><tr><th>service</th><th>protocol</th><th>transport</th><th>address</th><th>active</th><th>total</th><th>requests</th><th>bytes in</th><th>bytes out</th><th>handler failures</th><th>restarts</th></tr>
+${rows}</table><h2>Supervisor</h2><ul>${tree}</ul>`
+}
+
+/** The live page around `tables` (shown as they are without JavaScript). */
+export const page = (tables: string): string =>
+  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fiberd status</title>
 <style>
-body{font:15px system-ui,sans-serif;margin:2rem;color:#1d2330}table{border-collapse:collapse}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}th{background:#e8f3ef}
+body{font:15px system-ui,sans-serif;margin:2rem;color:#1d2330}table{border-collapse:collapse;margin-bottom:1.5rem}td,th{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}th{background:#e8f3ef}
 #live{display:none}.live #live{display:block}.live #static{display:none}.card{display:inline-block;vertical-align:top;margin:.5rem 1rem .5rem 0;padding:.6rem .8rem;border:1px solid #ddd;border-radius:6px;min-width:17rem}
 .card h3{margin:0 0 .3rem;font-size:1rem}.num{font-variant-numeric:tabular-nums}svg{display:block}polyline{fill:none;stroke:#2a7a5f;stroke-width:1.5}
 .flash{animation:flash 2s}@keyframes flash{from{background:#ffd27a}to{background:transparent}}ul{padding-left:1.2rem}
 </style></head>
 <body><h1>fiberd status</h1>
-<div id="static"><p>Up ${doc.uptimeSeconds} s. Memory: ${(doc.memory.rssBytes / 1048576).toFixed(1)} MiB resident, ${(doc.memory.heapUsedBytes / 1048576).toFixed(1)} MiB heap in use. Access log: ${doc.logs.access.written} written, ${doc.logs.access.dropped} dropped. Error log: ${doc.logs.error.written} written, ${doc.logs.error.dropped} dropped.</p>
-<table><tr><th>service</th><th>protocol</th><th>transport</th><th>address</th><th>active</th><th>total</th><th>requests</th><th>bytes in</th><th>bytes out</th><th>handler failures</th><th>restarts</th></tr>
-${rows}</table><h2>Supervisor</h2><ul>${tree}</ul></div>
-<div id="live"><p id="process" class="num"></p><div id="services"></div><h2>Supervisor</h2><ul id="tree"></ul><p id="logs" class="num"></p></div>
+<div id="static">${tables}</div>
+<div id="live"><p id="process" class="num"></p><div id="services"></div><div id="processes"></div><h2>Supervisor</h2><ul id="tree"></ul><p id="logs" class="num"></p></div>
 <p><a href="/_status?format=json">JSON</a> · <a href="/_status/stream">stream</a> · <a href="/metrics">metrics</a></p>
 <script>${script}</script></body></html>`
-}
 
 // the page's script: plain JavaScript, no build step; every series bounded
 const script = `(() => {
@@ -67,6 +71,12 @@ const script = `(() => {
         '<div class="num">bytes/s in ' + bytes(s.bytesInPerSecond) + ', out ' + bytes(s.bytesOutPerSecond) + '</div>' + spark(io) +
         '<div class="num">latency p50 ' + fmt(s.p50Ms, 1) + ' ms, p99 ' + fmt(s.p99Ms, 1) + ' ms</div>' + spark(p99) +
         '<div class="num">connections <b class="connections">' + s.activeConnections + '</b> · 4xx ' + s.clientErrors + ' · 5xx ' + s.serverErrors + ' · handler failures ' + s.handlerFailures + ' · restarts ' + s.restarts + '</div></div>'
+    }).join("")
+    // prefork: one card per process (the primary and each worker)
+    document.getElementById("processes").innerHTML = (f.processes ?? []).map((p) => {
+      const rps = push("process " + p.name + "/rps", p.requestsPerSecond)
+      return '<div class="card" data-process="' + esc(p.name) + '"><h3>' + (p.name === "primary" ? "primary" : "worker " + esc(p.name)) + ' <small>pid ' + p.pid + '</small></h3>' +
+        '<div class="num">requests/s <b class="rps">' + fmt(p.requestsPerSecond, 1) + '</b> · restarts <b class="restarts">' + p.restarts + '</b></div>' + spark(rps) + '</div>'
     }).join("")
     const tree = document.getElementById("tree")
     for (const c of f.supervisor) {

@@ -25,6 +25,8 @@ const chromiumPath = (() => {
   throw new Error("Chromium is missing: install it (Debian: apt-get install -y chromium); npm test's pretest does")
 })()
 
+const artifacts = Path.resolve(import.meta.dirname, "../artifacts")
+
 const until = async <A>(what: string, probe: () => Promise<A | undefined> | A | undefined, ms = 20_000): Promise<A> => {
   const deadline = Date.now() + ms
   while (Date.now() < deadline) {
@@ -54,20 +56,29 @@ const openPage = async (url: string, extraFlags: ReadonlyArray<string> = []) => 
     devtools.onerror = reject
   })
   let nextId = 0
-  const pending = new Map<number, (value: unknown) => void>()
+  const pending = new Map<number, (result: Record<string, any> | undefined) => void>()
   devtools.onmessage = (e) => {
-    const message = JSON.parse(String(e.data)) as { id?: number; result?: { result?: { value?: unknown } } }
-    if (message.id !== undefined) pending.get(message.id)?.(message.result?.result?.value)
+    const message = JSON.parse(String(e.data)) as { id?: number; result?: Record<string, any> }
+    if (message.id !== undefined) pending.get(message.id)?.(message.result)
   }
-  const evaluate = (expression: string) =>
-    new Promise<unknown>((resolve) => {
+  /** Calls a DevTools protocol method; resolves with its result. */
+  const call = (method: string, params: Record<string, unknown>) =>
+    new Promise<Record<string, any> | undefined>((resolve) => {
       const id = ++nextId
       pending.set(id, resolve)
-      devtools.send(JSON.stringify({ id, method: "Runtime.evaluate", params: { expression, returnByValue: true, awaitPromise: true } }))
+      devtools.send(JSON.stringify({ id, method, params }))
     })
+  const evaluate = (expression: string): Promise<unknown> =>
+    call("Runtime.evaluate", { expression, returnByValue: true, awaitPromise: true }).then((r) => r?.["result"]?.value)
   return {
     /** Evaluates `expression` in the page. */
     evaluate,
+    /** Saves a PNG of the page as `test/artifacts/<name>.png` (kept for people reading a failed run; not committed). */
+    screenshot: async (name: string) => {
+      const shot = await call("Page.captureScreenshot", { format: "png" })
+      Fs.mkdirSync(artifacts, { recursive: true })
+      Fs.writeFileSync(Path.join(artifacts, `${name}.png`), Buffer.from(String(shot?.["data"] ?? ""), "base64"))
+    },
     /** Waits until the chat log shows a line matching `pattern`. */
     sees: (pattern: RegExp) =>
       until(`the page ${url} to show ${pattern}`, async () => {
@@ -176,10 +187,10 @@ describe("chat in headless Chromium", () => {
       page = await openPage(`${base}/_status`)
       const live = page
       const read = async (expression: string) => String(await live.evaluate(expression))
-      // the page marks its first load; a reload would lose the mark
+      await until("the live view", async () => ((await read("document.body?.className")) === "live" ? true : undefined))
+      // the loaded page is marked; a reload would lose the mark
       await live.evaluate("window.loadedOnce ??= Date.now()")
       const mark = await read("window.loadedOnce")
-      await until("the live view", async () => ((await read("document.body.className")) === "live" ? true : undefined))
       assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#services .card h3")].map((h) => h.firstChild.textContent.trim()))`)), ["web", "echo"])
       assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#tree li")].map((li) => li.dataset.child))`)), ["web", "echo"])
       // traffic: the card's requests/s rises, on the same page
@@ -193,7 +204,38 @@ describe("chat in headless Chromium", () => {
       })
       stop = true
       await load
+      await live.screenshot("live-status-traffic")
       assert.isAbove(rate, 0)
+      assert.strictEqual(await read("window.loadedOnce"), mark, "no reload")
+    } finally {
+      page?.close()
+      await server.stop()
+    }
+  })
+
+  it("prefork: the live page shows every worker; a worker killed with -9 comes back and its restart shows, without a reload", { timeout: 90_000 }, async () => {
+    const server = await start({ workers: 2, services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0" }] })
+    let page: Awaited<ReturnType<typeof openPage>> | undefined
+    try {
+      page = await openPage(`http://127.0.0.1:${server.port("web")}/_status`)
+      const live = page
+      const read = async (expression: string) => String(await live.evaluate(expression))
+      const tree = async () => JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#tree li")].map((li) => li.dataset.child + " " + li.querySelector(".restarts").textContent))`)) as Array<string>
+      assert.deepStrictEqual(await until("both workers in the tree", async () => {
+        const t = await tree()
+        return t.length === 2 ? t : undefined
+      }), ["worker 1 0", "worker 2 0"])
+      await live.evaluate("window.loadedOnce ??= Date.now()") // the loaded page is marked; a reload would lose the mark
+      const mark = await read("window.loadedOnce")
+      const pid = Number(await read(`document.querySelector('[data-process="1"] small').textContent.replace("pid ", "")`))
+      assert.isAbove(pid, 0)
+      process.kill(pid, "SIGKILL")
+      // the page goes on (its stream may move to the other worker); worker 1's slot shows its restart
+      assert.deepStrictEqual((await until("worker 1's restart", async () => {
+        const t = await tree().catch(() => [] as Array<string>)
+        return t.includes("worker 1 1") ? t : undefined
+      })).sort(), ["worker 1 1", "worker 2 0"])
+      await live.screenshot("live-status-prefork-restart")
       assert.strictEqual(await read("window.loadedOnce"), mark, "no reload")
     } finally {
       page?.close()

@@ -37,7 +37,7 @@ describe("ServerStatus.document", () => {
     assert.deepStrictEqual(doc.logs, { access: { written: 9, dropped: 0 } })
     assert.deepStrictEqual(doc.offload, { threads: 2, inFlight: 1 })
     assert.deepStrictEqual(doc.processes.map((p) => [p.name, p.restarts, p.answered]), [["primary", 0, true], ["1", 0, true], ["2", 1, true], ["3", 0, false]])
-    assert.include(ServerStatus.html(doc), "<td>web</td>")
+    assert.include(ServerStatus.tables(doc), "<td>web</td>")
   })
 })
 
