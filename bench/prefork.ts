@@ -277,3 +277,31 @@ export const startup = async (rounds: number) => {
   const f = (xs: ReadonlyArray<number>) => `${median(xs).toFixed(0)} ms`
   console.log(`  bare node:http ${f(node)} | npm start (sources) ${f(sources)} | fiberd command ${f(one)} | fiberd command, 2 workers ${f(two)} (targets ≤ 300 ms)`)
 }
+
+/**
+ * The live status feed's cost (issue 28): hello at c=100 on the program (one process), with nobody on
+ * `/_status/stream` and with a viewer (curl -N) reading it the whole run; alternating rounds, medians.
+ */
+export const liveStatus = async (rounds: number, seconds: number) => {
+  const samples = new Map<string, Array<WrkResult & { cpu: number }>>()
+  for (let r = 0; r < rounds; r++) {
+    for (const watched of [false, true]) {
+      const server = await startFiberd({})
+      const viewer = watched ? spawn("taskset", ["-c", "1", "curl", "-sN", `http://127.0.0.1:${server.port}/_status/stream`], { stdio: "ignore" }) : undefined
+      await wrk(server.port, 100, 1) // warm-up
+      const pids = server.pids()
+      const cpu0 = cpuAll(pids)
+      const m = await wrk(server.port, 100, seconds)
+      const cpu = (cpuAll(pids) - cpu0) / m.requests
+      viewer?.kill("SIGKILL")
+      await server.stop()
+      const name = watched ? "a viewer on /_status/stream" : "nobody watching"
+      samples.set(name, [...(samples.get(name) ?? []), { ...m, cpu }])
+    }
+  }
+  const base = median(samples.get("nobody watching")!.map((s) => s.rps))
+  for (const [name, list] of samples) {
+    const rps = median(list.map((s) => s.rps))
+    console.log(`  ${name.padEnd(28)} ${Math.round(rps)} req/s (${(rps / base).toFixed(2)}×) CPU ${median(list.map((s) => s.cpu)).toFixed(1)} µs/req; rounds ${list.map((s) => Math.round(s.rps)).join(", ")}`)
+  }
+}

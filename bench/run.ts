@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- SUITE...]`: runs the benchmarks (default: all) and prints
  * each figure with its ratio to the baseline measured in the same run.
- * Suites: echo timeouts idle actors http http2 https websocket metrics slowloris prefork startup offload killworker roll logfunnel cluster soak.
+ * Suites: echo timeouts idle actors http http2 https websocket livestatus metrics slowloris prefork startup offload killworker roll logfunnel cluster soak.
  * Options: --rounds N (default 3), --seconds S (default 10), --rows TEXT (HTTP rows whose name
  * contains TEXT, e.g. "c=100" or "pipeline").
  */
@@ -72,6 +72,10 @@ if (wanted("http2")) {
   console.log(`\nHTTP/2 (issue 23), cleartext by prior knowledge: h2load -c100 on CPU 1, ${seconds} s after 1 s of warm-up, median of ${rounds}`)
   console.log(`  targets: fiberd ≥ 1.2× node:http2 (compat) and ≥ 1.0× node:http2's core API`)
   await Http2.run(rounds, seconds, rowFilter === undefined ? undefined : (name) => name.includes(rowFilter))
+}
+if (wanted("livestatus")) {
+  console.log(`\nlive status feed (issue 28): the program's hello at c=100, nobody watching vs a viewer on /_status/stream; wrk -t1, ${seconds} s, median of ${rounds}`)
+  await Prefork.liveStatus(rounds, seconds)
 }
 if (wanted("https")) {
   console.log(`\nHTTPS (issue 12): node:https vs fiberd hello over TLS, keep-alive, wrk -t1, ${seconds} s, median of ${rounds} (target ≥ 1.0×)`)
