@@ -43,8 +43,16 @@ export interface ConnectionSet {
   readonly start: (socket: Net.Socket) => void
   /** Drain begins: idle readers end now, the handlers see the signal. */
   readonly beginDrain: () => void
+  /** The `n` connections open longest (a Set keeps insertion order: the first are the oldest), with their age. */
+  readonly oldest: (n: number) => ReadonlyArray<OldConnection>
   /** Waits up to `drainTimeout` for the handlers, interrupts what is left, closes every socket. */
   readonly finish: (drainTimeout: Duration.Duration) => Effect.Effect<void>
+}
+
+/** An open connection and how long it has been open. */
+export interface OldConnection {
+  readonly peer: string
+  readonly seconds: number
 }
 
 /** A listener's connection set. */
@@ -160,5 +168,16 @@ export const make = <E, R>(options: ConnectionSetOptions<E, R>): ConnectionSet =
       for (const conn of [...open]) conn.destroy()
     })
 
-  return { start, beginDrain, finish }
+  const oldest = (n: number): ReadonlyArray<OldConnection> => {
+    const now = Date.now()
+    const out: Array<OldConnection> = []
+    for (const conn of open) {
+      if (out.length >= n) break
+      const peer = conn.remote.family === "unix" ? conn.remote.address : `${conn.remote.address}:${conn.remote.port}`
+      out.push({ peer, seconds: Math.round((now - conn.openedAt) / 1000) })
+    }
+    return out
+  }
+
+  return { start, beginDrain, finish, oldest }
 }

@@ -120,6 +120,8 @@ export interface Listener {
    * stay. A no-op without TLS.
    */
   readonly reloadTls: Effect.Effect<void, Tls.TlsConfigError>
+  /** The `n` connections open longest, with their peer and age in seconds. */
+  readonly oldest: (n: number) => ReadonlyArray<ConnectionSet.OldConnection>
 }
 
 const acceptErrorCodes = new Set(["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "ECONNABORTED", "EPROTO", "EPERM"])
@@ -315,7 +317,7 @@ export const make = <E, R>(
     )
     yield* registerMetrics(name, stats)
     const reloadTls = tlsOptions === undefined ? Effect.void : Tls.load(tlsOptions).pipe(Effect.map((fresh) => shared.replaceCertificates(fresh)))
-    return { name, address: boundAddress(shared.address, where.path), stats, reloadTls }
+    return { name, address: boundAddress(shared.address, where.path), stats, reloadTls, oldest: connections.oldest }
   })
 
 /** The service a listener layer provides: the running listener (its bound address, its stats); `HttpServer.Running` is its HTTP twin. */

@@ -109,6 +109,8 @@ export class NodeConnection implements Connection, Timed, ReadTransport {
   readonly socket: Net.Socket
   lastActive = 0
   timeoutTicks: number
+  /** When the connection was made (ms since the epoch): the live status shows the oldest. */
+  readonly openedAt = Date.now()
   /** The fiber running the handler, while it runs. */
   fiber: Fiber.Fiber<void, unknown> | undefined = undefined
   private readonly timeouts: TimeoutManager

@@ -36,6 +36,8 @@ export interface ServiceEntry {
   readonly http2?: Http2Stats
   /** An http service's answers by status class and its duration histogram (the live feed's rates and latency). */
   readonly http?: HttpCounters
+  /** The `n` connections open longest, with peer and age (a listener's). */
+  readonly oldest?: (n: number) => ReadonlyArray<{ readonly peer: string; readonly seconds: number }>
   /** Reads the service's TLS certificates again (SIGHUP); a no-op without TLS. */
   readonly reloadTls?: Effect.Effect<void, TlsConfigError>
 }
@@ -48,6 +50,8 @@ export interface StatusSource {
   readonly services: () => ReadonlyArray<ServiceEntry>
   readonly supervisor: () => Effect.Effect<ReadonlyArray<Supervisor.ChildInfo>>
   readonly logs: () => { readonly access: LogWriterStats; readonly error: LogWriterStats }
+  /** Entries waiting in the access log's queue now. */
+  readonly accessLogQueued?: () => number
   /** The offload pool's counters, when the process has one. */
   readonly offload?: () => OffloadStats | undefined
   /** In cluster mode: this node's runner, the shards it owns and the rooms it hosts. */

@@ -34,6 +34,8 @@ export interface ServiceFrame {
   readonly serverErrors: number
   readonly handlerFailures: number
   readonly restarts: number
+  /** The connections open longest (this process's; left out in prefork). */
+  readonly oldest: ReadonlyArray<{ readonly peer: string; readonly seconds: number }>
 }
 
 /** What the feed sends each second. */
@@ -48,6 +50,10 @@ export interface Frame {
   readonly loop: { readonly delayP50Ms: number; readonly delayP99Ms: number }
   readonly memory: { readonly heapUsedBytes: number; readonly rssBytes: number }
   readonly logs: unknown
+  /** Entries waiting in this process's access-log queue. */
+  readonly accessLogQueued: number
+  /** In cluster mode: this node's runner, its shards and the rooms it hosts. */
+  readonly cluster?: unknown
 }
 
 /** The feed: its SSE byte stream for one viewer, and counters for tests and the status page. */
@@ -140,7 +146,8 @@ export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<Sta
           p99Ms: HttpMetrics.quantile(before, buckets, 0.99) ?? null,
           ...errors,
           handlerFailures: num("handlerFailures"),
-          restarts: num("supervisorRestarts")
+          restarts: num("supervisorRestarts"),
+          oldest: doc.processes === undefined ? entries.get(r.name)?.oldest?.(3) ?? [] : []
         }
       })
       // the monitor's samples are whole intervals of its timer: the delay is what exceeds the resolution
@@ -158,7 +165,9 @@ export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<Sta
         }),
         loop: { delayP50Ms: Number.isFinite(loop.delayP50Ms) ? loop.delayP50Ms : 0, delayP99Ms: Number.isFinite(loop.delayP99Ms) ? loop.delayP99Ms : 0 },
         memory: { heapUsedBytes: doc.own.memory.heapUsedBytes, rssBytes: doc.own.memory.rssBytes },
-        logs: doc.logs
+        logs: doc.logs,
+        accessLogQueued: source.accessLogQueued?.() ?? 0,
+        ...(doc.own.cluster !== undefined ? { cluster: doc.own.cluster } : {})
       } satisfies Frame
     })
 

@@ -4,8 +4,10 @@
  * script that follows `/_status/stream` (EventSource) and draws, without a
  * reload: per service requests/s, bytes/s and p50/p99 latency as inline-SVG
  * sparklines over the last three minutes, connections and errors; the
- * supervisor's children with their state and restarts (a restart flashes);
- * in prefork mode a card per process; event-loop delay and heap. The browser keeps at most 180 points a series.
+ * the connections open longest; the supervisor's children with their state
+ * and restarts (a restart flashes); in prefork mode a card per process;
+ * event-loop delay and heap; the logs (queued, written, dropped); in
+ * cluster mode the node's runner, shards and rooms. The browser keeps at most 180 points a series.
  */
 
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;" })[c]!)
@@ -70,7 +72,8 @@ const script = `(() => {
         '<div class="num">requests/s <b class="rps">' + fmt(s.requestsPerSecond, 1) + '</b></div>' + spark(rps) +
         '<div class="num">bytes/s in ' + bytes(s.bytesInPerSecond) + ', out ' + bytes(s.bytesOutPerSecond) + '</div>' + spark(io) +
         '<div class="num">latency p50 ' + fmt(s.p50Ms, 1) + ' ms, p99 ' + fmt(s.p99Ms, 1) + ' ms</div>' + spark(p99) +
-        '<div class="num">connections <b class="connections">' + s.activeConnections + '</b> · 4xx ' + s.clientErrors + ' · 5xx ' + s.serverErrors + ' · handler failures ' + s.handlerFailures + ' · restarts ' + s.restarts + '</div></div>'
+        '<div class="num">connections <b class="connections">' + s.activeConnections + '</b> · 4xx ' + s.clientErrors + ' · 5xx ' + s.serverErrors + ' · handler failures ' + s.handlerFailures + ' · restarts ' + s.restarts + '</div>' +
+        (s.oldest.length > 0 ? '<div class="num oldest">oldest: ' + s.oldest.map((o) => esc(o.peer) + " " + o.seconds + " s").join(", ") + '</div>' : "") + '</div>'
     }).join("")
     // prefork: one card per process (the primary and each worker)
     document.getElementById("processes").innerHTML = (f.processes ?? []).map((p) => {
@@ -88,6 +91,7 @@ const script = `(() => {
     }
     for (const item of [...tree.children]) if (!f.supervisor.some((c) => c.id === item.dataset.child)) item.remove()
     const logs = f.logs
-    document.getElementById("logs").textContent = "Access log: " + logs.access.written + " written, " + logs.access.dropped + " dropped · error log: " + logs.error.written + " written, " + logs.error.dropped + " dropped"
+    document.getElementById("logs").textContent = "Access log: " + logs.access.written + " written, " + logs.access.dropped + " dropped, " + f.accessLogQueued + " queued · error log: " + logs.error.written + " written, " + logs.error.dropped + " dropped" +
+      (f.cluster ? " · cluster: " + JSON.stringify(f.cluster) : "")
   }
 })()`

@@ -37,6 +37,8 @@ export const render = (frame: Frame, url: string): string => {
     ...rows,
     "",
     `supervisor: ${tree}`,
+    ...frame.services.filter((s) => s.oldest.length > 0).map((s) => `oldest on ${s.name}: ${s.oldest.map((o) => `${o.peer} ${o.seconds} s`).join(", ")}`),
+    `access log: ${frame.accessLogQueued} queued`,
     ""
   ].join("\n")
 }

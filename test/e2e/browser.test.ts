@@ -204,7 +204,17 @@ describe("chat in headless Chromium", () => {
       })
       stop = true
       await load
+      // a connection held open on echo shows among its oldest
+      const held = Net.connect({ host: "127.0.0.1", port: server.port("echo") })
+      await new Promise((resolve) => held.once("connect", resolve))
+      const local = `${held.localAddress}:${held.localPort}`
+      const oldest = await until("the held connection among echo's oldest", async () => {
+        const text = await read(`document.querySelector('[data-service="echo"] .oldest')?.textContent ?? ""`)
+        return text.includes(local) ? text : undefined
+      })
+      assert.match(oldest, /^oldest: /)
       await live.screenshot("live-status-traffic")
+      held.destroy()
       assert.isAbove(rate, 0)
       assert.strictEqual(await read("window.loadedOnce"), mark, "no reload")
     } finally {

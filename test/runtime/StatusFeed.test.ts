@@ -15,12 +15,14 @@ const fakeSource = () => {
   const http = new HttpCounters()
   const stats = { active: 3, accepted: 10, bytesIn: 0, bytesOut: 0, handlerFailures: 0, refused: 0 }
   let requests = 0
-  const web = { name: "web", protocol: "http", transport: "tcp", address: "127.0.0.1:1", stats, requests: () => requests, http } as unknown as ServiceEntry
+  const oldest = (n: number) => [{ peer: "127.0.0.1:5000", seconds: 42 }, { peer: "127.0.0.1:5001", seconds: 7 }].slice(0, n)
+  const web = { name: "web", protocol: "http", transport: "tcp", address: "127.0.0.1:1", stats, requests: () => requests, http, oldest } as unknown as ServiceEntry
   const source: StatusSource = {
     startedAt: 0,
     services: () => [web],
     supervisor: () => Effect.succeed([{ id: "web", restart: "permanent", status: "running", restarts: 2 }]),
-    logs: () => ({ access: { written: 0, dropped: 0, writeErrors: 0 }, error: { written: 0, dropped: 0, writeErrors: 0 } }) as never
+    logs: () => ({ access: { written: 0, dropped: 0, writeErrors: 0 }, error: { written: 0, dropped: 0, writeErrors: 0 } }) as never,
+    accessLogQueued: () => 12
   }
   /** `n` answers of `ms` each, `bytes` in and out. */
   const traffic = (n: number, ms: number, bytes: number) => {
@@ -67,6 +69,8 @@ describe("StatusFeed", () => {
       assert.strictEqual(web[2]!.activeConnections, 3)
       assert.strictEqual(web[2]!.restarts, 2)
       assert.deepStrictEqual(framesA[2]!.supervisor, [{ id: "web", status: "running", restarts: 2 }])
+      assert.deepStrictEqual(web[2]!.oldest, [{ peer: "127.0.0.1:5000", seconds: 42 }, { peer: "127.0.0.1:5001", seconds: 7 }])
+      assert.strictEqual(framesA[2]!.accessLogQueued, 12)
 
       // both left: the ticker stops
       yield* Effect.yieldNow

@@ -24,6 +24,7 @@ export const http = kind({
         ...entryBase(service),
         address: Listener.formatAddress(server.listener.address),
         stats: server.listener.stats,
+        oldest: server.listener.oldest,
         requests: server.requests,
         ...(server.http2 !== undefined ? { http2: server.http2 } : {}),
         ...(server.counters !== undefined ? { http: server.counters } : {}),

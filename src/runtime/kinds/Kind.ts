@@ -122,5 +122,6 @@ export const listen = <E>(service: CommonService, deps: Deps, handler: (conn: Co
     ...entryBase(service),
     address: Listener.formatAddress(l.address),
     stats: l.stats,
+    oldest: l.oldest,
     reloadTls: l.reloadTls
   }))
