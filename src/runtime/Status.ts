@@ -36,6 +36,8 @@ export interface ServiceEntry {
   readonly http2?: Http2Stats
   /** An http service's answers by status class and its duration histogram (the live feed's rates and latency). */
   readonly http?: HttpCounters
+  /** What the service supervises itself (a chat's rooms), for the supervision tree. */
+  readonly children?: Effect.Effect<ReadonlyArray<Supervisor.ChildInfo>>
   /** The `n` connections open longest, with peer and age (a listener's). */
   readonly oldest?: (n: number) => ReadonlyArray<{ readonly peer: string; readonly seconds: number }>
   /** Reads the service's TLS certificates again (SIGHUP); a no-op without TLS. */

@@ -38,13 +38,21 @@ export interface ServiceFrame {
   readonly oldest: ReadonlyArray<{ readonly peer: string; readonly seconds: number }>
 }
 
+/** A supervised child as the feed shows it. */
+export interface Supervised {
+  readonly id: string
+  readonly status: string
+  readonly restarts: number
+}
+
 /** What the feed sends each second. */
 export interface Frame {
   /** Milliseconds since the epoch. */
   readonly at: number
   readonly uptimeSeconds: number
   readonly services: ReadonlyArray<ServiceFrame>
-  readonly supervisor: ReadonlyArray<{ readonly id: string; readonly status: string; readonly restarts: number }>
+  /** The root supervisor's children and, below a service that supervises its own (a chat's rooms), theirs. */
+  readonly supervisor: ReadonlyArray<Supervised & { readonly children?: ReadonlyArray<Supervised> }>
   /** Prefork: each process (the primary and every worker) with its pid, restarts and request rate. */
   readonly processes?: ReadonlyArray<{ readonly name: string; readonly pid: number; readonly restarts: number; readonly requestsPerSecond: number }>
   readonly loop: { readonly delayP50Ms: number; readonly delayP99Ms: number }
@@ -95,7 +103,13 @@ export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<Sta
         return {
           own,
           rows: own.services as ReadonlyArray<Record<string, unknown> & { readonly name: string; readonly protocol: string }>,
-          supervisor: own.supervisor.map((c) => ({ id: c.id, status: c.status, restarts: c.restarts })),
+          supervisor: yield* Effect.forEach(own.supervisor, (c) => {
+            const below = source.services().find((e) => e.name === c.id)?.children
+            const node = { id: c.id, status: c.status, restarts: c.restarts }
+            return below === undefined
+              ? Effect.succeed(node)
+              : Effect.map(below, (children) => ({ ...node, children: children.map((k) => ({ id: k.id, status: k.status, restarts: k.restarts })) }))
+          }),
           processes: undefined,
           logs: own.logs as unknown
         }

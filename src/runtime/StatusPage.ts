@@ -85,7 +85,13 @@ const script = `(() => {
     for (const c of f.supervisor) {
       let item = tree.querySelector('[data-child="' + CSS.escape(c.id) + '"]')
       if (!item) { item = document.createElement("li"); item.dataset.child = c.id; tree.appendChild(item) }
-      item.innerHTML = esc(c.id) + ' <span class="state">' + esc(c.status) + '</span>, <span class="restarts">' + c.restarts + '</span> restarts'
+      // below a service that supervises its own children (a chat's rooms): their list, a restart flashing too
+      const below = (c.children ?? []).map((k) => {
+        const key = c.id + "/" + k.id, changed = restarts.has(key) && restarts.get(key) !== k.restarts
+        restarts.set(key, k.restarts)
+        return '<li data-child="' + esc(key) + '"' + (changed ? ' class="flash"' : '') + '>' + esc(k.id) + ' <span class="state">' + esc(k.status) + '</span>, <span class="restarts">' + k.restarts + '</span> restarts</li>'
+      }).join("")
+      item.innerHTML = esc(c.id) + ' <span class="state">' + esc(c.status) + '</span>, <span class="restarts">' + c.restarts + '</span> restarts' + (below ? '<ul>' + below + '</ul>' : '')
       if (restarts.has(c.id) && restarts.get(c.id) !== c.restarts) { item.classList.remove("flash"); void item.offsetWidth; item.classList.add("flash") }
       restarts.set(c.id, c.restarts)
     }

@@ -29,7 +29,9 @@ export const render = (frame: Frame, url: string): string => {
   const rows = frame.services.map((s) =>
     line([s.name, num(s.requestsPerSecond, 1), String(s.activeConnections), num(s.p50Ms, 1), num(s.p99Ms, 1), bytes(s.bytesInPerSecond), bytes(s.bytesOutPerSecond), String(s.clientErrors), String(s.serverErrors), String(s.restarts)])
   )
-  const tree = frame.supervisor.map((c) => `${c.id} ${c.status}${c.restarts > 0 ? ` (${c.restarts} restarts)` : ""}`).join(" · ")
+  const tree = frame.supervisor.map((c) =>
+    `${c.id} ${c.status}${c.restarts > 0 ? ` (${c.restarts} restarts)` : ""}${c.children !== undefined ? ` [${c.children.length} below${c.children.some((k) => k.restarts > 0) ? `, ${c.children.reduce((n, k) => n + k.restarts, 0)} restarts` : ""}]` : ""}`
+  ).join(" · ")
   return [
     `fiberd top — ${url} — up ${frame.uptimeSeconds} s — event loop p50 ${num(frame.loop.delayP50Ms, 2)} ms, p99 ${num(frame.loop.delayP99Ms, 2)} ms — heap ${bytes(frame.memory.heapUsedBytes)}, resident ${bytes(frame.memory.rssBytes)}`,
     "",

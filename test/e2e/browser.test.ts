@@ -180,7 +180,9 @@ describe("chat in headless Chromium", () => {
   })
 
   it("the live status page: services and the supervision tree appear, and the request rate rises with traffic, without a reload", { timeout: 90_000 }, async () => {
-    const server = await start({ services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0" }, { name: "echo", protocol: "echo", listen: "127.0.0.1:0" }] })
+    const server = await start({
+      services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0" }, { name: "echo", protocol: "echo", listen: "127.0.0.1:0" }, { name: "chat", protocol: "chat", listen: "127.0.0.1:0" }]
+    })
     let page: Awaited<ReturnType<typeof openPage>> | undefined
     try {
       const base = `http://127.0.0.1:${server.port("web")}`
@@ -191,8 +193,12 @@ describe("chat in headless Chromium", () => {
       // the loaded page is marked; a reload would lose the mark
       await live.evaluate("window.loadedOnce ??= Date.now()")
       const mark = await read("window.loadedOnce")
-      assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#services .card h3")].map((h) => h.firstChild.textContent.trim()))`)), ["web", "echo"])
-      assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#tree li")].map((li) => li.dataset.child))`)), ["web", "echo"])
+      assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#services .card h3")].map((h) => h.firstChild.textContent.trim()))`)), ["web", "echo", "chat"])
+      assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#tree > li")].map((li) => li.dataset.child))`)), ["web", "echo", "chat"])
+      // a chat room is a child of the chat's own supervisor: it appears below the chat service once opened
+      const { tcp } = await carolInLobby(server.port("chat"))
+      await until("the room below chat in the tree", async () => ((await read(`document.querySelector('#tree li[data-child^="chat/lobby"]')?.textContent ?? ""`)).includes("running") ? true : undefined))
+      tcp.destroy()
       // traffic: the card's requests/s rises, on the same page
       let stop = false
       const load = (async () => {
@@ -230,7 +236,7 @@ describe("chat in headless Chromium", () => {
       page = await openPage(`http://127.0.0.1:${server.port("web")}/_status`)
       const live = page
       const read = async (expression: string) => String(await live.evaluate(expression))
-      const tree = async () => JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#tree li")].map((li) => li.dataset.child + " " + li.querySelector(".restarts").textContent))`)) as Array<string>
+      const tree = async () => JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#tree > li")].map((li) => li.dataset.child + " " + li.querySelector(".restarts").textContent))`)) as Array<string>
       assert.deepStrictEqual(await until("both workers in the tree", async () => {
         const t = await tree()
         return t.length === 2 ? t : undefined

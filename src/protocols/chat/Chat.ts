@@ -9,6 +9,7 @@
  * disconnected with a reason line, and never slows the room.
  */
 import { Cause, Deferred, type Duration, Effect, Exit, Fiber, Option, Queue, type Scope } from "effect"
+import type * as Supervisor from "../../actors/Supervisor.ts"
 import type { Connection, ConnectionError } from "../../io/Connection.ts"
 import * as Options from "../../core/Options.ts"
 import * as Codec from "../codecs/Codec.ts"
@@ -64,6 +65,8 @@ export interface ChatServer {
   readonly websocket: (socket: WebSocket.WebSocket) => Effect.Effect<void>
   /** Room names. */
   readonly rooms: () => ReadonlyArray<string>
+  /** The rooms as children of the chat's supervisor (state, restarts), when they are supervised here. */
+  readonly children?: Effect.Effect<ReadonlyArray<Supervisor.ChildInfo>>
 }
 
 /**
@@ -246,5 +249,5 @@ export const make = (given: ChatOptions = {}): Effect.Effect<ChatServer, never, 
         yield* Fiber.await(writer)
       }).pipe(Effect.scoped) as Effect.Effect<void>
 
-    return { handler, websocket, rooms: directory.names }
+    return { handler, websocket, rooms: directory.names, ...(directory.supervised !== undefined ? { children: directory.supervised } : {}) }
   })

@@ -45,6 +45,8 @@ export interface RoomDirectory {
   readonly join: (member: Member, name: string) => Effect.Effect<JoinResult, never, Scope.Scope>
   /** Names of the rooms this directory hosts here. */
   readonly names: () => ReadonlyArray<string>
+  /** The rooms as supervised children (state, restarts), when they are (local rooms; cluster rooms are entities). */
+  readonly supervised?: Effect.Effect<ReadonlyArray<Supervisor.ChildInfo>>
 }
 
 /** The refusal line for a nick in use. */
@@ -173,5 +175,5 @@ export const local = (options: { readonly maxRooms: number }): Effect.Effect<Roo
         return { _tag: "Refused", reason: `too many rooms (at most ${options.maxRooms}); join an existing one` } as const
       })
 
-    return { join, names: () => [...rooms.keys()] }
+    return { join, names: () => [...rooms.keys()], supervised: supervisor.children }
   })

@@ -14,6 +14,7 @@ export const chat = kind({
           if (deps.chats.get(service.name) === chat) deps.chats.delete(service.name)
         })
       )
-      return yield* listen(service, deps, chat.handler)
+      const entry = yield* listen(service, deps, chat.handler)
+      return chat.children === undefined ? entry : { ...entry, children: chat.children }
     })
 })
