@@ -64,6 +64,7 @@ export interface PreforkOptions {
   readonly reload: Effect.Effect<ServiceTable.Table, ServiceTable.ConfigError> | undefined
   /** Feeds the primary's error-log counters. */
   readonly errorLogStats?: Runtime.StartOptions["errorLogStats"]
+  readonly errorLogQueued?: Runtime.StartOptions["errorLogQueued"]
   /** Reopens the primary's error log (SIGHUP). */
   readonly reopenErrorLog: Effect.Effect<void>
 }
@@ -168,7 +169,10 @@ export const run = (
 
     // the primary's own services (chat): one set of rooms for the whole server
     const own = split(table).primary
-    const primaryRuntime = own.services.length > 0 ? yield* Runtime.start(own, { ...(options.errorLogStats ? { errorLogStats: options.errorLogStats } : {}) }) : undefined
+    const primaryRuntime = own.services.length > 0 ? yield* Runtime.start(own, {
+        ...(options.errorLogStats ? { errorLogStats: options.errorLogStats } : {}),
+        ...(options.errorLogQueued ? { errorLogQueued: options.errorLogQueued } : {})
+      }) : undefined
 
     const processes = new Set<Process>()
     const restarts = new Map<number, number>()

@@ -114,7 +114,7 @@ export const start = (
       ...(options.server !== undefined ? { server: options.server } : {}),
       services: order,
       supervisor: () => root.children,
-      accessLogQueued: () => accessLog.depth(),
+      logsQueued: () => ({ access: accessLog.depth(), error: options.errorLogQueued?.() ?? 0 }),
       logs: () => ({
         access: accessLog.stats,
         error: options.errorLogStats?.() ?? { written: 0, dropped: 0, writeErrors: 0, batches: 0 }

@@ -52,8 +52,8 @@ export interface StatusSource {
   readonly services: () => ReadonlyArray<ServiceEntry>
   readonly supervisor: () => Effect.Effect<ReadonlyArray<Supervisor.ChildInfo>>
   readonly logs: () => { readonly access: LogWriterStats; readonly error: LogWriterStats }
-  /** Entries waiting in the access log's queue now. */
-  readonly accessLogQueued?: () => number
+  /** Entries waiting in the logs' queues now. */
+  readonly logsQueued?: () => { readonly access: number; readonly error: number }
   /** The offload pool's counters, when the process has one. */
   readonly offload?: () => OffloadStats | undefined
   /** In cluster mode: this node's runner, the shards it owns and the rooms it hosts. */

@@ -45,6 +45,20 @@ export interface Supervised {
   readonly restarts: number
 }
 
+/**
+ * The process's long-lived parts beside the root supervisor's children: the log writers (never restarted:
+ * a writer that fails reopens its file) and the offload pool (a thread that dies is replaced: its
+ * restarts are the crashed jobs' threads).
+ */
+const processParts = (source: StatusSource): ReadonlyArray<Supervised> => {
+  const offload = source.offload?.()
+  return [
+    { id: "access log", status: "running", restarts: 0 },
+    { id: "error log", status: "running", restarts: 0 },
+    ...(offload === undefined ? [] : [{ id: "offload", status: `${offload.threads} threads, ${offload.inFlight} jobs in flight`, restarts: offload.crashed }])
+  ]
+}
+
 /** What the feed sends each second. */
 export interface Frame {
   /** Milliseconds since the epoch. */
@@ -58,8 +72,8 @@ export interface Frame {
   readonly loop: { readonly delayP50Ms: number; readonly delayP99Ms: number }
   readonly memory: { readonly heapUsedBytes: number; readonly rssBytes: number }
   readonly logs: unknown
-  /** Entries waiting in this process's access-log queue. */
-  readonly accessLogQueued: number
+  /** Entries waiting in this process's log queues. */
+  readonly logsQueued: { readonly access: number; readonly error: number }
   /** In cluster mode: this node's runner, its shards and the rooms it hosts. */
   readonly cluster?: unknown
 }
@@ -103,13 +117,16 @@ export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<Sta
         return {
           own,
           rows: own.services as ReadonlyArray<Record<string, unknown> & { readonly name: string; readonly protocol: string }>,
-          supervisor: yield* Effect.forEach(own.supervisor, (c) => {
-            const below = source.services().find((e) => e.name === c.id)?.children
-            const node = { id: c.id, status: c.status, restarts: c.restarts }
-            return below === undefined
-              ? Effect.succeed(node)
-              : Effect.map(below, (children) => ({ ...node, children: children.map((k) => ({ id: k.id, status: k.status, restarts: k.restarts })) }))
-          }),
+          supervisor: [
+            ...yield* Effect.forEach(own.supervisor, (c) => {
+              const below = source.services().find((e) => e.name === c.id)?.children
+              const node = { id: c.id, status: c.status, restarts: c.restarts }
+              return below === undefined
+                ? Effect.succeed(node)
+                : Effect.map(below, (children) => ({ ...node, children: children.map((k) => ({ id: k.id, status: k.status, restarts: k.restarts })) }))
+            }),
+            ...processParts(source)
+          ],
           processes: undefined,
           logs: own.logs as unknown
         }
@@ -180,7 +197,7 @@ export const make = (source: StatusSource, intervalMs = 1000): Effect.Effect<Sta
         loop: { delayP50Ms: Number.isFinite(loop.delayP50Ms) ? loop.delayP50Ms : 0, delayP99Ms: Number.isFinite(loop.delayP99Ms) ? loop.delayP99Ms : 0 },
         memory: { heapUsedBytes: doc.own.memory.heapUsedBytes, rssBytes: doc.own.memory.rssBytes },
         logs: doc.logs,
-        accessLogQueued: source.accessLogQueued?.() ?? 0,
+        logsQueued: source.logsQueued?.() ?? { access: 0, error: 0 },
         ...(doc.own.cluster !== undefined ? { cluster: doc.own.cluster } : {})
       } satisfies Frame
     })

@@ -97,7 +97,7 @@ const script = `(() => {
     }
     for (const item of [...tree.children]) if (!f.supervisor.some((c) => c.id === item.dataset.child)) item.remove()
     const logs = f.logs
-    document.getElementById("logs").textContent = "Access log: " + logs.access.written + " written, " + logs.access.dropped + " dropped, " + f.accessLogQueued + " queued · error log: " + logs.error.written + " written, " + logs.error.dropped + " dropped" +
+    document.getElementById("logs").textContent = "Access log: " + logs.access.written + " written, " + logs.access.dropped + " dropped, " + f.logsQueued.access + " queued · error log: " + logs.error.written + " written, " + logs.error.dropped + " dropped, " + f.logsQueued.error + " queued" +
       (f.cluster ? " · cluster: " + JSON.stringify(f.cluster) : "")
   }
 })()`

@@ -40,7 +40,7 @@ export const render = (frame: Frame, url: string): string => {
     "",
     `supervisor: ${tree}`,
     ...frame.services.filter((s) => s.oldest.length > 0).map((s) => `oldest on ${s.name}: ${s.oldest.map((o) => `${o.peer} ${o.seconds} s`).join(", ")}`),
-    `access log: ${frame.accessLogQueued} queued`,
+    `logs queued: access ${frame.logsQueued.access}, error ${frame.logsQueued.error}`,
     ""
   ].join("\n")
 }

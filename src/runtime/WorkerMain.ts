@@ -49,6 +49,7 @@ const serve = (start: Start) =>
       })
     const running = yield* Runtime.start(start.table, {
       errorLogStats: () => errorLog.stats,
+      errorLogQueued: () => errorLog.depth(),
       reusePort: start.portSharing === "reuse-port",
       server,
       remoteChats: start.chats

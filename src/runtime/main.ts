@@ -68,10 +68,11 @@ const serve = (args: Cli.Args) =>
         script: import.meta.filename,
         reload: args.config === undefined ? undefined : loadTable(args),
         errorLogStats: () => errorLog.stats,
+        errorLogQueued: () => errorLog.depth(),
         reopenErrorLog: errorLog.reopen
       }, Queue.take(hups), (lines) => Effect.forEach(lines, printService, { discard: true }))
     }
-    const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats })
+    const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats, errorLogQueued: () => errorLog.depth() })
     for (const s of running.services()) yield* printService(s)
     yield* Effect.forever(Effect.andThen(Queue.take(hups), Sighup.handle({
       mode: "single",

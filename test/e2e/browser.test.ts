@@ -194,7 +194,8 @@ describe("chat in headless Chromium", () => {
       await live.evaluate("window.loadedOnce ??= Date.now()")
       const mark = await read("window.loadedOnce")
       assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#services .card h3")].map((h) => h.firstChild.textContent.trim()))`)), ["web", "echo", "chat"])
-      assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#tree > li")].map((li) => li.dataset.child))`)), ["web", "echo", "chat"])
+      // the root's children (the services), then the process's other long-lived parts
+      assert.deepStrictEqual(JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#tree > li")].map((li) => li.dataset.child))`)), ["web", "echo", "chat", "access log", "error log", "offload"])
       // a chat room is a child of the chat's own supervisor: it appears below the chat service once opened
       const { tcp } = await carolInLobby(server.port("chat"))
       await until("the room below chat in the tree", async () => ((await read(`document.querySelector('#tree li[data-child^="chat/lobby"]')?.textContent ?? ""`)).includes("running") ? true : undefined))
@@ -229,7 +230,7 @@ describe("chat in headless Chromium", () => {
     }
   })
 
-  it("prefork: the live page shows every worker; a worker killed with -9 comes back and its restart shows, without a reload", { timeout: 90_000 }, async () => {
+  it("prefork: the live page shows every worker and their request rates; a worker killed with -9 comes back and its restart shows, without a reload", { timeout: 90_000 }, async () => {
     const server = await start({ workers: 2, services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0" }] })
     let page: Awaited<ReturnType<typeof openPage>> | undefined
     try {
@@ -243,6 +244,13 @@ describe("chat in headless Chromium", () => {
       }), ["worker 1 0", "worker 2 0"])
       await live.evaluate("window.loadedOnce ??= Date.now()") // the loaded page is marked; a reload would lose the mark
       const mark = await read("window.loadedOnce")
+      // traffic: the workers' request rates rise (the server's whole view, whichever worker serves the page)
+      const base = `http://127.0.0.1:${server.port("web")}`
+      await until("a worker's request rate to rise", async () => {
+        await Promise.all(Array.from({ length: 20 }, () => fetch(`${base}/`).then((r) => r.arrayBuffer())))
+        const rates = JSON.parse(await read(`JSON.stringify([...document.querySelectorAll("#processes .rps")].map((b) => Number(b.textContent)))`)) as Array<number>
+        return rates.some((r) => r > 0) ? rates : undefined
+      })
       const pid = Number(await read(`document.querySelector('[data-process="1"] small').textContent.replace("pid ", "")`))
       assert.isAbove(pid, 0)
       process.kill(pid, "SIGKILL")

@@ -22,7 +22,7 @@ const fakeSource = () => {
     services: () => [web],
     supervisor: () => Effect.succeed([{ id: "web", restart: "permanent", status: "running", restarts: 2 }]),
     logs: () => ({ access: { written: 0, dropped: 0, writeErrors: 0 }, error: { written: 0, dropped: 0, writeErrors: 0 } }) as never,
-    accessLogQueued: () => 12
+    logsQueued: () => ({ access: 12, error: 1 })
   }
   /** `n` answers of `ms` each, `bytes` in and out. */
   const traffic = (n: number, ms: number, bytes: number) => {
@@ -68,9 +68,13 @@ describe("StatusFeed", () => {
       assert.strictEqual(web[2]!.clientErrors, 15)
       assert.strictEqual(web[2]!.activeConnections, 3)
       assert.strictEqual(web[2]!.restarts, 2)
-      assert.deepStrictEqual(framesA[2]!.supervisor, [{ id: "web", status: "running", restarts: 2 }])
+      assert.deepStrictEqual(framesA[2]!.supervisor, [
+        { id: "web", status: "running", restarts: 2 },
+        { id: "access log", status: "running", restarts: 0 },
+        { id: "error log", status: "running", restarts: 0 }
+      ])
       assert.deepStrictEqual(web[2]!.oldest, [{ peer: "127.0.0.1:5000", seconds: 42 }, { peer: "127.0.0.1:5001", seconds: 7 }])
-      assert.strictEqual(framesA[2]!.accessLogQueued, 12)
+      assert.deepStrictEqual(framesA[2]!.logsQueued, { access: 12, error: 1 })
 
       // both left: the ticker stops
       yield* Effect.yieldNow

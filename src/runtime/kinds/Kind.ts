@@ -54,6 +54,8 @@ export interface CommonService {
 export interface StartOptions {
   /** Feeds the status page's error-log counters. */
   readonly errorLogStats?: () => LogWriter.LogWriterStats
+  /** Entries waiting in the error log's queue (the live status). */
+  readonly errorLogQueued?: () => number
   /** TCP services bind their own SO_REUSEPORT socket (a prefork worker with `portSharing: "reuse-port"`). */
   readonly reusePort?: boolean
   /** In a prefork worker: the whole server's status, from the primary. */
