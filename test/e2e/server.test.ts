@@ -305,6 +305,8 @@ describe("fiberd end to end", () => {
     assert.deepInclude(doc.supervisor[0], { id: "web", status: "running", restarts: 0 })
     const page = await httpGet(server.port("web"), "/_status", { Accept: "text/html" })
     assert.match(page.body, /<h1>fiberd status<\/h1>/)
+    // without JavaScript the page is the static table (the live view is drawn over it by the script)
+    assert.match(page.body, /<div id="static">[\s\S]*<td>web<\/td>[\s\S]*<\/table>/)
   })
 })
 
