@@ -1,11 +1,15 @@
 /**
  * The error log: an Effect `Logger` that routes `Effect.log*` output to a
  * log-writer actor, as plain text or JSON lines with syslog severities, and
- * optionally to a syslog server over UDP (RFC 5424) as a second sink.
+ * optionally to a syslog server over UDP (RFC 5424) as a second sink. When
+ * its stderr is the systemd journal (`JOURNAL_STREAM` names it), every line
+ * carries sd-daemon(3)'s `<N>` priority prefix (and no timestamp: the
+ * journal keeps its own), so `journalctl -p warning` works.
  */
 import { Cause, Context, Effect, Layer, Logger, References, Schema } from "effect"
 import type { LogLevel, Scope } from "effect"
 import * as Dgram from "node:dgram"
+import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Options from "../core/Options.ts"
 import * as LogWriter from "./LogWriter.ts"
@@ -49,6 +53,36 @@ export const formatText = (e: ErrorEntry): string => {
   const notes = Object.entries(e.annotations).map(([k, v]) => `${k}=${show(v)}`).join(" ")
   const cause = e.cause === "" ? "" : "\n" + e.cause.split("\n").map((l) => `    ${l}`).join("\n")
   return `${new Date(e.time).toISOString()} ${severityOf(e.level)}${notes === "" ? "" : ` [${notes}]`} ${e.message}${cause}\n`
+}
+
+/** The syslog priority number of a severity (0 emerg … 7 debug). */
+export const priorityOf = (level: LogLevel.LogLevel): number => severities.indexOf(severityOf(level))
+
+/**
+ * For the journal (sd-daemon(3)): every line of the text entry, cause lines too, prefixed with `<N>`,
+ * without the timestamp; a JSON entry is one prefixed line.
+ */
+export const formatJournal = (format: "text" | "json") => (e: ErrorEntry): string => {
+  const prefix = `<${priorityOf(e.level)}>`
+  if (format === "json") return prefix + formatJson(e)
+  const text = formatText(e)
+  const withoutTime = text.slice(text.indexOf(" ") + 1)
+  return withoutTime.slice(0, -1).split("\n").map((line) => prefix + line).join("\n") + "\n"
+}
+
+/**
+ * True when this process's stderr is the systemd journal: `JOURNAL_STREAM` (set by systemd for a unit
+ * whose output goes to the journal) names stderr's device and inode (systemd.exec(5)).
+ */
+export const stderrIsJournal = (env: NodeJS.ProcessEnv = process.env): boolean => {
+  const named = env["JOURNAL_STREAM"]
+  if (named === undefined) return false
+  try {
+    const stat = Fs.fstatSync(2)
+    return named === `${stat.dev}:${stat.ino}`
+  } catch {
+    return false
+  }
 }
 
 /** One JSON object per line. */
@@ -131,7 +165,8 @@ export const make = (given: ErrorLogOptions = {}): Effect.Effect<LogWriter.LogWr
     return yield* LogWriter.make<ErrorEntry>({
       name: "error-log",
       destination: o.path,
-      format: o.format === "json" ? formatJson : formatText,
+      // stderr that is the journal: priorities it understands; anywhere else the plain lines
+      format: o.path === "stderr" && stderrIsJournal() ? formatJournal(o.format) : o.format === "json" ? formatJson : formatText,
       ...LogWriter.limitsOf(o),
       ...(alsoSend !== undefined ? { alsoSend } : {})
     })
