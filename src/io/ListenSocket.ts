@@ -35,6 +35,8 @@ export interface BindOptions {
   readonly ipv6Only?: boolean | undefined
   readonly reusePort?: boolean | undefined
   readonly backlog: number
+  /** A listening socket's descriptor handed to this process (socket activation): listened on, nothing bound. */
+  readonly fd?: number | undefined
 }
 
 /** The listener that owns the socket: where accepted connections and accept errors go. */
@@ -140,11 +142,14 @@ export class ListenSocket {
       else socket.destroy()
     })
     if (tls !== undefined) this.routeHandshakes(tls)
-    const display = options.path ?? `${options.host}:${options.port}`
+    const display = options.fd !== undefined ? `inherited descriptor ${options.fd}` : options.path ?? `${options.host}:${options.port}`
     return Effect.tryPromise({
       try: async () => {
         const path = options.path
-        if (path !== undefined) {
+        if (options.fd !== undefined) {
+          // node:net listens on a descriptor given as a handle object `{ fd }`
+          await bindServer(server, { fd: options.fd, backlog: options.backlog } as Net.ListenOptions)
+        } else if (path !== undefined) {
           try {
             await bindServer(server, { path, backlog: options.backlog })
           } catch (error) {

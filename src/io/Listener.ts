@@ -89,6 +89,11 @@ export interface ListenHooks {
    * stops while a successor owns the socket, it drains without closing it.
    */
   readonly socket?: ListenSocket
+  /**
+   * A listening socket's descriptor this process was handed (systemd socket activation): it is
+   * listened on instead of binding `host`/`port` or `path`.
+   */
+  readonly inheritedFd?: number
 }
 
 /** Where and how to listen: `address` and `limits` (every key has a default or may be left out), and the hooks. */
@@ -297,7 +302,7 @@ export const make = <E, R>(
     yield* Effect.acquireRelease(
       adopt
         ? Effect.sync(() => shared.takeOver(socketOwner, contexts))
-        : shared.bind({ ...where, backlog: how.backlog }, socketOwner, contexts === undefined ? undefined : new Tls.TlsServer(tlsOptions!, contexts), options.onServer),
+        : shared.bind({ ...where, backlog: how.backlog, ...(options.inheritedFd !== undefined ? { fd: options.inheritedFd } : {}) }, socketOwner, contexts === undefined ? undefined : new Tls.TlsServer(tlsOptions!, contexts), options.onServer),
       () =>
         Effect.gen(function*() {
           // the owner stops accepting now; a listener whose successor took the socket over only drains

@@ -29,6 +29,8 @@ export interface ServiceEntry {
   readonly address: string
   /** Served over TLS. */
   readonly tls?: boolean
+  /** Its listening socket was handed to the process (systemd socket activation), not bound by it. */
+  readonly inherited?: boolean
   readonly stats?: ListenerCounters
   readonly udp?: { readonly received: number; readonly sent: number; readonly failures: number }
   readonly requests?: () => number
@@ -88,6 +90,7 @@ export const snapshot = (source: StatusSource) =>
         protocol: s.protocol,
         transport: s.transport,
         address: s.address,
+        ...(s.inherited === true ? { inheritedSocket: true } : {}),
         ...(s.stats !== undefined
           ? {
             activeConnections: s.stats.active,

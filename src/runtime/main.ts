@@ -25,6 +25,7 @@ import * as Prefork from "./Prefork.ts"
 import * as Runtime from "./Runtime.ts"
 import * as Sighup from "./Sighup.ts"
 import * as WorkerMain from "./WorkerMain.ts"
+import * as SocketActivation from "./SocketActivation.ts"
 import * as Top from "./Top.ts"
 import { type ServiceLine, serviceLine } from "./WorkerProtocol.ts"
 import * as ServiceTable from "./ServiceTable.ts"
@@ -72,7 +73,9 @@ const serve = (args: Cli.Args) =>
         reopenErrorLog: errorLog.reopen
       }, Queue.take(hups), (lines) => Effect.forEach(lines, printService, { discard: true }))
     }
-    const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats, errorLogQueued: () => errorLog.depth() })
+    // systemd socket activation: the listening sockets handed to this process, for the stream services
+    const inherited = SocketActivation.takeInherited(table.services.filter((x) => (x.transport ?? "tcp") !== "udp").map((x) => x.name))
+    const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats, errorLogQueued: () => errorLog.depth(), inherited })
     for (const s of running.services()) yield* printService(s)
     yield* Effect.forever(Effect.andThen(Queue.take(hups), Sighup.handle({
       mode: "single",

@@ -21,7 +21,7 @@ export const http = kind({
       const app = site.redirect === undefined ? full : Middleware.redirect(site.redirect)(files)
       const server = yield* HttpServer.listen(app, { listen: listenOptions(service, deps), http: { ...service, accessLog: deps.accessLog } })
       return {
-        ...entryBase(service),
+        ...entryBase(service, deps),
         address: Listener.formatAddress(server.listener.address),
         stats: server.listener.stats,
         oldest: server.listener.oldest,

@@ -56,6 +56,8 @@ export interface StartOptions {
   readonly errorLogStats?: () => LogWriter.LogWriterStats
   /** Entries waiting in the error log's queue (the live status). */
   readonly errorLogQueued?: () => number
+  /** Listening sockets handed to this process (systemd socket activation), by service name. */
+  readonly inherited?: ReadonlyMap<string, number>
   /** TCP services bind their own SO_REUSEPORT socket (a prefork worker with `portSharing: "reuse-port"`). */
   readonly reusePort?: boolean
   /** In a prefork worker: the whole server's status, from the primary. */
@@ -106,22 +108,24 @@ export const listenOptions = (service: CommonService, deps: Deps): Listener.List
     ...service,
     ...(address._tag === "unix" ? { path: address.path } : { host: address.host, port: address.port }),
     socket: deps.socketFor(service),
-    reusePort: transport === "tcp" && deps.options.reusePort === true
+    reusePort: transport === "tcp" && deps.options.reusePort === true,
+    ...(deps.options.inherited?.has(service.name) === true ? { inheritedFd: deps.options.inherited.get(service.name)! } : {})
   } as Listener.ListenOptions
 }
 
 /** What the status page shows of a service that has not started listening yet (its identity). */
-export const entryBase = (service: CommonService) => ({
+export const entryBase = (service: CommonService, deps?: Deps) => ({
   name: service.name,
   protocol: service.protocol,
   transport: service.transport ?? "tcp",
-  ...(service.tls !== undefined ? { tls: true } : {})
+  ...(service.tls !== undefined ? { tls: true } : {}),
+  ...(deps?.options.inherited?.has(service.name) === true ? { inherited: true } : {})
 })
 
 /** Starts a listener for a stream service and describes it for the status page. */
 export const listen = <E>(service: CommonService, deps: Deps, handler: (conn: Connection) => Effect.Effect<void, E>) =>
   Effect.map(Listener.make(listenOptions(service, deps), handler), (l): Status.ServiceEntry => ({
-    ...entryBase(service),
+    ...entryBase(service, deps),
     address: Listener.formatAddress(l.address),
     stats: l.stats,
     oldest: l.oldest,

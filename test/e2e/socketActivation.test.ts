@@ -1,0 +1,91 @@
+/**
+ * systemd socket activation with systemd's own tool: `systemd-socket-activate`
+ * holds the listening sockets and starts fiberd with them (LISTEN_FDS,
+ * LISTEN_PID, LISTEN_FDNAMES); fiberd serves its http and echo services on
+ * the sockets it was handed — by name, whatever the order — and `/_status`
+ * says so. npm test's pretest installs Debian's systemd package (the tool)
+ * when it is missing.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import * as SocketActivation from "../../src/runtime/SocketActivation.ts"
+import { mainScript } from "../support/serverProcess.ts"
+
+/** Two ports nothing listens on now (the tool binds them). */
+const freePorts = async (n: number) => {
+  const servers = await Promise.all(Array.from({ length: n }, () =>
+    new Promise<Net.Server>((resolve) => {
+      const s = Net.createServer().listen(0, "127.0.0.1", () => resolve(s))
+    })))
+  const ports = servers.map((s) => (s.address() as Net.AddressInfo).port)
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
+  return ports
+}
+
+const curl = (url: string) =>
+  new Promise<string>((resolve) => execFile("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", url], { timeout: 15_000 }, (_e, out, err) => resolve(out + err)))
+
+const echoOnce = (port: number, text: string) =>
+  new Promise<string>((resolve, reject) => {
+    const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.end(text))
+    let got = ""
+    socket.on("data", (d) => (got += d))
+    socket.on("close", () => resolve(got))
+    socket.on("error", reject)
+  })
+
+describe("socket activation", () => {
+  it("the inherited descriptors are matched by LISTEN_FDNAMES, else by table order; only when LISTEN_PID is this process", () => {
+    const services = ["web", "echo", "chat"]
+    assert.deepStrictEqual([...SocketActivation.inherited({ LISTEN_PID: "42", LISTEN_FDS: "2", LISTEN_FDNAMES: "echo:web" }, 42, services)], [["echo", 3], ["web", 4]])
+    assert.deepStrictEqual([...SocketActivation.inherited({ LISTEN_PID: "42", LISTEN_FDS: "2" }, 42, services)], [["web", 3], ["echo", 4]])
+    assert.deepStrictEqual([...SocketActivation.inherited({ LISTEN_PID: "42", LISTEN_FDS: "2", LISTEN_FDNAMES: "unknown:unknown" }, 42, services)], [["web", 3], ["echo", 4]])
+    assert.strictEqual(SocketActivation.inherited({ LISTEN_PID: "41", LISTEN_FDS: "2" }, 42, services).size, 0)
+    assert.strictEqual(SocketActivation.inherited({}, 42, services).size, 0)
+  })
+
+  it("systemd-socket-activate hands fiberd its sockets: http and echo served on them, picked by name; /_status says inherited", { timeout: 60_000 }, async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-activate-"))
+    const table = Path.join(dir, "fiberd.json")
+    // the table's own ports are not the ones the tool listens on: only the handed sockets can serve
+    Fs.writeFileSync(table, JSON.stringify({
+      services: [
+        { name: "web", protocol: "http", listen: "127.0.0.1:1" },
+        { name: "echo", protocol: "echo", listen: "127.0.0.1:2" }
+      ]
+    }))
+    const [echoPort = 0, webPort = 0] = await freePorts(2)
+    // echo's socket first: the names, not the order, pick the services
+    const child: ChildProcess = spawn("systemd-socket-activate", [
+      "-l", `127.0.0.1:${echoPort}`, "--fdname=echo",
+      "-l", `127.0.0.1:${webPort}`, "--fdname=web",
+      process.execPath, mainScript, "--config", table
+    ], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    let wake = () => {}
+    child.stdout!.on("data", (d) => (out += d))
+    child.stderr!.on("data", (d) => {
+      out += d
+      wake()
+    })
+    try {
+      // the tool listens first ("Listening on … as 3."), and starts fiberd when a connection comes
+      while ((out.match(/Listening on/g) ?? []).length < 2) await new Promise<void>((resolve) => (wake = resolve))
+      // connections wait in the tool's listening sockets until fiberd accepts them
+      assert.strictEqual(await curl(`http://127.0.0.1:${webPort}/`), "200")
+      assert.strictEqual(await echoOnce(echoPort, "hello through an inherited socket\n"), "hello through an inherited socket\n")
+      const status = JSON.parse(await new Promise<string>((resolve) => execFile("curl", ["-sS", `http://127.0.0.1:${webPort}/_status`], (_e, o) => resolve(o)))) as {
+        services: Array<{ name: string; inheritedSocket?: boolean }>
+      }
+      assert.deepStrictEqual(status.services.map((s) => [s.name, s.inheritedSocket]), [["web", true], ["echo", true]])
+    } finally {
+      child.kill("SIGTERM")
+      await new Promise((resolve) => child.once("exit", resolve))
+    }
+    assert.notMatch(out, /cannot listen/)
+  })
+})
