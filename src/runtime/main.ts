@@ -25,6 +25,7 @@ import * as Prefork from "./Prefork.ts"
 import * as Runtime from "./Runtime.ts"
 import * as Sighup from "./Sighup.ts"
 import * as WorkerMain from "./WorkerMain.ts"
+import * as Notify from "./Notify.ts"
 import * as SocketActivation from "./SocketActivation.ts"
 import * as Top from "./Top.ts"
 import { type ServiceLine, serviceLine } from "./WorkerProtocol.ts"
@@ -77,18 +78,39 @@ const serve = (args: Cli.Args) =>
     const inherited = SocketActivation.takeInherited(table.services.filter((x) => (x.transport ?? "tcp") !== "udp").map((x) => x.name))
     const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats, errorLogQueued: () => errorLog.depth(), inherited })
     for (const s of running.services()) yield* printService(s)
-    yield* Effect.forever(Effect.andThen(Queue.take(hups), Sighup.handle({
-      mode: "single",
-      startedWith: table,
-      reopenLogs: Effect.andThen(errorLog.reopen, running.reopenLogs),
-      load: args.config === undefined ? undefined : loadTable(args),
-      apply: (next) =>
-        Effect.gen(function*() {
-          const report = yield* running.reload(next)
-          yield* Effect.logInfo(`SIGHUP: table reloaded`, report)
-          for (const s of running.services()) if (report.started.includes(s.name)) yield* printService(s)
-        })
-    })))
+    // under systemd (Type=notify): ready once every service listens, the watchdog from the loop, STOPPING=1
+    // when the drain begins (this finalizer runs before the services' own), and a status line every 10 s
+    const notifier = Notify.fromEnv()
+    delete process.env["NOTIFY_SOCKET"] // not for the programs exec services start
+    if (notifier !== undefined) {
+      yield* Notify.watchdog(notifier)
+      yield* Effect.addFinalizer(() => Effect.sync(() => notifier.send("STOPPING=1", "STATUS=draining")))
+      notifier.send("READY=1", `STATUS=${Notify.summary(running.services(), undefined)}`)
+      let before: ReadonlyMap<string, number> | undefined
+      yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep("10 seconds"), Effect.sync(() => {
+        const now = new Map(running.services().map((e) => [e.name, e.requests?.() ?? 0]))
+        notifier.send(`STATUS=${Notify.summary(running.services(), before === undefined ? undefined : { before, seconds: 10 })}`)
+        before = now
+      }))))
+    }
+    yield* Effect.forever(Effect.andThen(Queue.take(hups), Effect.andThen(
+      Effect.sync(() => notifier?.send("RELOADING=1", Notify.monotonicUsec())),
+      Effect.ensuring(
+        Sighup.handle({
+          mode: "single",
+          startedWith: table,
+          reopenLogs: Effect.andThen(errorLog.reopen, running.reopenLogs),
+          load: args.config === undefined ? undefined : loadTable(args),
+          apply: (next) =>
+            Effect.gen(function*() {
+              const report = yield* running.reload(next)
+              yield* Effect.logInfo(`SIGHUP: table reloaded`, report)
+              for (const s of running.services()) if (report.started.includes(s.name)) yield* printService(s)
+            })
+        }),
+        Effect.sync(() => notifier?.send("READY=1", `STATUS=reloaded at ${new Date().toISOString()}; ${Notify.summary(running.services(), undefined)}`))
+      )
+    )))
   }).pipe(
     Effect.scoped,
     Effect.catchTag("ConfigError", fail(2)),
