@@ -5,6 +5,7 @@
  *   fiberd [--config PATH] [--port N] [--root DIR] [--access-log PATH|-] [--workers N|auto] [--port-sharing round-robin|reuse-port]
  *   fiberd check [--config PATH]
  *   fiberd top [--url URL]
+ *   fiberd unit [--config PATH] [--out DIR]
  *   fiberd --help | --version
  *
  * This module holds the flags, the description shown by `--help` (including
@@ -32,6 +33,13 @@ export interface Args {
 export const config = Flag.String("config").pipe(
   Flag.withMetavar("PATH"),
   Flag.withDescription("the service table (JSON); default ./fiberd.json when it exists, else the built-in defaults"),
+  Flag.optional
+)
+
+/** `fiberd unit --out DIR`: where to write the unit files (default: print them). */
+export const unitOut = Flag.String("out").pipe(
+  Flag.withMetavar("DIR"),
+  Flag.withDescription("write the unit files into DIR instead of printing them"),
   Flag.optional
 )
 

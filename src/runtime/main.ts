@@ -10,7 +10,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Console, Effect, Queue } from "effect"
+import { Console, Effect, Option, Queue } from "effect"
 import { CliError, Command } from "effect/cli"
 import * as ChildProcess from "node:child_process"
 import cluster from "node:cluster"
@@ -28,6 +28,7 @@ import * as WorkerMain from "./WorkerMain.ts"
 import * as Notify from "./Notify.ts"
 import * as SocketActivation from "./SocketActivation.ts"
 import * as Top from "./Top.ts"
+import * as Units from "./Units.ts"
 import { type ServiceLine, serviceLine } from "./WorkerProtocol.ts"
 import * as ServiceTable from "./ServiceTable.ts"
 
@@ -128,6 +129,24 @@ const check = Command.make("check", { config: Cli.config }, (flags) =>
     yield* Console.log(`${args.config ?? "built-in defaults"}: ok, ${table.services.length} services`)
   })).pipe(Command.withDescription("validate the service table and exit (0 valid, 2 invalid)"))
 
+const unit = Command.make("unit", { config: Cli.config, out: Cli.unitOut }, (flags) =>
+  Effect.gen(function*() {
+    const args = Cli.toArgs(flags)
+    const table = yield* loadTable(args)
+    const made = Units.units(table, {
+      command: [process.execPath, Path.resolve(import.meta.dirname, "../../bin/fiberd.js")],
+      config: args.config === undefined ? undefined : Path.resolve(args.config),
+      cwd: process.cwd()
+    })
+    const out = Option.getOrUndefined(flags.out)
+    if (out === undefined) return yield* Console.log(made.map((u) => `# ${u.name}\n${u.text}`).join("\n"))
+    yield* Effect.sync(() => {
+      Fs.mkdirSync(out, { recursive: true })
+      for (const u of made) Fs.writeFileSync(Path.join(out, u.name), u.text)
+    })
+    yield* Console.log(made.map((u) => Path.join(out, u.name)).join("\n"))
+  })).pipe(Command.withDescription("print (or write with --out DIR) systemd units for the table: a Type=notify service and a socket unit per stream service"))
+
 const top = Command.make("top", { url: Cli.topUrl }, (flags) =>
   Top.run(flags.url).pipe(Effect.catchTag("TopError", (error) => Effect.andThen(Console.error(error.message), Effect.sync(() => {
     process.exitCode = 1
@@ -142,7 +161,7 @@ const fiberd = Command.make("fiberd", Cli.runFlags, (flags) =>
       Effect.andThen(withErrorLog(args, table)),
       Effect.catchTag("LogPathError", fail(1))
     )
-  })).pipe(Command.withDescription(Cli.description), Command.withSubcommands([check, top]))
+  })).pipe(Command.withDescription(Cli.description), Command.withSubcommands([check, top, unit]))
 
 const main = Command.run(fiberd, { version: packageJson.version }).pipe(
   Effect.catchTag("ConfigError", fail(2)),
