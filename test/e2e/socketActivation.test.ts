@@ -89,3 +89,68 @@ describe("socket activation", () => {
     assert.notMatch(out, /cannot listen/)
   })
 })
+
+describe("socket activation across restarts", () => {
+  it("a holder keeps the listening socket (as systemd does) while fiberd is stopped and started again under a client loop: no connection refused", { timeout: 60_000 }, async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-restart-"))
+    const table = Path.join(dir, "fiberd.json")
+    Fs.writeFileSync(table, JSON.stringify({ services: [{ name: "echo", protocol: "echo", listen: "127.0.0.1:1" }] }))
+    const holder = spawn("/usr/bin/python3", [Path.join(import.meta.dirname, "socket_holder.py"), "echo", "--", process.execPath, mainScript, "--config", table], {
+      cwd: dir,
+      stdio: ["pipe", "pipe", "pipe"]
+    })
+    let said = ""
+    let wake = () => {}
+    holder.stdout!.on("data", (d) => {
+      said += d
+      wake()
+    })
+    let logs = ""
+    holder.stderr!.on("data", (d) => (logs += d))
+    const until = async (pattern: RegExp) => {
+      while (!pattern.test(said)) await new Promise<void>((resolve) => (wake = resolve))
+    }
+    const tell = (verb: string) => holder.stdin!.write(`${verb}\n`)
+    try {
+      await until(/^port echo (\d+)$/m)
+      const port = Number(/^port echo (\d+)$/m.exec(said)![1])
+      tell("start")
+      assert.strictEqual(await echoOnce(port, "first\n"), "first\n")
+      // clients keep coming: each connects, sends a line and reads it back
+      let refused = 0
+      let served = 0
+      let stop = false
+      const clients = (async () => {
+        while (!stop) {
+          try {
+            if ((await echoOnce(port, "again\n")) === "again\n") served++
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code === "ECONNREFUSED") refused++
+          }
+        }
+      })()
+      const servedBefore = () => served
+      await new Promise<void>((resolve) => {
+        const check = () => (servedBefore() >= 20 ? resolve() : setTimeout(check, 10))
+        check()
+      })
+      // stop fiberd and start it again on the same socket; meanwhile connections wait in the backlog
+      tell("stop")
+      await until(/^stopped 0$/m)
+      tell("start")
+      await until(/^started \d+\nstopped 0\nstarted \d+$/m)
+      const after = served
+      await new Promise<void>((resolve) => {
+        const check = () => (served >= after + 20 ? resolve() : setTimeout(check, 10))
+        check()
+      })
+      stop = true
+      await clients
+      assert.strictEqual(refused, 0, logs)
+      assert.isAtLeast(served, 40)
+    } finally {
+      tell("quit")
+      await new Promise((resolve) => holder.once("exit", resolve))
+    }
+  })
+})
