@@ -2,7 +2,7 @@
  * The fiberd command line, on `effect/cli` (help, version, `--flag=value`
  * and `--flag value`, error messages and their shape all come from it):
  *
- *   fiberd [--config PATH] [--port N] [--root DIR] [--access-log PATH|-] [--workers N|auto] [--port-sharing round-robin|reuse-port]
+ *   fiberd [--config PATH] [--port N] [--root DIR] [--access-log PATH|-] [--workers N|auto] [--port-sharing round-robin|reuse-port] [--pid-file PATH]
  *   fiberd check [--config PATH]
  *   fiberd top [--url URL]
  *   fiberd unit [--config PATH] [--out DIR]
@@ -27,6 +27,7 @@ export interface Args {
   readonly accessLog: string | undefined
   readonly workers?: number | "auto" | undefined
   readonly portSharing?: "round-robin" | "reuse-port" | undefined
+  readonly pidFile?: string | undefined
 }
 
 /** `--config PATH`: the service table. */
@@ -70,6 +71,11 @@ export const runFlags = {
   portSharing: Flag.Literals("port-sharing", ["round-robin", "reuse-port"]).pipe(
     Flag.withDescription("how workers share a TCP port: the primary hands out connections (round-robin, default) or each worker binds SO_REUSEPORT"),
     Flag.optional
+  ),
+  pidFile: Flag.String("pid-file").pipe(
+    Flag.withMetavar("PATH"),
+    Flag.withDescription("write the process id here once every service listens, and remove it at exit (for supervisors other than systemd)"),
+    Flag.optional
   )
 }
 
@@ -106,6 +112,7 @@ export const toArgs = (parsed: {
   readonly accessLog?: Option.Option<string>
   readonly workers?: Option.Option<string>
   readonly portSharing?: Option.Option<"round-robin" | "reuse-port">
+  readonly pidFile?: Option.Option<string>
 }, cwd = process.cwd()): Args => {
   const explicit = Option.getOrUndefined(parsed.config)
   const local = Path.join(cwd, "fiberd.json")
@@ -115,7 +122,8 @@ export const toArgs = (parsed: {
     root: parsed.root === undefined ? undefined : Option.getOrUndefined(parsed.root),
     accessLog: parsed.accessLog === undefined ? undefined : Option.getOrUndefined(parsed.accessLog),
     workers: parsed.workers === undefined ? undefined : Option.match(parsed.workers, { onNone: () => undefined, onSome: (w) => (w === "auto" ? "auto" : Number(w)) }),
-    portSharing: parsed.portSharing === undefined ? undefined : Option.getOrUndefined(parsed.portSharing)
+    portSharing: parsed.portSharing === undefined ? undefined : Option.getOrUndefined(parsed.portSharing),
+    pidFile: parsed.pidFile === undefined ? undefined : Option.getOrUndefined(parsed.pidFile)
   }
 }
 

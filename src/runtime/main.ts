@@ -10,7 +10,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Console, Effect, Option, Queue } from "effect"
+import { Console, Effect, Option, Queue, Scope } from "effect"
 import { CliError, Command } from "effect/cli"
 import * as ChildProcess from "node:child_process"
 import cluster from "node:cluster"
@@ -52,6 +52,17 @@ const printService = (service: ServiceLine & { readonly tls?: boolean }) => {
   return Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
 }
 
+/** `--pid-file`: the process id written once the services listen (atomically: a temp file renamed), removed at exit. */
+const pidFile = (path: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const temp = `${path}.${process.pid}.tmp`
+      Fs.writeFileSync(temp, `${process.pid}\n`)
+      Fs.renameSync(temp, path)
+    }),
+    () => Effect.sync(() => Fs.rmSync(path, { force: true }))
+  )
+
 /** Runs until interrupted; SIGHUP reopens the logs and, with a table file, reloads it. */
 const serve = (args: Cli.Args) =>
   Effect.gen(function*() {
@@ -64,6 +75,8 @@ const serve = (args: Cli.Args) =>
     const table = yield* loadTable(args)
     const errorLog = yield* ErrorLog.ErrorLog
     const workers = Prefork.workerCount(table, Os.availableParallelism())
+    let pidWritten = false
+    const scope = yield* Effect.scope
     if (workers > 1) {
       return yield* Prefork.run(table, {
         workers,
@@ -73,12 +86,18 @@ const serve = (args: Cli.Args) =>
         errorLogStats: () => errorLog.stats,
         errorLogQueued: () => errorLog.depth(),
         reopenErrorLog: errorLog.reopen
-      }, Queue.take(hups), (lines) => Effect.forEach(lines, printService, { discard: true }))
+      }, Queue.take(hups), (lines) =>
+        Effect.andThen(
+          Effect.forEach(lines, printService, { discard: true }),
+          // the primary's pid, once the workers listen (the first time they report)
+          pidWritten || args.pidFile === undefined ? Effect.void : Effect.andThen(Effect.sync(() => (pidWritten = true)), Scope.provide(pidFile(args.pidFile), scope))
+        ))
     }
     // systemd socket activation: the listening sockets handed to this process, for the stream services
     const inherited = SocketActivation.takeInherited(table.services.filter((x) => (x.transport ?? "tcp") !== "udp").map((x) => x.name))
     const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats, errorLogQueued: () => errorLog.depth(), inherited })
     for (const s of running.services()) yield* printService(s)
+    if (args.pidFile !== undefined) yield* pidFile(args.pidFile)
     // under systemd (Type=notify): ready once every service listens, the watchdog from the loop, STOPPING=1
     // when the drain begins (this finalizer runs before the services' own), and a status line every 10 s
     const notifier = Notify.fromEnv()

@@ -8,7 +8,7 @@ import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { runOnce } from "../support/serverProcess.ts"
+import { runOnce, start } from "../support/serverProcess.ts"
 
 describe("fiberd unit", () => {
   it("writes the units for a table; systemd-analyze verify accepts them; every stream service has its socket", { timeout: 60_000 }, async () => {
@@ -44,5 +44,19 @@ describe("fiberd unit", () => {
         resolve({ code: error === null ? 0 : Number((error as NodeJS.ErrnoException).code ?? 1), text: stdout + stderr })))
     assert.strictEqual(verify.code, 0, verify.text)
     assert.notMatch(verify.text, /fiberd[\w-]*\.(service|socket)/, verify.text)
+  })
+
+  it("--pid-file: the pid once the services listen, removed at exit (single process and prefork)", { timeout: 60_000 }, async () => {
+    for (const workers of [1, 2]) {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-pid-"))
+      const pidPath = Path.join(dir, "fiberd.pid")
+      const server = await start({ workers, services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0" }] }, ["--pid-file", pidPath])
+      // the line is printed before the file is written: wait for the file, not a time
+      while (!Fs.existsSync(pidPath)) await new Promise((r) => setImmediate(r))
+      assert.strictEqual(Fs.readFileSync(pidPath, "utf8"), `${server.child.pid}\n`)
+      server.child.kill("SIGTERM")
+      assert.strictEqual(await server.exited, 0)
+      assert.isFalse(Fs.existsSync(pidPath), "removed at exit")
+    }
   })
 })
