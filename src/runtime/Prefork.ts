@@ -34,6 +34,7 @@ import * as Net from "node:net"
 import * as Supervisor from "../actors/Supervisor.ts"
 import * as Options from "../core/Options.ts"
 import * as Listener from "../io/Listener.ts"
+import * as Notify from "./Notify.ts"
 import * as Runtime from "./Runtime.ts"
 import * as Sighup from "./Sighup.ts"
 import { StartError } from "./StartError.ts"
@@ -65,6 +66,8 @@ export interface PreforkOptions {
   /** Feeds the primary's error-log counters. */
   readonly errorLogStats?: Runtime.StartOptions["errorLogStats"]
   readonly errorLogQueued?: Runtime.StartOptions["errorLogQueued"]
+  /** systemd's notifications (Type=notify): the primary says ready, reloading, stopping, and feeds the watchdog. */
+  readonly notifier?: Notify.Notifier | undefined
   /** Reopens the primary's error log (SIGHUP). */
   readonly reopenErrorLog: Effect.Effect<void>
 }
@@ -329,6 +332,13 @@ export const run = (
     const primaryLines = primaryRuntime?.services().map(serviceLine) ?? []
     const byName = new Map([...lines, ...primaryLines].map((l) => [l.name, l]))
     yield* printed(table.services.map((s) => byName.get(s.name)).filter((l) => l !== undefined))
+    const notifier = options.notifier
+    if (notifier !== undefined) {
+      yield* Notify.watchdog(notifier)
+      // registered after the workers: at shutdown it runs first, as the drain begins
+      yield* Effect.addFinalizer(() => Effect.sync(() => notifier.send("STOPPING=1", "STATUS=draining")))
+      notifier.send("READY=1", `STATUS=${options.workers} workers, ${table.services.length} services`)
+    }
 
     const onHup = Sighup.handle({
       mode: "prefork",
@@ -351,7 +361,13 @@ export const run = (
     })
 
     yield* Effect.raceFirst(
-      Effect.forever(Effect.andThen(hups, onHup)),
+      Effect.forever(Effect.andThen(
+        hups,
+        Effect.ensuring(
+          Effect.andThen(Effect.sync(() => options.notifier?.send("RELOADING=1", Notify.monotonicUsec())), onHup),
+          Effect.sync(() => options.notifier?.send("READY=1", `STATUS=${options.workers} workers; rolled at ${new Date().toISOString()}`))
+        )
+      )),
       workersSupervisor.await
     )
   })

@@ -52,6 +52,13 @@ const printService = (service: ServiceLine & { readonly tls?: boolean }) => {
   return Console.log(`${s.name}\t${s.protocol}/${s.transport}\t${s.address}`)
 }
 
+/** systemd's notifier for this process, if any; the variable is then removed (not for workers or exec's programs). */
+const takeNotifier = () => {
+  const notifier = Notify.fromEnv()
+  delete process.env["NOTIFY_SOCKET"]
+  return notifier
+}
+
 /** `--pid-file`: the process id written once the services listen (atomically: a temp file renamed), removed at exit. */
 const pidFile = (path: string) =>
   Effect.acquireRelease(
@@ -85,7 +92,8 @@ const serve = (args: Cli.Args) =>
         reload: args.config === undefined ? undefined : loadTable(args),
         errorLogStats: () => errorLog.stats,
         errorLogQueued: () => errorLog.depth(),
-        reopenErrorLog: errorLog.reopen
+        reopenErrorLog: errorLog.reopen,
+        notifier: takeNotifier()
       }, Queue.take(hups), (lines) =>
         Effect.andThen(
           Effect.forEach(lines, printService, { discard: true }),
@@ -100,8 +108,7 @@ const serve = (args: Cli.Args) =>
     if (args.pidFile !== undefined) yield* pidFile(args.pidFile)
     // under systemd (Type=notify): ready once every service listens, the watchdog from the loop, STOPPING=1
     // when the drain begins (this finalizer runs before the services' own), and a status line every 10 s
-    const notifier = Notify.fromEnv()
-    delete process.env["NOTIFY_SOCKET"] // not for the programs exec services start
+    const notifier = takeNotifier()
     if (notifier !== undefined) {
       yield* Notify.watchdog(notifier)
       yield* Effect.addFinalizer(() => Effect.sync(() => notifier.send("STOPPING=1", "STATUS=draining")))
