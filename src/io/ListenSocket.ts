@@ -137,8 +137,12 @@ export class ListenSocket {
    */
   bind(options: BindOptions, owner: SocketOwner, tls: Tls.TlsServer | undefined, onServer?: (server: Net.Server) => void): Effect.Effect<void, ListenError> {
     const server = Net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true })
+    // A prefork worker can be handed a connection (node:cluster) in the same turn as its listen answer,
+    // before the bind below completes: such early connections wait for the owner rather than being reset.
+    let early: Array<Net.Socket> | undefined = []
     server.on("connection", (socket: Net.Socket) => {
-      if (this.owner !== undefined) this.owner.onConnection(socket)
+      if (this.owner !== undefined && this.server === server) this.owner.onConnection(socket)
+      else if (early !== undefined) early.push(socket)
       else socket.destroy()
     })
     if (tls !== undefined) this.routeHandshakes(tls)
@@ -177,6 +181,9 @@ export class ListenSocket {
       this.owner = owner
       server.on("error", (error: NodeJS.ErrnoException) => this.owner?.onError(error))
       onServer?.(server)
+      const waiting = early!
+      early = undefined
+      for (const socket of waiting) owner.onConnection(socket)
     })))
   }
 

@@ -26,6 +26,8 @@ export interface UdpOptions {
   readonly name?: string
   readonly host?: string
   readonly port?: number
+  /** A bound datagram socket's descriptor handed to this process (systemd socket activation): used, nothing bound. */
+  readonly inheritedFd?: number
 }
 
 /** A bound UDP listener. */
@@ -72,13 +74,15 @@ export const make = <E, R>(options: UdpOptions, handler: DatagramHandler<E, R>):
         const s = Dgram.createSocket({ type: host.includes(":") ? "udp6" : "udp4" })
         s.once("error", (error: NodeJS.ErrnoException) =>
           resume(Effect.fail(new UdpBindError({ service: name, address: `${host}:${options.port ?? 0}`, code: error.code ?? error.message }))))
-        s.bind(options.port ?? 0, host, () => {
+        const bound = () => {
           s.removeAllListeners("error")
           s.on("error", () => {
             stats.failures++
           })
           resume(Effect.succeed(s))
-        })
+        }
+        if (options.inheritedFd !== undefined) s.bind({ fd: options.inheritedFd }, bound)
+        else s.bind(options.port ?? 0, host, bound)
       }),
       (s) => Effect.callback<void>((resume) => {
         s.close(() => resume(Effect.void))

@@ -68,6 +68,11 @@ export interface PreforkOptions {
   readonly errorLogQueued?: Runtime.StartOptions["errorLogQueued"]
   /** systemd's notifications (Type=notify): the primary says ready, reloading, stopping, and feeds the watchdog. */
   readonly notifier?: Notify.Notifier | undefined
+  /**
+   * Listening sockets systemd handed the primary (service name → descriptor): a worker's listener for
+   * such a service asks the primary (node:cluster) for the descriptor's handle instead of binding.
+   */
+  readonly inherited?: ReadonlyMap<string, number> | undefined
   /** Reopens the primary's error log (SIGHUP). */
   readonly reopenErrorLog: Effect.Effect<void>
 }
@@ -265,7 +270,7 @@ export const run = (
           ready: Deferred.makeUnsafe(),
           exit: Deferred.makeUnsafe(),
           answering: false,
-          start: { type: "fiberd:start", slot, table: workerTable, portSharing: options.portSharing, chats }
+          start: { type: "fiberd:start", slot, table: workerTable, portSharing: options.portSharing, chats, inherited: [...(options.inherited ?? [])] }
         }
         processes.add(p)
         worker.on("message", onMessage(p))

@@ -3,7 +3,8 @@
  * process was handed — descriptors from 3 on, `LISTEN_FDS` of them, when
  * `LISTEN_PID` is this process — matched to the table's services by
  * `LISTEN_FDNAMES` (a socket unit's `FileDescriptorName=`, the service's
- * name) or, without names, by the order of the stream services in the table.
+ * name) or, without names, by the order of the services in the table (TCP
+ * and Unix stream sockets, UDP datagram sockets alike).
  * Read once at start-up; the variables are then removed, so no child
  * process believes the sockets are its own.
  */
@@ -15,7 +16,7 @@ export type Inherited = ReadonlyMap<string, number>
 const FIRST = 3
 
 /**
- * The descriptors for `services` (their names, in table order, stream services only) according to
+ * The descriptors for `services` (their names, in table order) according to
  * `env`, for the process `pid`; empty when nothing was handed to this process.
  */
 export const inherited = (env: NodeJS.ProcessEnv, pid: number, services: ReadonlyArray<string>): Inherited => {

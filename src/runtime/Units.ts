@@ -1,11 +1,11 @@
 /**
  * `fiberd unit`: systemd units for a service table — a `Type=notify`
  * service (reload by SIGHUP, a watchdog, hardening options fiberd works
- * under, the log directories writable) and one socket unit per stream
- * service (`ListenStream=` and `FileDescriptorName=` the service's name,
- * since a socket unit names all its descriptors alike), so systemd holds the
- * sockets and fiberd restarts without refusing a connection. UDP services
- * bind their own sockets.
+ * under, the log directories writable) and one socket unit per service
+ * (`ListenStream=`, or `ListenDatagram=` for UDP, and `FileDescriptorName=`
+ * the service's name, since a socket unit names all its descriptors alike),
+ * so systemd holds the sockets and fiberd restarts without refusing a
+ * connection or losing a queued datagram.
  */
 import * as Path from "node:path"
 import * as AccessLog from "../actors/AccessLog.ts"
@@ -34,12 +34,11 @@ export interface UnitOptions {
 
 const quote = (arg: string) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(arg) ? arg : `"${arg.replace(/(["\\])/g, "\\$1")}"`)
 
-/** The service unit and one socket unit per stream service. */
+/** The service unit and one socket unit per service. */
 export const units = (table: ServiceTable.Table, options: UnitOptions): ReadonlyArray<Unit> => {
   const name = options.name ?? "fiberd"
   const workdir = options.config === undefined ? options.cwd : Path.dirname(options.config)
-  const streams = table.services.filter((s) => (s.transport ?? "tcp") !== "udp")
-  const sockets = streams.map((s) => {
+  const sockets = table.services.map((s) => {
     const address = parseListen(s.listen, s.transport ?? "tcp")
     const listen = typeof address === "string" ? s.listen : address._tag === "unix" ? address.path : address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
     return {
@@ -49,11 +48,10 @@ Description=fiberd: the listening socket of ${s.name}
 PartOf=${name}.service
 
 [Socket]
-ListenStream=${listen}
+${s.transport === "udp" ? "ListenDatagram" : "ListenStream"}=${listen}
 FileDescriptorName=${s.name}
 Service=${name}.service
-Backlog=511
-
+${s.transport === "udp" ? "" : "Backlog=511\n"}
 [Install]
 WantedBy=sockets.target
 `

@@ -52,7 +52,8 @@ const serve = (start: Start) =>
       errorLogQueued: () => errorLog.depth(),
       reusePort: start.portSharing === "reuse-port",
       server,
-      remoteChats: start.chats
+      remoteChats: start.chats,
+      inherited: new Map(start.inherited ?? [])
     })
     status = running.status
     const onMessage = (m: unknown) => {

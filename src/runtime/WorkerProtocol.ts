@@ -52,7 +52,7 @@ export interface ServerView {
 
 /** Primary → worker. */
 export type ToWorker =
-  | { readonly type: "fiberd:start"; readonly slot: number; readonly table: ServiceTable.Table; readonly portSharing: PortSharing; readonly chats: Record<string, string> }
+  | { readonly type: "fiberd:start"; readonly slot: number; readonly table: ServiceTable.Table; readonly portSharing: PortSharing; readonly chats: Record<string, string>; readonly inherited?: ReadonlyArray<readonly [string, number]> }
   | { readonly type: "fiberd:snapshot?"; readonly id: number }
   | { readonly type: "fiberd:view"; readonly id: number; readonly view: ServerView }
 

@@ -84,6 +84,8 @@ const serve = (args: Cli.Args) =>
     const workers = Prefork.workerCount(table, Os.availableParallelism())
     let pidWritten = false
     const scope = yield* Effect.scope
+    // systemd socket activation: the sockets handed to this process, by name or in table order
+    const inherited = SocketActivation.takeInherited(table.services.map((x) => x.name))
     if (workers > 1) {
       return yield* Prefork.run(table, {
         workers,
@@ -93,7 +95,8 @@ const serve = (args: Cli.Args) =>
         errorLogStats: () => errorLog.stats,
         errorLogQueued: () => errorLog.depth(),
         reopenErrorLog: errorLog.reopen,
-        notifier: takeNotifier()
+        notifier: takeNotifier(),
+        inherited
       }, Queue.take(hups), (lines) =>
         Effect.andThen(
           Effect.forEach(lines, printService, { discard: true }),
@@ -101,8 +104,6 @@ const serve = (args: Cli.Args) =>
           pidWritten || args.pidFile === undefined ? Effect.void : Effect.andThen(Effect.sync(() => (pidWritten = true)), Scope.provide(pidFile(args.pidFile), scope))
         ))
     }
-    // systemd socket activation: the listening sockets handed to this process, for the stream services
-    const inherited = SocketActivation.takeInherited(table.services.filter((x) => (x.transport ?? "tcp") !== "udp").map((x) => x.name))
     const running = yield* Runtime.start(table, { errorLogStats: () => errorLog.stats, errorLogQueued: () => errorLog.depth(), inherited })
     for (const s of running.services()) yield* printService(s)
     if (args.pidFile !== undefined) yield* pidFile(args.pidFile)

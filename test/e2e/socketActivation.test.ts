@@ -3,11 +3,13 @@
  * holds the listening sockets and starts fiberd with them (LISTEN_FDS,
  * LISTEN_PID, LISTEN_FDNAMES); fiberd serves its http and echo services on
  * the sockets it was handed — by name, whatever the order — and `/_status`
- * says so. npm test's pretest installs Debian's systemd package (the tool)
+ * says so; a UDP service on a handed datagram socket; prefork workers on the
+ * primary's handed socket (and across a roll); a restart under load. npm test's pretest installs Debian's systemd package (the tool)
  * when it is missing.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
+import * as Dgram from "node:dgram"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
@@ -87,6 +89,107 @@ describe("socket activation", () => {
       await new Promise((resolve) => child.once("exit", resolve))
     }
     assert.notMatch(out, /cannot listen/)
+  })
+})
+
+describe("socket activation in prefork mode", () => {
+  it("the primary holds the handed socket and its workers serve it (node:cluster): the connection that started fiberd is answered, and after a SIGHUP roll too", { timeout: 60_000 }, async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-activate-prefork-"))
+    const table = Path.join(dir, "fiberd.json")
+    Fs.writeFileSync(table, JSON.stringify({ workers: 2, services: [{ name: "web", protocol: "http", listen: "127.0.0.1:1" }] }))
+    const [webPort = 0] = await freePorts(1)
+    const child: ChildProcess = spawn("systemd-socket-activate", ["-l", `127.0.0.1:${webPort}`, "--fdname=web", process.execPath, mainScript, "--config", table], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let out = ""
+    let wake = () => {}
+    const onData = (d: Buffer) => {
+      out += d
+      wake()
+    }
+    child.stdout!.on("data", onData)
+    child.stderr!.on("data", onData)
+    const until = async (pattern: RegExp) => {
+      while (!pattern.test(out)) await new Promise<void>((resolve) => (wake = resolve))
+    }
+    try {
+      await until(/Listening on/)
+      // this connection starts fiberd; the primary's handle accepts it and hands it to a worker in the
+      // same turn as the worker's listen answer (it was reset before the listener kept early connections)
+      assert.strictEqual(await curl(`http://127.0.0.1:${webPort}/`), "200")
+      for (let i = 0; i < 6; i++) assert.strictEqual(await curl(`http://127.0.0.1:${webPort}/`), "200")
+      const status = JSON.parse(await new Promise<string>((resolve) => execFile("curl", ["-sS", `http://127.0.0.1:${webPort}/_status`], (_e, o) => resolve(o)))) as {
+        mode: string
+        processes: Array<{ name: string; services: Array<{ name: string; inheritedSocket?: boolean }> }>
+      }
+      assert.strictEqual(status.mode, "prefork")
+      const workers = status.processes.filter((p) => p.name !== "primary")
+      assert.strictEqual(workers.length, 2)
+      for (const w of workers) assert.deepStrictEqual(w.services.map((s) => [s.name, s.inheritedSocket]), [["web", true]])
+      // a roll: new workers take the primary's handle of the same descriptor
+      // (the tool execs fiberd: the child's pid is fiberd's primary)
+      process.kill(child.pid!, "SIGHUP")
+      await until(/SIGHUP: 2 workers rolled/)
+      for (let i = 0; i < 6; i++) assert.strictEqual(await curl(`http://127.0.0.1:${webPort}/`), "200")
+    } finally {
+      child.kill("SIGTERM")
+      await new Promise((resolve) => child.once("exit", resolve))
+    }
+    assert.notMatch(out, /cannot listen/)
+  })
+})
+
+describe("socket activation of a UDP service", () => {
+  it("systemd-socket-activate --datagram starts fiberd on the first datagram; the UDP echo answers it and the next from the handed socket", { timeout: 60_000 }, async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-activate-udp-"))
+    const table = Path.join(dir, "fiberd.json")
+    // a TCP service first in the table: the name, not the order, gives the datagram socket to the UDP service
+    Fs.writeFileSync(table, JSON.stringify({
+      services: [
+        { name: "web", protocol: "http", listen: "127.0.0.1:0" },
+        { name: "echo-udp", protocol: "echo", transport: "udp", listen: "127.0.0.1:3" }
+      ]
+    }))
+    const socket = Dgram.createSocket("udp4")
+    await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve))
+    const udpPort = socket.address().port
+    await new Promise<void>((resolve) => socket.close(() => resolve()))
+    const child: ChildProcess = spawn("systemd-socket-activate", [
+      "--datagram", "-l", `127.0.0.1:${udpPort}`, "--fdname=echo-udp",
+      process.execPath, mainScript, "--config", table
+    ], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    let wake = () => {}
+    const onData = (d: Buffer) => {
+      out += d
+      wake()
+    }
+    child.stdout!.on("data", onData)
+    child.stderr!.on("data", onData)
+    const client = Dgram.createSocket("udp4")
+    const replies: Array<string> = []
+    let replied = () => {}
+    client.on("message", (m) => {
+      replies.push(m.toString())
+      replied()
+    })
+    try {
+      while (!/Listening on/.test(out)) await new Promise<void>((resolve) => (wake = resolve))
+      // the first datagram waits in the tool's socket while fiberd starts, and is answered by it
+      client.send("first datagram", udpPort, "127.0.0.1")
+      while (replies.length < 1) await new Promise<void>((resolve) => (replied = resolve))
+      client.send("second datagram", udpPort, "127.0.0.1")
+      while (replies.length < 2) await new Promise<void>((resolve) => (replied = resolve))
+      assert.deepStrictEqual(replies, ["first datagram", "second datagram"])
+      // fiberd printed the service on the handed port, not the table's
+      while (!new RegExp(`echo-udp.*127\\.0\\.0\\.1:${udpPort}`).test(out)) await new Promise<void>((resolve) => (wake = resolve))
+    } finally {
+      client.close()
+      child.kill("SIGTERM")
+      await new Promise((resolve) => child.once("exit", resolve))
+    }
+    assert.notMatch(out, /cannot listen|UdpBindError/)
   })
 })
 

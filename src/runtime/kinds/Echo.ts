@@ -16,9 +16,10 @@ const streamOrDatagram = <E>(
   Effect.gen(function*() {
     if (service.transport !== "udp") return yield* listen(service, deps, handler)
     const address = parseListen(service.listen, "udp") as Extract<Address, { _tag: "inet" }>
-    const udp = yield* Udp.make({ name: service.name, host: address.host, port: address.port }, datagram)
+    const inheritedFd = deps.options.inherited?.get(service.name)
+    const udp = yield* Udp.make({ name: service.name, host: address.host, port: address.port, ...(inheritedFd !== undefined ? { inheritedFd } : {}) }, datagram)
     const host = udp.address.family === "IPv6" ? `[${udp.address.host}]` : udp.address.host
-    return { ...entryBase(service), address: `${host}:${udp.address.port}`, udp: udp.stats }
+    return { ...entryBase(service, deps), address: `${host}:${udp.address.port}`, udp: udp.stats }
   })
 
 export const echo = kind({
