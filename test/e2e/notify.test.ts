@@ -14,9 +14,12 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { mainScript } from "../support/serverProcess.ts"
 
-/** A notify socket in `dir` (Python binds it): the datagrams received, with the ms since it bound, and a wait on them. */
-const notifyListener = async (dir: string) => {
-  const path = Path.join(dir, "notify.sock")
+/**
+ * A notify socket in `dir`, or in the abstract namespace (`@name`, as systemd's) when `abstract`
+ * (Python binds it): the datagrams received, with the ms since it bound, and a wait on them.
+ */
+const notifyListener = async (dir: string, abstract = false) => {
+  const path = abstract ? `@fiberd-test-${process.pid}-${Path.basename(dir)}` : Path.join(dir, "notify.sock")
   const listener = spawn("/usr/bin/python3", [Path.join(import.meta.dirname, "notify_listener.py"), path], { stdio: ["ignore", "pipe", "inherit"] })
   const received: Array<{ at: number; fields: Array<string> }> = []
   let wake = () => {}
@@ -114,9 +117,9 @@ describe("sd_notify", () => {
     }
   })
 
-  it("prefork: the primary says READY once the workers listen, RELOADING/READY around a roll, STOPPING at SIGTERM", { timeout: 60_000 }, async () => {
+  it("prefork: the primary says READY once the workers listen, RELOADING/READY around a roll, STOPPING at SIGTERM (an abstract notify socket)", { timeout: 60_000 }, async () => {
     const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-notify-prefork-"))
-    const notify = await notifyListener(dir)
+    const notify = await notifyListener(dir, true)
     const { received, until, index } = notify
     const table = Path.join(dir, "fiberd.json")
     Fs.writeFileSync(table, JSON.stringify({ workers: 2, services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0" }] }))

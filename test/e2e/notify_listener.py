@@ -1,4 +1,5 @@
-"""A systemd notify socket for tests: binds a Unix datagram socket at argv[1] and prints each datagram it
+"""A systemd notify socket for tests: binds a Unix datagram socket at argv[1] (`@name`: in the abstract
+namespace, as systemd's own notify socket) and prints each datagram it
 receives as one line, `<ms since start> <assignments separated by |>`, until killed."""
 import os
 import socket
@@ -7,7 +8,7 @@ import time
 
 path = sys.argv[1]
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-sock.bind(path)
+sock.bind("\0" + path[1:] if path.startswith("@") else path)
 print("bound", flush=True)
 start = time.monotonic()
 while True:
