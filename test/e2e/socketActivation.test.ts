@@ -15,6 +15,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as SocketActivation from "../../src/runtime/SocketActivation.ts"
+import { makeCert } from "../support/certs.ts"
 import { mainScript } from "../support/serverProcess.ts"
 
 /** Two ports nothing listens on now (the tool binds them). */
@@ -28,12 +29,12 @@ const freePorts = async (n: number) => {
   return ports
 }
 
-const curl = (url: string) =>
-  new Promise<string>((resolve) => execFile("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", url], { timeout: 15_000 }, (_e, out, err) => resolve(out + err)))
+const curl = (url: string, extra: ReadonlyArray<string> = []) =>
+  new Promise<string>((resolve) => execFile("curl", ["-sS", ...extra, "-o", "/dev/null", "-w", "%{http_code}", url], { timeout: 15_000 }, (_e, out, err) => resolve(out + err)))
 
-const echoOnce = (port: number, text: string) =>
+const echoOnce = (to: number | { readonly path: string }, text: string) =>
   new Promise<string>((resolve, reject) => {
-    const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.end(text))
+    const socket = Net.connect(typeof to === "number" ? { host: "127.0.0.1", port: to } : to, () => socket.end(text))
     let got = ""
     socket.on("data", (d) => (got += d))
     socket.on("close", () => resolve(got))
@@ -50,21 +51,26 @@ describe("socket activation", () => {
     assert.strictEqual(SocketActivation.inherited({}, 42, services).size, 0)
   })
 
-  it("systemd-socket-activate hands fiberd its sockets: http and echo served on them, picked by name; /_status says inherited", { timeout: 60_000 }, async () => {
+  it("systemd-socket-activate hands fiberd its sockets: http, https (TLS over the handed socket), echo and a Unix-socket echo served on them, picked by name; /_status says inherited", { timeout: 60_000 }, async () => {
     const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-activate-"))
     const table = Path.join(dir, "fiberd.json")
+    const cert = makeCert(dir, "localhost", ["localhost"])
     // the table's own ports are not the ones the tool listens on: only the handed sockets can serve
     Fs.writeFileSync(table, JSON.stringify({
       services: [
         { name: "web", protocol: "http", listen: "127.0.0.1:1" },
-        { name: "echo", protocol: "echo", listen: "127.0.0.1:2" }
+        { name: "echo", protocol: "echo", listen: "127.0.0.1:2" },
+        { name: "secure", protocol: "http", listen: "127.0.0.1:4", tls: { cert: cert.cert, key: cert.key } },
+        { name: "local", protocol: "echo", transport: "unix", listen: Path.join(dir, "as-written.sock") }
       ]
     }))
-    const [echoPort = 0, webPort = 0] = await freePorts(2)
+    const [echoPort = 0, webPort = 0, securePort = 0] = await freePorts(3)
     // echo's socket first: the names, not the order, pick the services
     const child: ChildProcess = spawn("systemd-socket-activate", [
       "-l", `127.0.0.1:${echoPort}`, "--fdname=echo",
       "-l", `127.0.0.1:${webPort}`, "--fdname=web",
+      "-l", `127.0.0.1:${securePort}`, "--fdname=secure",
+      "-l", Path.join(dir, "handed.sock"), "--fdname=local",
       process.execPath, mainScript, "--config", table
     ], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
     let out = ""
@@ -76,14 +82,17 @@ describe("socket activation", () => {
     })
     try {
       // the tool listens first ("Listening on … as 3."), and starts fiberd when a connection comes
-      while ((out.match(/Listening on/g) ?? []).length < 2) await new Promise<void>((resolve) => (wake = resolve))
+      while ((out.match(/Listening on/g) ?? []).length < 4) await new Promise<void>((resolve) => (wake = resolve))
       // connections wait in the tool's listening sockets until fiberd accepts them
       assert.strictEqual(await curl(`http://127.0.0.1:${webPort}/`), "200")
       assert.strictEqual(await echoOnce(echoPort, "hello through an inherited socket\n"), "hello through an inherited socket\n")
+      assert.strictEqual(await echoOnce({ path: Path.join(dir, "handed.sock") }, "over a handed Unix socket\n"), "over a handed Unix socket\n")
+      assert.isFalse(Fs.existsSync(Path.join(dir, "as-written.sock")))
+      assert.strictEqual(await curl(`https://localhost:${securePort}/`, ["--cacert", cert.cert, "--resolve", `localhost:${securePort}:127.0.0.1`]), "200")
       const status = JSON.parse(await new Promise<string>((resolve) => execFile("curl", ["-sS", `http://127.0.0.1:${webPort}/_status`], (_e, o) => resolve(o)))) as {
         services: Array<{ name: string; inheritedSocket?: boolean }>
       }
-      assert.deepStrictEqual(status.services.map((s) => [s.name, s.inheritedSocket]), [["web", true], ["echo", true]])
+      assert.deepStrictEqual(status.services.map((s) => [s.name, s.inheritedSocket]), [["web", true], ["echo", true], ["secure", true], ["local", true]])
     } finally {
       child.kill("SIGTERM")
       await new Promise((resolve) => child.once("exit", resolve))
