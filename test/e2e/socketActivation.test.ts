@@ -41,6 +41,37 @@ const echoOnce = (to: number | { readonly path: string }, text: string) =>
     socket.on("error", reject)
   })
 
+/**
+ * Starts `systemd-socket-activate` with `args` (its options, then fiberd with `table`) in `dir`:
+ * everything both print, a wait on a pattern in it, and a stop (SIGTERM, then the exit).
+ */
+const activate = (dir: string, args: ReadonlyArray<string>, table: string) => {
+  const child: ChildProcess = spawn("systemd-socket-activate", [...args, process.execPath, mainScript, "--config", table], {
+    cwd: dir,
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let out = ""
+  let wake = () => {}
+  const onData = (d: Buffer) => {
+    out += d
+    wake()
+  }
+  child.stdout!.on("data", onData)
+  child.stderr!.on("data", onData)
+  return {
+    /** fiberd's pid (the tool execs it). */
+    pid: child.pid!,
+    output: () => out,
+    until: async (pattern: RegExp) => {
+      while (!pattern.test(out)) await new Promise<void>((resolve) => (wake = resolve))
+    },
+    stop: async () => {
+      child.kill("SIGTERM")
+      await new Promise((resolve) => child.once("exit", resolve))
+    }
+  }
+}
+
 describe("socket activation", () => {
   it("the inherited descriptors are matched by LISTEN_FDNAMES, else by table order; only when LISTEN_PID is this process", () => {
     const services = ["web", "echo", "chat"]
@@ -66,23 +97,15 @@ describe("socket activation", () => {
     }))
     const [echoPort = 0, webPort = 0, securePort = 0] = await freePorts(3)
     // echo's socket first: the names, not the order, pick the services
-    const child: ChildProcess = spawn("systemd-socket-activate", [
+    const tool = activate(dir, [
       "-l", `127.0.0.1:${echoPort}`, "--fdname=echo",
       "-l", `127.0.0.1:${webPort}`, "--fdname=web",
       "-l", `127.0.0.1:${securePort}`, "--fdname=secure",
-      "-l", Path.join(dir, "handed.sock"), "--fdname=local",
-      process.execPath, mainScript, "--config", table
-    ], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
-    let out = ""
-    let wake = () => {}
-    child.stdout!.on("data", (d) => (out += d))
-    child.stderr!.on("data", (d) => {
-      out += d
-      wake()
-    })
+      "-l", Path.join(dir, "handed.sock"), "--fdname=local"
+    ], table)
     try {
       // the tool listens first ("Listening on … as 3."), and starts fiberd when a connection comes
-      while ((out.match(/Listening on/g) ?? []).length < 4) await new Promise<void>((resolve) => (wake = resolve))
+      await tool.until(/(Listening on[^]*){4}/)
       // connections wait in the tool's listening sockets until fiberd accepts them
       assert.strictEqual(await curl(`http://127.0.0.1:${webPort}/`), "200")
       assert.strictEqual(await echoOnce(echoPort, "hello through an inherited socket\n"), "hello through an inherited socket\n")
@@ -94,10 +117,9 @@ describe("socket activation", () => {
       }
       assert.deepStrictEqual(status.services.map((s) => [s.name, s.inheritedSocket]), [["web", true], ["echo", true], ["secure", true], ["local", true]])
     } finally {
-      child.kill("SIGTERM")
-      await new Promise((resolve) => child.once("exit", resolve))
+      await tool.stop()
     }
-    assert.notMatch(out, /cannot listen/)
+    assert.notMatch(tool.output(), /cannot listen/)
   })
 })
 
@@ -107,26 +129,15 @@ describe("socket activation in prefork mode", () => {
     const table = Path.join(dir, "fiberd.json")
     Fs.writeFileSync(table, JSON.stringify({ workers: 2, services: [{ name: "web", protocol: "http", listen: "127.0.0.1:1" }] }))
     const [webPort = 0] = await freePorts(1)
-    const child: ChildProcess = spawn("systemd-socket-activate", ["-l", `127.0.0.1:${webPort}`, "--fdname=web", process.execPath, mainScript, "--config", table], {
-      cwd: dir,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let out = ""
-    let wake = () => {}
-    const onData = (d: Buffer) => {
-      out += d
-      wake()
-    }
-    child.stdout!.on("data", onData)
-    child.stderr!.on("data", onData)
-    const until = async (pattern: RegExp) => {
-      while (!pattern.test(out)) await new Promise<void>((resolve) => (wake = resolve))
-    }
+    const tool = activate(dir, ["-l", `127.0.0.1:${webPort}`, "--fdname=web"], table)
     try {
-      await until(/Listening on/)
+      await tool.until(/Listening on/)
       // this connection starts fiberd; the primary's handle accepts it and hands it to a worker in the
       // same turn as the worker's listen answer (it was reset before the listener kept early connections)
       assert.strictEqual(await curl(`http://127.0.0.1:${webPort}/`), "200")
+      // both workers ready (the first request may be served before the second is)
+      await tool.until(/worker 1 \(pid \d+\) listening/)
+      await tool.until(/worker 2 \(pid \d+\) listening/)
       for (let i = 0; i < 6; i++) assert.strictEqual(await curl(`http://127.0.0.1:${webPort}/`), "200")
       const status = JSON.parse(await new Promise<string>((resolve) => execFile("curl", ["-sS", `http://127.0.0.1:${webPort}/_status`], (_e, o) => resolve(o)))) as {
         mode: string
@@ -137,15 +148,13 @@ describe("socket activation in prefork mode", () => {
       assert.strictEqual(workers.length, 2)
       for (const w of workers) assert.deepStrictEqual(w.services.map((s) => [s.name, s.inheritedSocket]), [["web", true]])
       // a roll: new workers take the primary's handle of the same descriptor
-      // (the tool execs fiberd: the child's pid is fiberd's primary)
-      process.kill(child.pid!, "SIGHUP")
-      await until(/SIGHUP: 2 workers rolled/)
+      process.kill(tool.pid, "SIGHUP")
+      await tool.until(/SIGHUP: 2 workers rolled/)
       for (let i = 0; i < 6; i++) assert.strictEqual(await curl(`http://127.0.0.1:${webPort}/`), "200")
     } finally {
-      child.kill("SIGTERM")
-      await new Promise((resolve) => child.once("exit", resolve))
+      await tool.stop()
     }
-    assert.notMatch(out, /cannot listen/)
+    assert.notMatch(tool.output(), /cannot listen/)
   })
 })
 
@@ -164,18 +173,7 @@ describe("socket activation of a UDP service", () => {
     await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve))
     const udpPort = socket.address().port
     await new Promise<void>((resolve) => socket.close(() => resolve()))
-    const child: ChildProcess = spawn("systemd-socket-activate", [
-      "--datagram", "-l", `127.0.0.1:${udpPort}`, "--fdname=echo-udp",
-      process.execPath, mainScript, "--config", table
-    ], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
-    let out = ""
-    let wake = () => {}
-    const onData = (d: Buffer) => {
-      out += d
-      wake()
-    }
-    child.stdout!.on("data", onData)
-    child.stderr!.on("data", onData)
+    const tool = activate(dir, ["--datagram", "-l", `127.0.0.1:${udpPort}`, "--fdname=echo-udp"], table)
     const client = Dgram.createSocket("udp4")
     const replies: Array<string> = []
     let replied = () => {}
@@ -184,7 +182,7 @@ describe("socket activation of a UDP service", () => {
       replied()
     })
     try {
-      while (!/Listening on/.test(out)) await new Promise<void>((resolve) => (wake = resolve))
+      await tool.until(/Listening on/)
       // the first datagram waits in the tool's socket while fiberd starts, and is answered by it
       client.send("first datagram", udpPort, "127.0.0.1")
       while (replies.length < 1) await new Promise<void>((resolve) => (replied = resolve))
@@ -192,13 +190,12 @@ describe("socket activation of a UDP service", () => {
       while (replies.length < 2) await new Promise<void>((resolve) => (replied = resolve))
       assert.deepStrictEqual(replies, ["first datagram", "second datagram"])
       // fiberd printed the service on the handed port, not the table's
-      while (!new RegExp(`echo-udp.*127\\.0\\.0\\.1:${udpPort}`).test(out)) await new Promise<void>((resolve) => (wake = resolve))
+      await tool.until(new RegExp(`echo-udp.*127\\.0\\.0\\.1:${udpPort}`))
     } finally {
       client.close()
-      child.kill("SIGTERM")
-      await new Promise((resolve) => child.once("exit", resolve))
+      await tool.stop()
     }
-    assert.notMatch(out, /cannot listen|UdpBindError/)
+    assert.notMatch(tool.output(), /cannot listen|UdpBindError/)
   })
 })
 
