@@ -159,44 +159,47 @@ describe("socket activation in prefork mode", () => {
 })
 
 describe("socket activation of a UDP service", () => {
-  it("systemd-socket-activate --datagram starts fiberd on the first datagram; the UDP echo answers it and the next from the handed socket", { timeout: 60_000 }, async () => {
-    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-activate-udp-"))
-    const table = Path.join(dir, "fiberd.json")
-    // a TCP service first in the table: the name, not the order, gives the datagram socket to the UDP service
-    Fs.writeFileSync(table, JSON.stringify({
-      services: [
-        { name: "web", protocol: "http", listen: "127.0.0.1:0" },
-        { name: "echo-udp", protocol: "echo", transport: "udp", listen: "127.0.0.1:3" }
-      ]
-    }))
-    const socket = Dgram.createSocket("udp4")
-    await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve))
-    const udpPort = socket.address().port
-    await new Promise<void>((resolve) => socket.close(() => resolve()))
-    const tool = activate(dir, ["--datagram", "-l", `127.0.0.1:${udpPort}`, "--fdname=echo-udp"], table)
-    const client = Dgram.createSocket("udp4")
-    const replies: Array<string> = []
-    let replied = () => {}
-    client.on("message", (m) => {
-      replies.push(m.toString())
-      replied()
+  for (const workers of [1, 2]) {
+    it(`systemd-socket-activate --datagram starts fiberd on the first datagram; the UDP echo answers it and the next from the handed socket (${workers === 1 ? "one process" : "prefork: the workers read the primary's socket"})`, { timeout: 60_000 }, async () => {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-activate-udp-"))
+      const table = Path.join(dir, "fiberd.json")
+      // a TCP service first in the table: the name, not the order, gives the datagram socket to the UDP service
+      Fs.writeFileSync(table, JSON.stringify({
+        workers,
+        services: [
+          { name: "web", protocol: "http", listen: "127.0.0.1:0" },
+          { name: "echo-udp", protocol: "echo", transport: "udp", listen: "127.0.0.1:3" }
+        ]
+      }))
+      const socket = Dgram.createSocket("udp4")
+      await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve))
+      const udpPort = socket.address().port
+      await new Promise<void>((resolve) => socket.close(() => resolve()))
+      const tool = activate(dir, ["--datagram", "-l", `127.0.0.1:${udpPort}`, "--fdname=echo-udp"], table)
+      const client = Dgram.createSocket("udp4")
+      const replies: Array<string> = []
+      let replied = () => {}
+      client.on("message", (m) => {
+        replies.push(m.toString())
+        replied()
+      })
+      try {
+        await tool.until(/Listening on/)
+        // the first datagram waits in the tool's socket while fiberd starts, and is answered by it
+        client.send("first datagram", udpPort, "127.0.0.1")
+        while (replies.length < 1) await new Promise<void>((resolve) => (replied = resolve))
+        client.send("second datagram", udpPort, "127.0.0.1")
+        while (replies.length < 2) await new Promise<void>((resolve) => (replied = resolve))
+        assert.deepStrictEqual(replies, ["first datagram", "second datagram"])
+        // fiberd printed the service on the handed port, not the table's
+        await tool.until(new RegExp(`echo-udp.*127\\.0\\.0\\.1:${udpPort}`))
+      } finally {
+        client.close()
+        await tool.stop()
+      }
+      assert.notMatch(tool.output(), /cannot listen|UdpBindError/)
     })
-    try {
-      await tool.until(/Listening on/)
-      // the first datagram waits in the tool's socket while fiberd starts, and is answered by it
-      client.send("first datagram", udpPort, "127.0.0.1")
-      while (replies.length < 1) await new Promise<void>((resolve) => (replied = resolve))
-      client.send("second datagram", udpPort, "127.0.0.1")
-      while (replies.length < 2) await new Promise<void>((resolve) => (replied = resolve))
-      assert.deepStrictEqual(replies, ["first datagram", "second datagram"])
-      // fiberd printed the service on the handed port, not the table's
-      await tool.until(new RegExp(`echo-udp.*127\\.0\\.0\\.1:${udpPort}`))
-    } finally {
-      client.close()
-      await tool.stop()
-    }
-    assert.notMatch(tool.output(), /cannot listen|UdpBindError/)
-  })
+  }
 })
 
 describe("socket activation across restarts", () => {
