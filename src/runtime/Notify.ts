@@ -51,6 +51,25 @@ export const summary = (
 export const monotonicUsec = (): string => `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`
 
 /**
+ * Ready (once every service listens): the watchdog starts, `READY=1` with `status` is sent, and
+ * `STOPPING=1` when the scope begins to close — made after the services, it runs before their
+ * finalizers, as the drain begins. Nothing without a notifier.
+ */
+export const ready = (notifier: Notifier | undefined, status: string): Effect.Effect<void, never, Scope.Scope> =>
+  notifier === undefined ? Effect.void : Effect.gen(function*() {
+    yield* watchdog(notifier)
+    yield* Effect.addFinalizer(() => Effect.sync(() => notifier.send("STOPPING=1", "STATUS=draining")))
+    notifier.send("READY=1", `STATUS=${status}`)
+  })
+
+/** `reload` (a SIGHUP's work) between `RELOADING=1` (with `MONOTONIC_USEC=`) and `READY=1` with `status()`, however it ends. */
+export const reloading = <A, E, R>(notifier: Notifier | undefined, reload: Effect.Effect<A, E, R>, status: () => string): Effect.Effect<A, E, R> =>
+  notifier === undefined ? reload : Effect.ensuring(
+    Effect.andThen(Effect.sync(() => notifier.send("RELOADING=1", monotonicUsec())), reload),
+    Effect.sync(() => notifier.send("READY=1", `STATUS=${status()}`))
+  )
+
+/**
  * The watchdog: `WATCHDOG=1` every half of `WATCHDOG_USEC` (when set for this process: `WATCHDOG_PID`
  * unset or ours), from a timer on the event loop, until the scope closes.
  */

@@ -337,13 +337,8 @@ export const run = (
     const primaryLines = primaryRuntime?.services().map(serviceLine) ?? []
     const byName = new Map([...lines, ...primaryLines].map((l) => [l.name, l]))
     yield* printed(table.services.map((s) => byName.get(s.name)).filter((l) => l !== undefined))
-    const notifier = options.notifier
-    if (notifier !== undefined) {
-      yield* Notify.watchdog(notifier)
-      // registered after the workers: at shutdown it runs first, as the drain begins
-      yield* Effect.addFinalizer(() => Effect.sync(() => notifier.send("STOPPING=1", "STATUS=draining")))
-      notifier.send("READY=1", `STATUS=${options.workers} workers, ${table.services.length} services`)
-    }
+    // made after the workers: at shutdown STOPPING=1 goes first, as the drain begins
+    yield* Notify.ready(options.notifier, `${options.workers} workers, ${table.services.length} services`)
 
     const onHup = Sighup.handle({
       mode: "prefork",
@@ -368,10 +363,7 @@ export const run = (
     yield* Effect.raceFirst(
       Effect.forever(Effect.andThen(
         hups,
-        Effect.ensuring(
-          Effect.andThen(Effect.sync(() => options.notifier?.send("RELOADING=1", Notify.monotonicUsec())), onHup),
-          Effect.sync(() => options.notifier?.send("READY=1", `STATUS=${options.workers} workers; rolled at ${new Date().toISOString()}`))
-        )
+        Notify.reloading(options.notifier, onHup, () => `${options.workers} workers; rolled at ${new Date().toISOString()}`)
       )),
       workersSupervisor.await
     )

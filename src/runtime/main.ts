@@ -110,10 +110,8 @@ const serve = (args: Cli.Args) =>
     // under systemd (Type=notify): ready once every service listens, the watchdog from the loop, STOPPING=1
     // when the drain begins (this finalizer runs before the services' own), and a status line every 10 s
     const notifier = takeNotifier()
+    yield* Notify.ready(notifier, Notify.summary(running.services(), undefined))
     if (notifier !== undefined) {
-      yield* Notify.watchdog(notifier)
-      yield* Effect.addFinalizer(() => Effect.sync(() => notifier.send("STOPPING=1", "STATUS=draining")))
-      notifier.send("READY=1", `STATUS=${Notify.summary(running.services(), undefined)}`)
       let before: ReadonlyMap<string, number> | undefined
       yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep("10 seconds"), Effect.sync(() => {
         const now = new Map(running.services().map((e) => [e.name, e.requests?.() ?? 0]))
@@ -121,23 +119,21 @@ const serve = (args: Cli.Args) =>
         before = now
       }))))
     }
-    yield* Effect.forever(Effect.andThen(Queue.take(hups), Effect.andThen(
-      Effect.sync(() => notifier?.send("RELOADING=1", Notify.monotonicUsec())),
-      Effect.ensuring(
-        Sighup.handle({
-          mode: "single",
-          startedWith: table,
-          reopenLogs: Effect.andThen(errorLog.reopen, running.reopenLogs),
-          load: args.config === undefined ? undefined : loadTable(args),
-          apply: (next) =>
-            Effect.gen(function*() {
-              const report = yield* running.reload(next)
-              yield* Effect.logInfo(`SIGHUP: table reloaded`, report)
-              for (const s of running.services()) if (report.started.includes(s.name)) yield* printService(s)
-            })
-        }),
-        Effect.sync(() => notifier?.send("READY=1", `STATUS=reloaded at ${new Date().toISOString()}; ${Notify.summary(running.services(), undefined)}`))
-      )
+    yield* Effect.forever(Effect.andThen(Queue.take(hups), Notify.reloading(
+      notifier,
+      Sighup.handle({
+        mode: "single",
+        startedWith: table,
+        reopenLogs: Effect.andThen(errorLog.reopen, running.reopenLogs),
+        load: args.config === undefined ? undefined : loadTable(args),
+        apply: (next) =>
+          Effect.gen(function*() {
+            const report = yield* running.reload(next)
+            yield* Effect.logInfo(`SIGHUP: table reloaded`, report)
+            for (const s of running.services()) if (report.started.includes(s.name)) yield* printService(s)
+          })
+      }),
+      () => `reloaded at ${new Date().toISOString()}; ${Notify.summary(running.services(), undefined)}`
     )))
   }).pipe(
     Effect.scoped,
