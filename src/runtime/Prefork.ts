@@ -302,7 +302,7 @@ export const run = (
       maxRestarts: ServiceTable.server.resolve(table).workerRestarts.maxRestarts,
       period: Options.toDuration(ServiceTable.server.resolve(table).workerRestarts.period),
       backoff: { initial: "100 millis", max: "2 seconds" }
-    }, [])
+    }, []).pipe(Effect.orDie) // no static children: nothing can fail to start
     // runs before the supervisor stops its children (finalizers run in reverse): every worker starts draining at once
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
@@ -322,12 +322,12 @@ export const run = (
         yield* workersSupervisor.startChild(child(slot, id, parts.workers, parts.chats, ready)).pipe(Effect.orDie)
         const lines = yield* Effect.exit(Deferred.await(ready))
         if (Exit.isFailure(lines)) {
-          yield* workersSupervisor.terminateChild(id)
+          yield* Effect.ignore(workersSupervisor.removeChild(id))
           return yield* Effect.failCause(lines.cause)
         }
         const previous = current.get(slot)
         current.set(slot, id)
-        if (previous !== undefined) yield* workersSupervisor.terminateChild(previous)
+        if (previous !== undefined) yield* Effect.ignore(workersSupervisor.removeChild(previous))
         return lines.value
       })
 

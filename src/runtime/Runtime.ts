@@ -7,7 +7,7 @@
  * the root supervisor, started in table order; a service that cannot bind at
  * startup fails the start (the CLI exits 1 naming it).
  */
-import { Deferred, Duration, Effect, Exit, Scope, Stream } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Scope, Stream } from "effect"
 import * as AccessLog from "../actors/AccessLog.ts"
 import * as LogWriter from "../actors/LogWriter.ts"
 import * as Supervisor from "../actors/Supervisor.ts"
@@ -101,7 +101,8 @@ export const start = (
     const cluster = table.cluster === undefined
       ? undefined
       : yield* Effect.flatMap(Effect.promise(() => import("./ClusterMode.ts")), (ClusterMode) => ClusterMode.start(table))
-    const root = yield* Supervisor.make({ name: "root", strategy: "one-for-one", maxRestarts: 5, period: "10 seconds" }, [])
+    // no static children (services are added by launch): nothing can fail to start
+    const root = yield* Supervisor.make({ name: "root", strategy: "one-for-one", maxRestarts: 5, period: "10 seconds" }, []).pipe(Effect.orDie)
     const running = new Map<string, { readonly config: ServiceTable.Service; readonly entry: Status.ServiceEntry }>()
     let current = table
     const order = () => current.services.map((s) => running.get(s.name)?.entry).filter((e) => e !== undefined)
@@ -138,16 +139,16 @@ export const start = (
     let generation = 1
     const shutdownOf = () => Duration.sum(Options.toDuration(current.drainTimeout ?? Listener.limits.resolve().drainTimeout), Duration.seconds(5))
 
+    /** Starts a service as a child whose start phase is the service's start (a bind error is its start error). */
     const launch = (service: ServiceTable.Service) =>
       Effect.gen(function*() {
-        const ready = yield* Deferred.make<void, StartError>()
         const id = childIds.has(service.name) ? `${service.name}~${++generation}` : service.name
         yield* root.startChild({
           id,
           restart: "permanent",
           shutdown: shutdownOf(),
           start: Effect.gen(function*() {
-            const entry = yield* Kinds.start(service, deps()).pipe(Effect.tapError((e) => Deferred.fail(ready, e)))
+            const entry = yield* Kinds.start(service, deps())
             const mine = { config: service, entry }
             running.set(service.name, mine)
             yield* Effect.addFinalizer(() =>
@@ -155,15 +156,16 @@ export const start = (
                 if (running.get(service.name) === mine) running.delete(service.name)
               })
             )
-            yield* Deferred.succeed(ready, undefined)
-            return yield* Effect.never
+          }),
+          run: () => Effect.never
+        }).pipe(
+          Effect.catchTags({
+            StartFailed: (failed) => Effect.failCause(failed.cause as Cause.Cause<StartError>),
+            DuplicateChild: Effect.die,
+            InvalidChildSpec: Effect.die,
+            SupervisorStopped: Effect.die
           })
-        }).pipe(Effect.orDie)
-        const exit = yield* Effect.exit(Deferred.await(ready))
-        if (Exit.isFailure(exit)) {
-          yield* root.terminateChild(id)
-          return yield* Effect.failCause(exit.cause)
-        }
+        )
         return id
       })
 
@@ -172,7 +174,7 @@ export const start = (
       Effect.suspend(() => {
         const id = childIds.get(name)
         childIds.delete(name)
-        return id === undefined ? Effect.void : root.terminateChild(id)
+        return id === undefined ? Effect.void : Effect.ignore(root.removeChild(id))
       })
 
     for (const service of table.services) childIds.set(service.name, yield* launch(service))
@@ -224,7 +226,7 @@ export const start = (
           const previousId = childIds.get(service.name)
           childIds.set(service.name, exit.value)
           if (handOver && previousId !== undefined) {
-            yield* Effect.forkIn(root.terminateChild(previousId), runtimeScope) // drains in the background
+            yield* Effect.forkIn(Effect.ignore(root.removeChild(previousId)), runtimeScope) // drains in the background
             stopped.push(service.name)
           }
           started.push(service.name)

@@ -8,7 +8,7 @@
  * order, nicks are unique within a room, a member that cannot keep up is
  * dropped without slowing the room.
  */
-import { Effect, Exit, type Scope } from "effect"
+import { Deferred, Effect, Exit, Option, type Scope } from "effect"
 import { Scope as ScopeModule } from "effect"
 import * as Actor from "../../actors/Actor.ts"
 import * as Supervisor from "../../actors/Supervisor.ts"
@@ -99,47 +99,58 @@ const room = (name: string): Actor.Behavior<RoomMsg, RoomState> => ({
     })
 })
 
-/** A running local room: its actor's ref, its supervisor child id, the scope its mailbox lives in. */
+/** A running local room: its actor's ref, its supervisor child id (once started), the scope its mailbox lives in. */
 interface Room {
   readonly name: string
-  readonly id: string
+  readonly id: Deferred.Deferred<string>
   readonly ref: Actor.ActorRef<RoomMsg>
   readonly scope: Scope.Closeable
 }
 
 /**
  * Rooms in this process, at most `maxRooms` at once: each an actor, a
- * transient child of the chat's supervisor (restarted after a crash), stopped
- * and forgotten when its last member leaves.
+ * transient child of the chat's dynamic supervisor (restarted after a crash;
+ * its `maxChildren` is `maxRooms`), stopped and forgotten when its last member leaves.
  */
 export const local = (options: { readonly maxRooms: number }): Effect.Effect<RoomDirectory, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const supervisor = yield* Supervisor.make({ name: "chat-rooms", maxRestarts: 10, period: "10 seconds" }, [])
+    const supervisor = yield* Supervisor.dynamic(
+      { name: "chat-rooms", maxRestarts: 10, period: "10 seconds", maxChildren: options.maxRooms },
+      (started: { readonly name: string; readonly ref: Actor.Mailbox<RoomMsg> }) => ({
+        label: started.name,
+        restart: "transient",
+        start: Actor.runSupervised(started.ref, room(started.name))
+      })
+    )
     const rooms = new Map<string, Room>()
     const scope = yield* Effect.scope
-    let nextRoom = 0
 
     /** The room called `name`, started when missing (undefined when `maxRooms` are open). */
     const roomRef = (name: string) =>
       Effect.gen(function*() {
         const existing = rooms.get(name)
         if (existing !== undefined) return existing
-        if (rooms.size >= options.maxRooms) return undefined
         const roomScope = yield* ScopeModule.fork(scope)
         const ref = yield* Actor.make<RoomMsg>({ name: `room #${name}` }).pipe(ScopeModule.provide(roomScope))
-        const created: Room = { name, id: `${name}/${++nextRoom}`, ref, scope: roomScope }
+        const created: Room = { name, id: Deferred.makeUnsafe(), ref, scope: roomScope }
+        // in the map before the supervisor answers: a concurrent join of the same name finds this room
         rooms.set(name, created)
-        yield* supervisor.startChild({ id: created.id, restart: "transient", start: Actor.runSupervised(ref, room(name)) }).pipe(
-          Effect.ignore
-        )
-        return created
+        const started = yield* Effect.exit(supervisor.startChild({ name, ref }))
+        if (Exit.isSuccess(started) && Option.isSome(started.value)) {
+          yield* Deferred.succeed(created.id, started.value.value)
+          return created
+        }
+        // maxRooms are open (MaxChildren), or the chat is stopping
+        if (rooms.get(name) === created) rooms.delete(name)
+        yield* ScopeModule.close(roomScope, Exit.void)
+        return undefined
       })
 
     /** Stops and forgets a room its last member left (the room closed itself, so no join can slip in). */
     const removeRoom = (closed: Room) =>
       Effect.gen(function*() {
         if (rooms.get(closed.name) === closed) rooms.delete(closed.name)
-        yield* supervisor.terminateChild(closed.id)
+        yield* Effect.ignore(supervisor.terminateChild(yield* Deferred.await(closed.id)))
         yield* ScopeModule.close(closed.scope, Exit.void)
       })
 
