@@ -63,7 +63,8 @@ export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | un
     const chat = table.services.find((s) => s.protocol === "chat")
     const outboxSize = Chat.options.resolve(chat?.protocol === "chat" ? chat : {}).outboxSize
     const expiry = Options.toDuration(ClusterOptions.options.resolve(cluster).shardLockExpiration)
-    const layer = ClusterRooms.entityLayer({ outboxSize, hosted }).pipe(
+    // a node's subscription to a room carries the lines of all its members there
+    const layer = ClusterRooms.entityLayer({ backlog: Math.max(65_536, outboxSize * 16), hosted }).pipe(
       Layer.provideMerge(runnerLayer(address.host, address.port, {
         runnerAddress: Option.some(RunnerAddress.make(address.host, address.port)),
         shardsPerGroup: SHARDS_PER_GROUP,

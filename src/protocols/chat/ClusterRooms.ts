@@ -1,195 +1,291 @@
 /**
- * Chat rooms over several nodes: each room is an effect/cluster entity
- * (`ChatRoom`), addressed by its name and living wherever its shard lives;
- * a member's connection fiber stays on the node it connected to.
+ * Chat rooms over several nodes, the node side: a `RoomDirectory` whose rooms
+ * are `ChatRoom` entities (`ClusterRoom`). A member's connection fiber stays
+ * on the node it connected to.
  *
- * Joining is a streaming request: the room answers with the stream of lines
- * for that member (first a host marker, then every event of the room), so
- * the room's lines flow back to the member's node. Say, Nick, Who and Leave
- * are plain requests that answer once the room broadcast them. Nicks are
- * unique per room across nodes (the room checks them). A member whose node
- * dies is removed (its stream ends) and the room told.
- *
- * When the node hosting a room dies, the cluster moves its shard to a
- * surviving node (after the shard lock expires) and re-sends the members'
- * joins there; when a shard moves for another reason (a node joined and the
- * shards were rebalanced) the room is stopped and each member's node joins it
- * again where it now lives. Either way the new room is rebuilt from those
- * joins (membership and nicks; nothing else is kept), and each member gets
- * `*** #room moved to <runner> (its node left, or the cluster rebalanced) ...`
- * (the host marker changed). A line whose
- * Say had not been answered is re-sent too (it reaches the members that have
- * rejoined by then); a Say that does not complete within `sayTimeout` tells
- * its sender `*** error: ... not delivered`, so no line is lost silently.
+ * Per room with local members the node keeps one link: a subscription (the
+ * room's lines come once to this node, which hands them to its members) and a
+ * sender (its members' lines go out in batches, in order, one batch in
+ * flight). When the subscription breaks — the room's shard moved because a
+ * node joined or left, or its node died — the link subscribes again where the
+ * room lives now, with its members (the room learns its membership back), and
+ * then re-sends the lines the room took in the last `resendWindow` before the
+ * break, ahead of any new line; the room and every node drop what they
+ * already had by the senders' line numbers. A line the room did not take
+ * within `requestTimeout` is given up and its sender told which. A member's
+ * other commands (/nick, /who, /part) wait until its lines went out, so
+ * everything a member does reaches the room in the order it did it.
  */
-import { type Cause, Deferred, Duration, Effect, Exit, Fiber, Option, Queue, Schema, type Scope, Stream } from "effect"
-import { Entity, type Sharding } from "effect/cluster"
-import { Rpc } from "effect/rpc"
-import * as RoomRules from "./RoomRules.ts"
+import { Cause, Deferred, Duration, Effect, Exit, Option, Schema, Scope, Stream } from "effect"
+import type { Sharding } from "effect/cluster"
+import { ChatRoom, type Line, NickTaken, type Out, Resubscribe } from "./ClusterRoom.ts"
 import * as Rooms from "./Rooms.ts"
 
-/** A join or rename with a nick that another member of the room has. */
-export class NickTaken extends Schema.TaggedError<NickTaken>()("NickTaken", { nick: Schema.String, room: Schema.String }) {}
-
-const Member = Schema.String // `<node>/<member id>`: unique across the cluster
-
-/** The room entity. */
-export const ChatRoom = Entity.make("ChatRoom", [
-  Rpc.make("Join", { payload: { member: Member, nick: Schema.String }, success: Schema.String, error: NickTaken, stream: true }),
-  Rpc.make("Say", { payload: { member: Member, text: Schema.String } }),
-  Rpc.make("Nick", { payload: { member: Member, nick: Schema.String }, error: NickTaken }),
-  Rpc.make("Who", { payload: { member: Member }, success: Schema.Array(Schema.String) }),
-  Rpc.make("Leave", { payload: { member: Member, quit: Schema.Boolean } })
-])
-
-/** The first line of every join stream: which runner hosts the room (not shown to the member). */
-const HOST = "\u0000host "
-
-/** Rooms this node hosts right now (for `/_status`). */
-export class Hosted {
-  readonly rooms = new Set<string>()
-}
-
-/**
- * The room entity's behaviour, registered on this node: rooms whose shards
- * this node owns run here. `outboxSize`: lines a member may have waiting in
- * the room before it is dropped as too slow.
- */
-export const entityLayer = (options: { readonly outboxSize: number; readonly hosted: Hosted }) =>
-  ChatRoom.toLayer(
-    Effect.gen(function*() {
-      const address = yield* Entity.CurrentAddress
-      const runner = yield* Entity.CurrentRunnerAddress
-      const name = address.entityId
-      /** The room's rules (RoomRules), and each member's outbox: the queue its join stream reads. */
-      let rules = RoomRules.empty<string>(name, false)
-      const queues = new Map<string, Queue.Queue<string, Cause.Done>>()
-      options.hosted.rooms.add(name)
-      yield* Effect.addFinalizer(() => Effect.sync(() => options.hosted.rooms.delete(name)))
-      const delivery: RoomRules.Delivery<string> = {
-        send: (key, line) => {
-          const queue = queues.get(key)
-          return queue === undefined || Queue.offerUnsafe(queue, line)
-        },
-        // the member's node sees its stream end (without a Leave, when it was dropped: too slow)
-        release: (key) => {
-          const queue = queues.get(key)
-          queues.delete(key)
-          if (queue !== undefined) Queue.endUnsafe(queue)
-        }
-      }
-      const apply = (event: RoomRules.Event<string>) => {
-        const result = RoomRules.run(rules, event, delivery)
-        rules = result.room
-        return result.answer
-      }
-
-      return ChatRoom.of({
-        Join: ({ payload }) =>
-          Effect.gen(function*() {
-            const queue = yield* Queue.dropping<string, Cause.Done>(options.outboxSize)
-            Queue.offerUnsafe(queue, `${HOST}${runner.host}:${runner.port}`)
-            queues.set(payload.member, queue)
-            if (apply({ _tag: "Join", key: payload.member, nick: payload.nick }) === "taken") {
-              queues.delete(payload.member)
-              return yield* Effect.fail(new NickTaken({ nick: payload.nick, room: name }))
-            }
-            return Stream.fromQueue(queue).pipe(
-              // the member's node went away (or interrupted the stream) without leaving: it quit
-              Stream.ensuring(Effect.sync(() => {
-                if (queues.get(payload.member) === queue) apply({ _tag: "Gone", key: payload.member })
-              }))
-            )
-          }).pipe(Stream.unwrap),
-        Say: ({ payload }) => Effect.sync(() => void apply({ _tag: "Say", key: payload.member, text: payload.text })),
-        Nick: ({ payload }) =>
-          Effect.suspend(() =>
-            apply({ _tag: "Nick", key: payload.member, nick: payload.nick }) === "taken"
-              ? Effect.fail(new NickTaken({ nick: payload.nick, room: name }))
-              : Effect.void
-          ),
-        Who: () => Effect.sync(() => [...rules.members.values()]),
-        Leave: ({ payload }) => Effect.sync(() => void apply({ _tag: "Part", key: payload.member, quit: payload.quit }))
-      })
-    }),
-    // a member's join stream stays open while it is in the room: every request runs at once
-    { concurrency: "unbounded" }
-  )
+export { entityLayer, Hosted } from "./ClusterRoom.ts"
 
 /** How members reach the rooms. */
 export interface ClusterRoomsOptions {
   /** This node's name in member keys (its runner address): member ids are unique per node. */
   readonly node: string
-  readonly hosted: Hosted
-  /** How long a Say, Nick or Who may take (a room moving to another node) before the member is told it failed. Default 15 s. */
+  readonly hosted: { readonly rooms: ReadonlySet<string> }
+  /** How long a line, /nick, /who or a join may wait for the room (moving to another node) before the member is told it failed. Default 15 s. */
   readonly requestTimeout?: Duration.Input
+  /** Lines the room took this recently before a subscription broke are sent again where it lives now. Default 2 s. */
+  readonly resendWindow?: Duration.Input
 }
 
+/** A member of a room on this node. */
+interface Local {
+  readonly member: Rooms.Member
+  readonly key: string
+  /** Known to the room (its join was answered). */
+  joined: boolean
+  /** Still gets the room's lines (not released). */
+  receiving: boolean
+  readonly released: Deferred.Deferred<void>
+  /** Its lines not yet taken (or given up), and who waits for none to be left. */
+  pending: number
+  readonly flushed: Array<Deferred.Deferred<void>>
+}
+
+interface Outgoing {
+  readonly line: Line
+  readonly local: Local
+}
+
+const MAX_RECENT = 20_000
+const MAX_BATCH = 4096
+
 /** A `RoomDirectory` whose rooms are `ChatRoom` entities of the cluster. */
-export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDirectory, never, Sharding.Sharding> =>
+export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDirectory, never, Sharding.Sharding | Scope.Scope> =>
   Effect.gen(function*() {
     const clientFor = yield* ChatRoom.client
-    const timeout = options.requestTimeout ?? "15 seconds"
+    const timeout = Duration.fromInputUnsafe(options.requestTimeout ?? "15 seconds")
+    const windowMillis = Duration.toMillis(Duration.fromInputUnsafe(options.resendWindow ?? "2 seconds"))
+    const scope = yield* Effect.scope
+    const node = options.node
+    const links = new Map<string, ReturnType<typeof openLink>>()
+    // line numbers grow across rooms and restarts of this node (a member key can come back after one)
+    let lineSeq = Date.now() * 1000
+
+    const openLink = (name: string, linkScope: Scope.Closeable) => {
+      const room = clientFor(name)
+      const members = new Map<string, Local>()
+      let epoch = 0
+      /** The room instance this node's subscription reached (from its Host item). */
+      let instance = ""
+      let ready = Deferred.makeUnsafe<void>()
+      let subscribedBefore = false
+      let resend = false
+      let closing = false
+      /** Lines the room took, newest last: sent again after the subscription broke. */
+      const recent: Array<{ readonly line: Line; readonly at: number }> = []
+      const outgoing: Array<Outgoing> = []
+      let wake = Deferred.makeUnsafe<void>()
+      /** The last line number delivered here from each sender: a line re-sent after a move is dropped once seen. */
+      const delivered = new Map<string, number>()
+
+      const deliver = (local: Local, line: string) => {
+        if (local.receiving && !local.member.send(line)) slow(local)
+      }
+      /** Members this node dropped for not reading: the sender tells the room. */
+      const slowKeys: Array<string> = []
+      const slow = (local: Local) => {
+        local.receiving = false
+        local.member.kick("you are not reading fast enough")
+        slowKeys.push(local.key)
+        Deferred.doneUnsafe(wake, Exit.void)
+      }
+      /** The subscription reached a room instance: requests may go, after the lines to send again. */
+      const reached = (at: string) => {
+        instance = at
+        resend = subscribedBefore
+        subscribedBefore = true
+        Deferred.doneUnsafe(ready, Exit.void)
+        Deferred.doneUnsafe(wake, Exit.void)
+      }
+      const onOut = (out: Exclude<Out, { readonly _tag: "Host" }>) => {
+        switch (out._tag) {
+          case "Broadcast": {
+            if (out.from !== undefined && out.seq !== undefined) {
+              if (out.seq <= (delivered.get(out.from) ?? 0)) return // seen before the room moved
+              delivered.set(out.from, out.seq)
+            }
+            for (const local of members.values()) if (local.key !== out.except) deliver(local, out.line)
+            return
+          }
+          case "Tell": {
+            const local = members.get(out.to)
+            if (local !== undefined) deliver(local, out.line)
+            return
+          }
+          case "Release": {
+            const local = members.get(out.key)
+            if (local === undefined) return
+            if (out.dropped !== undefined && local.receiving) local.member.kick(out.dropped)
+            local.receiving = false
+            Deferred.doneUnsafe(local.released, Exit.void)
+            delivered.delete(out.key)
+          }
+        }
+      }
+
+      /** The members the room should know from this node. */
+      const current = () => [...members.values()].filter((m) => m.joined && m.receiving).map((m) => ({ member: m.key, nick: m.member.nick }))
+
+      /** The subscription, made again whenever it breaks (the room moved, its node died) until the link closes. */
+      const subscribe = Effect.gen(function*() {
+        let failures = 0
+        while (!closing) {
+          const mine = ++epoch
+          const known = current()
+          let hosts = 0
+          const exit = yield* Effect.exit(room.Subscribe({ node, epoch: mine, members: known }).pipe(
+            Stream.runForEach((out) => {
+              failures = 0
+              if (out._tag !== "Host") return Effect.sync(() => onOut(out))
+              if (++hosts === 1) return Effect.sync(() => reached(out.instance))
+              // the room's node died and the cluster sent this subscription to where the room lives now, with
+              // the members it had then: tell the room the members of now, under a new epoch
+              if (Deferred.isDoneUnsafe(ready)) ready = Deferred.makeUnsafe()
+              const next = ++epoch
+              const members = current()
+              return room.Resync({ node, epoch: next, instance: out.instance, members }).pipe(
+                Effect.andThen(Effect.sync(() => reached(out.instance)))
+              )
+            })
+          ))
+          if (Deferred.isDoneUnsafe(ready)) ready = Deferred.makeUnsafe()
+          // ended (the room moved: its old node interrupts the subscriptions) or failed: subscribe again
+          if (closing) return
+          // no node can host the room for about a minute: its members are told and let go
+          if (++failures > 30) {
+            for (const local of members.values()) local.member.kick(`#${name} is not reachable`)
+            return
+          }
+          yield* Effect.sleep(Duration.millis(Math.min(2000, 25 * 2 ** Math.min(failures, 7))))
+        }
+      })
+
+      /** Waits for the current subscription, then runs `request` with its epoch; asks again after Resubscribe, up to `timeout`. */
+      const whenSubscribed = <A, E>(request: (at: { readonly node: string; readonly epoch: number; readonly instance: string }) => Effect.Effect<A, E>): Effect.Effect<A, E | Resubscribe | Cause.TimeoutError> =>
+        Effect.gen(function*() {
+          for (let attempt = 0;; attempt++) {
+            yield* Deferred.await(ready)
+            const exit = yield* Effect.exit(request({ node, epoch, instance }))
+            if (Exit.isSuccess(exit)) return exit.value
+            const error = exit.cause.reasons.find((r) => r._tag === "Fail")
+            if (error === undefined || Schema.is(NickTaken)(error.error)) return yield* exit
+            // refused (not subscribed there yet) or lost on the way: once the subscription is back, again
+            yield* Effect.sleep(Duration.millis(Math.min(500, 10 * 2 ** Math.min(attempt, 6))))
+          }
+        }).pipe(Effect.timeout(timeout))
+
+      const finish = (batch: ReadonlyArray<Outgoing>) => {
+        for (const { local } of batch) {
+          if (--local.pending === 0) for (const waiter of local.flushed.splice(0)) Deferred.doneUnsafe(waiter, Exit.void)
+        }
+      }
+
+      /** The sender: members' lines in order, in batches, one batch in flight. */
+      const send = Effect.gen(function*() {
+        while (true) {
+          for (const member of slowKeys.splice(0)) yield* Effect.ignore(room.Slow({ node, member }))
+          // after a move the lines to send again go out at once, new lines or not
+          if (outgoing.length === 0 && !(resend && recent.length > 0 && Deferred.isDoneUnsafe(ready))) {
+            if (slowKeys.length > 0) continue
+            yield* Deferred.await(wake)
+            wake = Deferred.makeUnsafe()
+            continue
+          }
+          const batch = outgoing.splice(0, MAX_BATCH)
+          const lines = batch.map((o) => o.line)
+          const sent = yield* Effect.exit(whenSubscribed((at) => {
+            const again = resend ? recent.map((r) => r.line) : []
+            resend = false
+            return room.Say({ ...at, lines: again.length === 0 ? lines : [...again, ...lines] }).pipe(
+              Effect.tapError(() => Effect.sync(() => (resend ||= again.length > 0)))
+            )
+          }))
+          if (Exit.isSuccess(sent)) {
+            const now = Date.now()
+            for (const line of lines) recent.push({ line, at: now })
+            let old = 0
+            while (old < recent.length && (now - recent[old]!.at > windowMillis || recent.length - old > MAX_RECENT)) old++
+            if (old > 0) recent.splice(0, old)
+          } else {
+            for (const { line, local } of batch) {
+              local.member.send(`*** error: your line "${line.text.slice(0, 60)}" was not delivered to #${name} (it is moving to another node); send it again`)
+            }
+          }
+          finish(batch)
+        }
+      })
+
+      const say = (local: Local, text: string) =>
+        Effect.sync(() => {
+          local.pending++
+          outgoing.push({ line: { member: local.key, seq: ++lineSeq, text }, local })
+          Deferred.doneUnsafe(wake, Exit.void)
+        })
+      /** Waits until the member's lines went out (or were given up). */
+      const flushed = (local: Local) =>
+        Effect.suspend(() => {
+          if (local.pending === 0) return Effect.void
+          const waiter = Deferred.makeUnsafe<void>()
+          local.flushed.push(waiter)
+          return Deferred.await(waiter)
+        })
+
+      const close = Effect.suspend(() => {
+        closing = true
+        if (links.get(name)?.close === close) links.delete(name)
+        return Scope.close(linkScope, Exit.void)
+      })
+
+      return { name, room, members, say, flushed, whenSubscribed, close, isClosing: () => closing, subscribe, send }
+    }
+
+    /** The link to room `name`, opened with its fibers when there is none. */
+    const linkFor = (name: string) =>
+      Effect.gen(function*() {
+        const existing = links.get(name)
+        if (existing !== undefined && !existing.isClosing()) return existing
+        const linkScope = yield* Scope.fork(scope)
+        const link = openLink(name, linkScope)
+        links.set(name, link)
+        yield* Effect.forkIn(link.subscribe, linkScope)
+        yield* Effect.forkIn(link.send, linkScope)
+        return link
+      })
+
     const describe = (e: unknown) => (e as { _tag?: string })._tag ?? String(e)
 
     const join = (member: Rooms.Member, name: string): Effect.Effect<Rooms.JoinResult, never, Scope.Scope> =>
       Effect.gen(function*() {
-        const room = clientFor(name)
-        const key = `${options.node}/${member.id}`
-        const first = yield* Deferred.make<void, string>()
-        let host: string | undefined
-        let leaving = false
-        const onLine = (line: string) =>
-          Effect.sync(() => {
-            if (line.startsWith(HOST)) {
-              const at = line.slice(HOST.length)
-              if (host !== undefined && host !== at) {
-                member.send(`*** #${name} moved to ${at} (its node left, or the cluster rebalanced); lines sent meanwhile may not have reached everyone`)
-              }
-              host = at
-              Deferred.doneUnsafe(first, Exit.void)
-              return
-            }
-            if (!member.send(line)) member.kick("you are not reading fast enough")
-          })
-        /**
-         * The member's join stream, joined again when it breaks: the room's node was lost, or its shard
-         * moved to another node (a node joined, or left) and the room was stopped there. A refusal
-         * (nick taken) or a stream the room ended (this member too slow) ends the membership.
-         */
-        const stream = yield* Effect.gen(function*() {
-          let attempt = 0
-          while (!leaving) {
-            const exit = yield* Effect.exit(room.Join({ member: key, nick: member.nick }).pipe(Stream.runForEach((line) => {
-              attempt = 0
-              return onLine(line)
-            })))
-            if (leaving) return
-            if (Exit.isSuccess(exit)) return member.kick("you are not reading fast enough")
-            const error = exit.cause.reasons.find((r) => r._tag === "Fail")
-            const refused = error?._tag === "Fail" && error.error instanceof NickTaken
-            const reason = refused ? Rooms.nickTaken(member.nick, name) : `#${name} is not reachable (${error?._tag === "Fail" ? describe(error.error) : "its node went away"})`
-            if (Deferred.doneUnsafe(first, Exit.fail(reason))) return // the first join failed: refused
-            if (refused || ++attempt > 30) return member.kick(reason)
-            yield* Effect.sleep(Duration.millis(Math.min(2000, 50 * 2 ** attempt)))
-          }
-        }).pipe(Effect.forkScoped)
-        // a room that does not answer the join in time (no node can host it now) refuses it
-        const joined = yield* Effect.exit(Deferred.await(first).pipe(Effect.timeout(timeout)))
+        const link = yield* linkFor(name)
+        const key = `${node}/${member.id}`
+        const local: Local = { member, key, joined: false, receiving: true, released: Deferred.makeUnsafe(), pending: 0, flushed: [] }
+        // getting lines before the join is answered: the member sees its own "joined" line
+        link.members.set(key, local)
+        const joined = yield* Effect.exit(link.whenSubscribed((at) => link.room.Join({ ...at, member: key, nick: member.nick })))
         if (Exit.isFailure(joined)) {
-          leaving = true
-          yield* Fiber.interrupt(stream)
-          const reason = joined.cause.reasons.find((r) => r._tag === "Fail")
-          return { _tag: "Refused", reason: reason?._tag === "Fail" && typeof reason.error === "string" ? reason.error : `#${name} is not reachable; try again` } as const
+          link.members.delete(key)
+          if (link.members.size === 0) yield* link.close
+          const error = joined.cause.reasons.find((r) => r._tag === "Fail")
+          if (error !== undefined && Schema.is(NickTaken)(error.error)) return { _tag: "Refused", reason: Rooms.nickTaken(member.nick, name) } as const
+          return { _tag: "Refused", reason: `#${name} is not reachable; try again` } as const
         }
-        /** A request to the room: on failure or timeout the member gets an error line (`what`); returns whether it went through. */
-        const request = <A, E>(what: string, effect: Effect.Effect<A, E>) =>
-          effect.pipe(
-            Effect.timeout(timeout),
+        local.joined = true
+
+        /** A request to the room after the member's lines: on failure the member gets an error line (`what`). */
+        const request = <A, E>(what: string, effect: (at: { readonly node: string; readonly epoch: number; readonly instance: string }) => Effect.Effect<A, E>) =>
+          link.flushed(local).pipe(
+            Effect.andThen(link.whenSubscribed(effect)),
             Effect.map(Option.some),
             Effect.catch((e) =>
               Effect.sync(() => {
-                if (e instanceof NickTaken) member.send(`*** error: ${Rooms.nickTaken(e.nick, name)}`)
+                if (Schema.is(NickTaken)(e)) member.send(`*** error: ${Rooms.nickTaken(e.nick, name)}`)
                 else member.send(`*** error: ${what} (#${name}: ${describe(e)}); send it again`)
                 return Option.none<A>()
               })
@@ -197,28 +293,30 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
           )
         const session: Rooms.RoomSession = {
           name,
-          say: (text) => Effect.asVoid(request("your line was not delivered", room.Say({ member: key, text }))),
+          say: (text) => link.say(local, text),
           nick: (nick) =>
-            request("the nick was not changed", room.Nick({ member: key, nick })).pipe(
+            request("the nick was not changed", (at) => link.room.Nick({ ...at, member: key, nick })).pipe(
               Effect.map((done) => {
                 if (Option.isSome(done)) member.nick = nick
                 return Option.isSome(done)
               })
             ),
-          who: request("/who got no answer", room.Who({ member: key })).pipe(
+          who: request("/who got no answer", (at) => link.room.Who({ ...at, member: key })).pipe(
             Effect.flatMap((nicks) => Effect.sync(() => Option.isSome(nicks) && member.send(`*** in #${name}: ${nicks.value.join(" ")}`)))
           ),
           // the room's last lines for this member (its "you left") arrive before leave returns
           leave: (quit) =>
             Effect.gen(function*() {
-              leaving = true
-              yield* Effect.ignore(room.Leave({ member: key, quit }).pipe(Effect.timeout(timeout)))
-              const done = yield* Fiber.await(stream).pipe(Effect.timeoutOption(Duration.seconds(5)))
-              if (Option.isNone(done)) yield* Fiber.interrupt(stream)
+              yield* request("leaving failed", (at) => link.room.Leave({ ...at, member: key, quit }))
+              yield* Deferred.await(local.released).pipe(Effect.timeoutOption(Duration.seconds(5)))
+              link.members.delete(key)
+              if (link.members.size === 0) yield* link.close
             })
         }
         return { _tag: "Joined", session } as const
       })
 
+    yield* Effect.addFinalizer(() => Effect.forEach([...links.values()], (link) => link.close, { discard: true }))
     return { join, names: () => [...options.hosted.rooms] }
   })
+

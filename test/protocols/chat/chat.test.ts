@@ -133,7 +133,7 @@ const localChat: Chats = Effect.map(Chat.make(), (chat) => [chat.handler])
 /** Two nodes' chat services (members on "a" and "b") over one in-process cluster (effect/cluster's TestRunner). */
 const clusterChat: Chats = Effect.gen(function*() {
   const hosted = new ClusterRooms.Hosted()
-  const context = yield* Layer.build(ClusterRooms.entityLayer({ outboxSize: 256, hosted }).pipe(Layer.provideMerge(TestRunner.layer)))
+  const context = yield* Layer.build(ClusterRooms.entityLayer({ backlog: 4096, hosted }).pipe(Layer.provideMerge(TestRunner.layer)))
   return yield* Effect.forEach(["a", "b"], (node) =>
     ClusterRooms.make({ node, hosted }).pipe(
       Effect.flatMap((rooms) => Chat.make({ rooms })),
