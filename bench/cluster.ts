@@ -4,7 +4,9 @@
  * each; delivered lines per second until every member has every line) on a
  * single node vs a 3-node cluster (members spread over the nodes), and
  * failover time (kill -9 of the node hosting the room → the first line
- * delivered again between members on the surviving nodes).
+ * delivered again between members on the surviving nodes), and cross-node
+ * line latency (a sender on one node, 1,000 lines/s, a member on another node
+ * and one on the room's node: p50/p99 from write to delivery).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
@@ -105,6 +107,51 @@ const fanOut = async (nodes: ReadonlyArray<Node>, lines: number) => {
   return delivered / seconds
 }
 
+/** Sends `count` lines at 1,000/s from a member on nodes[0]; members on the other nodes time each line's arrival. */
+const latency = async (nodes: ReadonlyArray<Node>, count: number) => {
+  const join = (port: number, nick: string) =>
+    new Promise<{ socket: Net.Socket; onLine: (f: (line: string) => void) => void }>((resolve) => {
+      const socket = Net.connect(port, "127.0.0.1")
+      socket.setNoDelay(true) // each line on its own, as an interactive client sends it
+      let text = ""
+      let listener: (line: string) => void = () => {}
+      let joined = false
+      socket.on("data", (d: Buffer) => {
+        text += d.toString()
+        const parts = text.split("\r\n")
+        text = parts.pop()!
+        for (const line of parts) {
+          if (!joined && line.includes(`${nick} joined #latency`)) (joined = true, resolve({ socket, onLine: (f) => (listener = f) }))
+          listener(line)
+        }
+      })
+      socket.write(`/nick ${nick}\r\n/join latency\r\n`)
+    })
+  const sender = await join(nodes[0]!.chatPort, "ls")
+  const receivers = [await join(nodes[1]!.chatPort, "lr1"), await join(nodes[2]!.chatPort, "lr2")]
+  const sentAt = new Map<number, number>()
+  const delays: Array<number> = []
+  for (const r of receivers) {
+    r.onLine((line) => {
+      const m = /^<ls> (\d+)$/.exec(line)
+      if (m !== null) delays.push(performance.now() - sentAt.get(Number(m[1]))!)
+    })
+  }
+  const started = performance.now()
+  for (let i = 0; i < count; i++) {
+    // paced to 1 line per ms (a timer per line would add its own jitter): catch up to the schedule, then wait
+    while (performance.now() - started < i) await new Promise((r) => setImmediate(r))
+    sentAt.set(i, performance.now())
+    sender.socket.write(`${i}\r\n`)
+  }
+  const deadline = performance.now() + 10_000
+  while (delays.length < count * receivers.length && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  for (const s of [sender, ...receivers]) s.socket.destroy()
+  delays.sort((a, b) => a - b)
+  const at = (q: number) => delays[Math.min(delays.length - 1, Math.floor(q * delays.length))]!
+  return { p50: at(0.5), p99: at(0.99), max: delays[delays.length - 1]! }
+}
+
 export const run = async (lines = 1000) => {
   const pg = await startPostgres()
   try {
@@ -122,6 +169,10 @@ export const run = async (lines = 1000) => {
     }
     const clusterRate = await fanOut(nodes, lines)
     console.log(`  fan-out, 30 members, 3 senders × ${lines} lines: single node ${Math.round(singleRate)} lines/s | 3-node cluster ${Math.round(clusterRate)} lines/s (${(clusterRate / singleRate).toFixed(2)}×)`)
+
+    // latency across nodes: 1,000 lines/s from a member on one node to members on the two others
+    const lat = await latency(nodes, 5000)
+    console.log(`  latency across nodes at 1,000 lines/s (5,000 lines): p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms, max ${lat.max.toFixed(2)} ms`)
 
     // failover: members on every node; kill the room's host; a survivor sends a line every 20 ms
     const members = await Promise.all(nodes.map((n, i) => member(n.chatPort, `f${i}`)))

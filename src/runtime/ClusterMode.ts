@@ -70,6 +70,8 @@ export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | un
         shardsPerGroup: SHARDS_PER_GROUP,
         shardLockExpiration: expiry,
         shardLockRefreshInterval: Duration.min(Duration.seconds(1), Duration.divideUnsafe(expiry, 3)),
+        // how soon the nodes see that a dead node's shards are free (effect/cluster's default 3 s, on top of the lock)
+        refreshAssignmentsInterval: Duration.millis(500),
         // a room moving away (shards rebalanced when a node joins) has members' join streams that never end on
         // their own: waiting effect/cluster's default 15 s for them held the shard, and every join to the room,
         // that long. After 1 s they are interrupted and the members' nodes join the room where it lives now.

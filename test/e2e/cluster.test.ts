@@ -2,8 +2,8 @@
  * End-to-end: three fiberd nodes on loopback in cluster mode, sharing one
  * throwaway PostgreSQL server. Members on all three join one room and see
  * each other's lines in order per sender; `kill -9` of the node hosting the
- * room: its member is disconnected, the others get a notice, the room moves
- * to a surviving node and lines sent after the move reach everyone; the
+ * room: its member is disconnected and quits once in the others' eyes, the
+ * room moves to a surviving node and a line sent right after the kill reaches everyone; the
  * killed node restarts and rejoins. A WebSocket member (Node's WebSocket)
  * meets the TCP members in the same cluster room. `/_status` shows each node's runner,
  * shards and hosted rooms.
@@ -170,7 +170,10 @@ describe("cluster mode", () => {
     // the survivors keep their place: a line sent right away waits for the room to come back on a surviving node
     survivors[0]!.send("after the move")
     await survivors[1]!.sees(`<${survivors[0]!.nick}> after the move`, 30_000)
-    // its members quit with their node (the room was on it: nobody tells the survivors)
+    // its member quits with its node, once, after the room's presence grace (the room learnt it back from the survivors)
+    const gone = members[hostIndex]!.nick
+    for (const m of survivors) await m.sees(`*** ${gone} quit`, 30_000)
+    for (const m of survivors) assert.strictEqual(m.lines.filter((l) => l === `*** ${gone} quit`).length, 1)
     const moved = await Promise.all(nodes.filter((_, i) => i !== hostIndex).map(status))
     assert.isTrue(moved.some((d) => d.cluster.rooms.includes("lobby")), "a surviving node hosts the room")
 

@@ -205,6 +205,11 @@ describe("cluster chat loses nothing", () => {
     await until(() => members.filter((m) => m.node === host).every((m) => m.closed()), 10_000)
     for (const m of members) m.hush()
     await until(() => survivors.every((r) => survivors.every((s) => s === r || (r.got.get(s.nick)?.length ?? 0) >= s.sent())), 20_000)
+    // the killed node's members quit, once, after the room's presence grace (5 s)
+    for (const k of members.filter((m) => m.node === host)) {
+      await until(() => survivors.every((r) => r.notices.includes(`*** ${k.nick} quit`)), 20_000)
+      for (const r of survivors) assert.strictEqual(r.notices.filter((l) => l === `*** ${k.nick} quit`).length, 1, `${r.nick} sees ${k.nick} quit once`)
+    }
     const problems = checkDelivery(members, survivors)
     const killed = members.filter((m) => m.node === host)
     const lostOfKilled = killed.map((k) => `${k.nick}: sent ${k.sent()}, got by survivors ${survivors.map((s) => s.got.get(k.nick)?.length ?? 0).join("/")}`)

@@ -20,10 +20,15 @@
  * the members they had then: the node answers the new `Host` with `Resync`
  * (its members now, a new epoch). A node that (re)subscribes or resyncs with
  * members gets the members' lines this instance took so far (`replay`), so a
- * node that came back after another node re-sent its lines misses none. The
- * rules of the room are `RoomRules`.
+ * node that came back after another node re-sent its lines misses none.
+ *
+ * Presence: every node keeps the room's roster (`Roster` items) and sends it
+ * with each (re)subscription. A restarted room takes the members of nodes
+ * that have not come back yet as present (`/who` lists them, their nicks stay
+ * taken); those whose node does not come back within `presenceGrace` quit,
+ * once. The rules of the room are `RoomRules`.
  */
-import { type Cause, Effect, Queue, Schema, Stream } from "effect"
+import { type Cause, Duration, Effect, Queue, Schema, Stream } from "effect"
 import { Entity } from "effect/cluster"
 import { Rpc } from "effect/rpc"
 import * as RoomRules from "./RoomRules.ts"
@@ -43,8 +48,10 @@ export type Line = typeof Line.Type
 
 /** What goes down a node's subscription. */
 export const Out = Schema.Union([
-  /** First item of every subscription: the runner that hosts the room and this start of it. */
-  Schema.TaggedStruct("Host", { host: Schema.String, instance: Schema.String }),
+  /** First item of every subscription: the runner that hosts the room, this start of it, and its members. */
+  Schema.TaggedStruct("Host", { host: Schema.String, instance: Schema.String, roster: Schema.Array(Schema.Struct({ member: Member, nick: Schema.String })) }),
+  /** A member joined or was renamed (`nick`), or is no longer in the room (no `nick`): every node keeps the roster. */
+  Schema.TaggedStruct("Roster", { member: Member, nick: Schema.optionalKey(Schema.String) }),
   /** A line for every local member but `except`; `from`/`seq` for a member's line (duplicates are dropped). */
   Schema.TaggedStruct("Broadcast", {
     line: Schema.String,
@@ -64,9 +71,10 @@ const Members = Schema.Array(Schema.Struct({ member: Member, nick: Schema.String
 
 /** The room entity. */
 export const ChatRoom = Entity.make("ChatRoom", [
-  Rpc.make("Subscribe", { payload: { node: Schema.String, epoch: Schema.Number, members: Members }, success: Out, stream: true }),
+  /** `members`: the node's own; `roster`: everyone the node knew in the room (a room restarted after its node died learns them back). */
+  Rpc.make("Subscribe", { payload: { node: Schema.String, epoch: Schema.Number, members: Members, roster: Members }, success: Out, stream: true }),
   /** The subscription came back from another node: the node's members now, under a new epoch. */
-  Rpc.make("Resync", { payload: { ...Subscription, members: Members }, error: Resubscribe }),
+  Rpc.make("Resync", { payload: { ...Subscription, members: Members, roster: Members }, error: Resubscribe }),
   Rpc.make("Join", { payload: { ...Subscription, member: Member, nick: Schema.String }, error: Schema.Union([NickTaken, Resubscribe]) }),
   Rpc.make("Say", { payload: { ...Subscription, lines: Schema.Array(Line) }, error: Resubscribe }),
   Rpc.make("Nick", { payload: { ...Subscription, member: Member, nick: Schema.String }, error: Schema.Union([NickTaken, Resubscribe]) }),
@@ -97,7 +105,7 @@ const REPLAY = 20_000
  * this node owns run here. `backlog`: items a node's subscription may have
  * waiting before that node is taken as gone (it stopped reading).
  */
-export const entityLayer = (options: { readonly backlog: number; readonly hosted: Hosted }) =>
+export const entityLayer = (options: { readonly backlog: number; readonly hosted: Hosted; readonly presenceGrace?: Duration.Input }) =>
   ChatRoom.toLayer(
     Effect.gen(function*() {
       const address = yield* Entity.CurrentAddress
@@ -111,6 +119,10 @@ export const entityLayer = (options: { readonly backlog: number; readonly hosted
       const nodes = new Map<string, NodeSubscription>()
       /** The last line number taken from each member. */
       const taken = new Map<string, number>()
+      /** Members of nodes that have not subscribed to this instance yet (learnt from another node's roster). */
+      const presumed = new Set<string>()
+      const entityScope = yield* Effect.scope
+      const grace = Duration.fromInputUnsafe(options.presenceGrace ?? "5 seconds")
       options.hosted.rooms.add(name)
       yield* Effect.addFinalizer(() => Effect.sync(() => options.hosted.rooms.delete(name)))
 
@@ -125,10 +137,17 @@ export const entityLayer = (options: { readonly backlog: number; readonly hosted
         Queue.endUnsafe(sub.queue)
         for (const key of [...rules.members.keys()]) if (nodeOf(key) === node) apply({ _tag: "Gone", key })
       }
-      /** Applies a RoomRules event and sends its outputs once per node. */
+      /** Applies a RoomRules event and sends its outputs once per node (and the roster change to every node). */
       const apply = (event: RoomRules.Event<string>, line?: Line) => {
         const step = RoomRules.step(rules, event)
+        const before = rules.members.get(event.key)
         rules = step.room
+        const after = rules.members.get(event.key)
+        if (before !== after) {
+          presumed.delete(event.key)
+          const item: Out = after === undefined ? { _tag: "Roster", member: event.key } : { _tag: "Roster", member: event.key, nick: after }
+          for (const node of nodes.keys()) push(node, item)
+        }
         for (const out of step.outputs) {
           if (out._tag === "Tell") push(nodeOf(out.to), { _tag: "Tell", to: out.to, line: out.line })
           else if (out._tag === "Release") {
@@ -157,12 +176,40 @@ export const entityLayer = (options: { readonly backlog: number; readonly hosted
           payload.instance === instance && nodes.get(payload.node)?.epoch === payload.epoch ? f() : Effect.fail(new Resubscribe())
         )
       /** `node`'s members as it knows them (a room rebuilt after a move learns its membership back); it gets the lines taken so far. */
-      const adopt = (node: string, sub: NodeSubscription, given: ReadonlyArray<{ readonly member: string; readonly nick: string }>) => {
+      const adopt = (
+        node: string,
+        given: ReadonlyArray<{ readonly member: string; readonly nick: string }>,
+        roster: ReadonlyArray<{ readonly member: string; readonly nick: string }>
+      ): Effect.Effect<void> => {
         const members = new Map(rules.members)
-        for (const key of members.keys()) if (nodeOf(key) === node) members.delete(key)
+        for (const key of members.keys()) if (nodeOf(key) === node) (members.delete(key), presumed.delete(key))
         for (const m of given) members.set(m.member, m.nick)
+        // members of other nodes that have not come back: present until they do, or quit after the grace time
+        const learnt: Array<string> = []
+        for (const m of roster) {
+          const at = nodeOf(m.member)
+          if (at === node || nodes.has(at) || members.has(m.member)) continue
+          members.set(m.member, m.nick)
+          presumed.add(m.member)
+          learnt.push(m.member)
+        }
+        // every node's roster follows (the silent changes included)
+        for (const key of new Set([...rules.members.keys(), ...members.keys()])) {
+          const nick = members.get(key)
+          if (rules.members.get(key) === nick) continue
+          const item: Out = nick === undefined ? { _tag: "Roster", member: key } : { _tag: "Roster", member: key, nick }
+          for (const other of nodes.keys()) push(other, item)
+        }
         rules = { ...rules, members }
-        if (given.length > 0) for (const item of replay) if (!Queue.offerUnsafe(sub.queue, item)) return drop(node, sub)
+        if (learnt.length === 0) return Effect.void
+        const quitUnlessBack = Effect.sync(() => {
+          for (const key of learnt) if (presumed.has(key) && !nodes.has(nodeOf(key))) apply({ _tag: "Gone", key })
+        })
+        return Effect.asVoid(Effect.forkIn(Effect.andThen(Effect.sleep(grace), quitUnlessBack), entityScope))
+      }
+      /** The members' lines this instance took, to a node that (re)subscribed with members (it drops what it had). */
+      const replayTo = (node: string, sub: NodeSubscription) => {
+        for (const item of replay) if (!Queue.offerUnsafe(sub.queue, item)) return drop(node, sub)
       }
 
       return ChatRoom.of({
@@ -177,9 +224,10 @@ export const entityLayer = (options: { readonly backlog: number; readonly hosted
             }
             const queue = yield* Queue.bounded<Out, Cause.Done>(options.backlog)
             const sub: NodeSubscription = { epoch: payload.epoch, queue }
-            Queue.offerUnsafe(queue, { _tag: "Host", host, instance })
             nodes.set(payload.node, sub)
-            adopt(payload.node, sub, payload.members)
+            yield* adopt(payload.node, payload.members, payload.roster)
+            Queue.offerUnsafe(queue, { _tag: "Host", host, instance, roster: [...rules.members].map(([member, nick]) => ({ member, nick })) })
+            if (payload.members.length > 0) replayTo(payload.node, sub)
             return Stream.fromQueue(queue).pipe(
               // the node went away (or dropped the subscription) without its members leaving: they quit
               Stream.ensuring(Effect.sync(() => drop(payload.node, sub)))
@@ -190,8 +238,8 @@ export const entityLayer = (options: { readonly backlog: number; readonly hosted
             const sub = nodes.get(payload.node)
             if (sub === undefined || payload.instance !== instance || sub.epoch > payload.epoch) return Effect.fail(new Resubscribe())
             sub.epoch = payload.epoch
-            adopt(payload.node, sub, payload.members)
-            return Effect.void
+            if (payload.members.length > 0) replayTo(payload.node, sub)
+            return adopt(payload.node, payload.members, payload.roster)
           }),
         Join: ({ payload }) =>
           subscribed(payload, () => {

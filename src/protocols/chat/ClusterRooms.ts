@@ -82,6 +82,8 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
       const recent: Array<{ readonly line: Line; readonly at: number }> = []
       const outgoing: Array<Outgoing> = []
       let wake = Deferred.makeUnsafe<void>()
+      /** The room's members as this node last heard (sent back with each subscription: presence across a crash). */
+      const roster = new Map<string, string>()
       /** The last line number delivered here from each sender: a line re-sent after a move is dropped once seen. */
       const delivered = new Map<string, number>()
 
@@ -97,8 +99,10 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
         Deferred.doneUnsafe(wake, Exit.void)
       }
       /** The subscription reached a room instance: requests may go, after the lines to send again. */
-      const reached = (at: string) => {
+      const reached = (at: string, members: ReadonlyArray<{ readonly member: string; readonly nick: string }>) => {
         instance = at
+        roster.clear()
+        for (const m of members) roster.set(m.member, m.nick)
         resend = subscribedBefore
         subscribedBefore = true
         Deferred.doneUnsafe(ready, Exit.void)
@@ -106,6 +110,10 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
       }
       const onOut = (out: Exclude<Out, { readonly _tag: "Host" }>) => {
         switch (out._tag) {
+          case "Roster":
+            if (out.nick === undefined) roster.delete(out.member)
+            else roster.set(out.member, out.nick)
+            return
           case "Broadcast": {
             if (out.from !== undefined && out.seq !== undefined) {
               if (out.seq <= (delivered.get(out.from) ?? 0)) return // seen before the room moved
@@ -130,28 +138,32 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
         }
       }
 
+      const known = () => [...roster].map(([member, nick]) => ({ member, nick }))
       /** The members the room should know from this node. */
       const current = () => [...members.values()].filter((m) => m.joined && m.receiving).map((m) => ({ member: m.key, nick: m.member.nick }))
 
       /** The subscription, made again whenever it breaks (the room moved, its node died) until the link closes. */
       const subscribe = Effect.gen(function*() {
         let failures = 0
+        /** When the subscription last worked (it is given up after a minute without). */
+        let lastUp = Date.now()
         while (!closing) {
           const mine = ++epoch
-          const known = current()
+          const ours = current()
           let hosts = 0
-          const exit = yield* Effect.exit(room.Subscribe({ node, epoch: mine, members: known }).pipe(
+          const exit = yield* Effect.exit(room.Subscribe({ node, epoch: mine, members: ours, roster: known() }).pipe(
             Stream.runForEach((out) => {
               failures = 0
+              lastUp = Date.now()
               if (out._tag !== "Host") return Effect.sync(() => onOut(out))
-              if (++hosts === 1) return Effect.sync(() => reached(out.instance))
+              if (++hosts === 1) return Effect.sync(() => reached(out.instance, out.roster))
               // the room's node died and the cluster sent this subscription to where the room lives now, with
               // the members it had then: tell the room the members of now, under a new epoch
               if (Deferred.isDoneUnsafe(ready)) ready = Deferred.makeUnsafe()
               const next = ++epoch
               const members = current()
-              return room.Resync({ node, epoch: next, instance: out.instance, members }).pipe(
-                Effect.andThen(Effect.sync(() => reached(out.instance)))
+              return room.Resync({ node, epoch: next, instance: out.instance, members, roster: known() }).pipe(
+                Effect.andThen(Effect.sync(() => reached(out.instance, out.roster)))
               )
             })
           ))
@@ -159,11 +171,12 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
           // ended (the room moved: its old node interrupts the subscriptions) or failed: subscribe again
           if (closing) return
           // no node can host the room for about a minute: its members are told and let go
-          if (++failures > 30) {
+          // retried often (cheap, and the room is back sooner after its node died), given up after a minute
+          if (++failures > 1 && Date.now() - lastUp > 60_000) {
             for (const local of members.values()) local.member.kick(`#${name} is not reachable`)
             return
           }
-          yield* Effect.sleep(Duration.millis(Math.min(2000, 25 * 2 ** Math.min(failures, 7))))
+          yield* Effect.sleep(Duration.millis(Math.min(200, 25 * 2 ** Math.min(failures, 3))))
         }
       })
 
@@ -177,7 +190,7 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
             const error = exit.cause.reasons.find((r) => r._tag === "Fail")
             if (error === undefined || Schema.is(NickTaken)(error.error)) return yield* exit
             // refused (not subscribed there yet) or lost on the way: once the subscription is back, again
-            yield* Effect.sleep(Duration.millis(Math.min(500, 10 * 2 ** Math.min(attempt, 6))))
+            yield* Effect.sleep(Duration.millis(Math.min(100, 10 * 2 ** Math.min(attempt, 4))))
           }
         }).pipe(Effect.timeout(timeout))
 
