@@ -14,16 +14,9 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { startPostgres } from "../test/support/postgres.ts"
+import { freePort } from "../test/support/netClient.ts"
 
 const main = Path.resolve(import.meta.dirname, "../src/runtime/main.ts")
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (probe.address() as Net.AddressInfo).port
-      probe.close(() => resolve(port))
-    })
-  })
 
 interface Node {
   readonly child: ChildProcess

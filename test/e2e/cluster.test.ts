@@ -8,29 +8,15 @@
  * meets the TCP members in the same cluster room. `/_status` shows each node's runner,
  * shards and hosted rooms.
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import * as Http from "node:http"
 import * as Net from "node:net"
-import { type Postgres, startPostgres } from "../support/postgres.ts"
+import { postgresForNodes } from "../support/postgresForNodes.ts"
 import { type ServerProcess, start } from "../support/serverProcess.ts"
+import { freePort } from "../support/netClient.ts"
 
-let pg: Postgres
-const nodes: Array<ServerProcess> = []
-beforeAll(async () => {
-  pg = await startPostgres()
-}, 60_000)
-afterAll(async () => {
-  for (const n of nodes) await n.stop()
-  pg?.stop()
-})
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (probe.address() as Net.AddressInfo).port
-      probe.close(() => resolve(port))
-    })
-  })
+const fixture = postgresForNodes()
+const nodes: Array<ServerProcess> = fixture.nodes as Array<ServerProcess>
 
 const table = (runnerPort: number) => ({
   services: [
@@ -38,7 +24,7 @@ const table = (runnerPort: number) => ({
     { name: "chat", protocol: "chat", listen: "127.0.0.1:0" }
   ],
   accessLog: { path: "access.log" },
-  cluster: { runnerAddress: `127.0.0.1:${runnerPort}`, postgres: pg.url, shardLockExpiration: "3 seconds" }
+  cluster: { runnerAddress: `127.0.0.1:${runnerPort}`, postgres: fixture.pg.url, shardLockExpiration: "3 seconds" }
 })
 
 interface ClusterDoc {

@@ -9,34 +9,20 @@
  * away, every member must have the same lines of theirs (what the room took).
  * The kill test prints the time until lines flow again and the lines lost.
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import * as Net from "node:net"
-import { type Postgres, startPostgres } from "../support/postgres.ts"
+import { postgresForNodes } from "../support/postgresForNodes.ts"
 import { type ServerProcess, start } from "../support/serverProcess.ts"
+import { freePort } from "../support/netClient.ts"
 
-let pg: Postgres
-const nodes: Array<ServerProcess> = []
-beforeAll(async () => {
-  pg = await startPostgres()
-}, 60_000)
-afterAll(async () => {
-  for (const n of nodes) await n.stop()
-  pg?.stop()
-})
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (probe.address() as Net.AddressInfo).port
-      probe.close(() => resolve(port))
-    })
-  })
+const fixture = postgresForNodes()
+const nodes: Array<ServerProcess> = fixture.nodes as Array<ServerProcess>
 
 const startNode = async () => {
   const node = await start({
     services: [{ name: "web", protocol: "http", listen: "127.0.0.1:0" }, { name: "chat", protocol: "chat", listen: "127.0.0.1:0" }],
     accessLog: { path: "access.log" },
-    cluster: { runnerAddress: `127.0.0.1:${await freePort()}`, postgres: pg.url, shardLockExpiration: "3 seconds" }
+    cluster: { runnerAddress: `127.0.0.1:${await freePort()}`, postgres: fixture.pg.url, shardLockExpiration: "3 seconds" }
   })
   nodes.push(node)
   return node

@@ -12,14 +12,7 @@ import * as Path from "node:path"
 import * as Cli from "../../src/runtime/Cli.ts"
 import * as ServiceTable from "../../src/runtime/ServiceTable.ts"
 import { runOnce, start } from "../support/serverProcess.ts"
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (probe.address() as Net.AddressInfo).port
-      probe.close(() => resolve(port))
-    })
-  })
+import { freePort } from "../support/netClient.ts"
 
 const write = (table: unknown) => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fiberd-cli-"))

@@ -79,3 +79,12 @@ export const prng = (seed: number) => {
 
 /** Waits a little, in real time (for real sockets only). */
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** A TCP port free on loopback right now (for a process that must be told its port before it starts). */
+export const freePort = () =>
+  new Promise<number>((resolve) => {
+    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
+      const port = (probe.address() as Net.AddressInfo).port
+      probe.close(() => resolve(port))
+    })
+  })

@@ -9,6 +9,7 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { freePort } from "./netClient.ts"
 
 export interface Postgres {
   /** `postgres://fiberd@127.0.0.1:PORT/postgres` (the initial database; trust authentication on loopback). */
@@ -26,14 +27,6 @@ const binDir = (): string => {
     throw new Error("PostgreSQL server binaries (initdb, pg_ctl) not found: install them (Debian: apt-get install -y postgresql)")
   }
 }
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (probe.address() as Net.AddressInfo).port
-      probe.close(() => resolve(port))
-    })
-  })
 
 /** Starts a fresh server (superuser `fiberd`); `stop()` shuts it down and deletes its files. */
 export const startPostgres = async (): Promise<Postgres> => {

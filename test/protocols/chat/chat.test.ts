@@ -3,11 +3,12 @@
  * several clients joining, parting, renaming (nicks unique per room), talking
  * and quitting — every client sees exactly the lines the model says, in
  * order — run against the single-node rooms and against cluster rooms
- * (effect/cluster's TestRunner, members on two nodes); plus line limits and a
+ * (effect/cluster's TestRunner, members on two nodes, node b dying now and then: its
+ * members quit once in the others' eyes); plus line limits and a
  * stalled member being disconnected while the room goes on.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, type Scope } from "effect"
+import { Effect, Exit, Layer, Option, Scope } from "effect"
 import { TestRunner } from "effect/cluster"
 import * as fc from "fast-check"
 import * as Chat from "../../../src/protocols/chat/Chat.ts"
@@ -21,11 +22,15 @@ interface Model {
   nicks: Array<string>
   quit: Array<boolean>
   expected: Array<Array<string>>
+  /** Cluster only: node b (the odd clients') died. */
+  nodeDead: boolean
 }
 interface Real {
   clients: Array<MemoryEnd>
   received: Array<Array<string>>
   progress: () => number
+  /** Cluster only: node `i` dies (its chat and room links end without its members leaving). */
+  kill?: (node: number) => Effect.Effect<void>
 }
 
 const nick = (i: number) => `c${i}`
@@ -114,6 +119,22 @@ const quit = (i: number) =>
     m.room[i] = undefined
   }, "/quit", i)
 
+/** Node b dies (cluster only): its members (the odd clients) quit, once, in the eyes of everyone in their room. */
+const nodeDies: Property.Command<Model, Real> = {
+  check: (m) => !m.nodeDead,
+  run: (m, real) =>
+    Effect.sync(() => {
+      m.nodeDead = true
+      for (let i = 1; i < CLIENTS; i += 2) {
+        const room = m.room[i]
+        if (room !== undefined && !m.quit[i]) for (const j of others(m, room, i)) m.expected[j]!.push(`*** ${m.nicks[i]} quit`)
+        m.quit[i] = true
+        m.room[i] = undefined
+      }
+    }).pipe(Effect.andThen(real.kill!(1)), Effect.andThen(quiesce(real.progress))),
+  toString: () => "node b dies"
+}
+
 const CLIENTS = 3
 const client = fc.integer({ min: 0, max: CLIENTS - 1 })
 const commands = fc.commands([
@@ -124,26 +145,45 @@ const commands = fc.commands([
   // a few nicks, so that two members of a room try to share one
   fc.tuple(client, fc.constantFrom("c0", "c1", "zed")).map(([i, to]) => rename(i, to))
 ], { size: "+1" })
+// the cluster runs also lose a node now and then
+const clusterCommands = fc.commands([
+  fc.tuple(client, fc.constantFrom("red", "blue")).map(([i, r]) => join(i, r)),
+  fc.tuple(client, fc.constantFrom("hi", "hello there", "ünïcödé ✓")).map(([i, t]) => say(i, t)),
+  client.map(part),
+  client.map(quit),
+  fc.tuple(client, fc.constantFrom("c0", "c1", "zed")).map(([i, to]) => rename(i, to)),
+  fc.constant(nodeDies)
+], { size: "+1" })
 
 /** The chat's connection handlers: client i connects to handler i mod n (one per node for the cluster). */
-type Chats = Effect.Effect<ReadonlyArray<Chat.ChatServer["handler"]>, never, Scope.Scope>
+type Chats = Effect.Effect<{ readonly handlers: ReadonlyArray<Chat.ChatServer["handler"]>; readonly kill?: (node: number) => Effect.Effect<void> }, never, Scope.Scope>
 
-const localChat: Chats = Effect.map(Chat.make(), (chat) => [chat.handler])
+const localChat: Chats = Effect.map(Chat.make(), (chat) => ({ handlers: [chat.handler] }))
 
 /** Two nodes' chat services (members on "a" and "b") over one in-process cluster (effect/cluster's TestRunner). */
 const clusterChat: Chats = Effect.gen(function*() {
   const hosted = new ClusterRooms.Hosted()
   const context = yield* Layer.build(ClusterRooms.entityLayer({ backlog: 4096, hosted }).pipe(Layer.provideMerge(TestRunner.layer)))
-  return yield* Effect.forEach(["a", "b"], (node) =>
-    ClusterRooms.make({ node, hosted }).pipe(
-      Effect.flatMap((rooms) => Chat.make({ rooms })),
-      Effect.map((chat) => chat.handler),
-      Effect.provide(context)
-    ))
+  // each node's rooms and chat in a scope of its own: closing it is the node dying (its members do not leave)
+  const scopes: Array<Scope.Closeable> = []
+  const handlers = yield* Effect.forEach(["a", "b"], (node) =>
+    Effect.gen(function*() {
+      const nodeScope = yield* Scope.make()
+      scopes.push(nodeScope)
+      yield* Effect.addFinalizer(() => Scope.close(nodeScope, Exit.void))
+      return yield* ClusterRooms.make({ node, hosted }).pipe(
+        Effect.flatMap((rooms) => Chat.make({ rooms })),
+        Effect.map((chat) => chat.handler),
+        Effect.provide(context),
+        Scope.provide(nodeScope)
+      )
+    }))
+  return { handlers, kill: (node: number) => Scope.close(scopes[node]!, Exit.void) }
 })
 
 const setup = (chats: Chats) => Effect.gen(function*() {
-  const servers = yield* Effect.flatMap(chats, (handlers) => Effect.forEach(handlers, (h) => MemoryServer.make(h)))
+  const built = yield* chats
+  const servers = yield* Effect.forEach(built.handlers, (h) => MemoryServer.make(h))
   const clients: Array<MemoryEnd> = []
   const received: Array<Array<string>> = []
   let bytes = 0
@@ -167,10 +207,10 @@ const setup = (chats: Chats) => Effect.gen(function*() {
     clients.push(c)
     received.push(lines)
   }
-  const real: Real = { clients, received, progress: () => bytes }
+  const real: Real = { clients, received, progress: () => bytes, ...(built.kill !== undefined ? { kill: built.kill } : {}) }
   for (let i = 0; i < CLIENTS; i++) yield* send(real, i, `/nick ${nick(i)}`)
   for (const lines of received) lines.length = 0 // drop the welcome and nick lines
-  const model: Model = { room: Array(CLIENTS).fill(undefined), nicks: Array.from({ length: CLIENTS }, (_, i) => nick(i)), quit: Array(CLIENTS).fill(false), expected: received.map(() => []) }
+  const model: Model = { room: Array(CLIENTS).fill(undefined), nicks: Array.from({ length: CLIENTS }, (_, i) => nick(i)), quit: Array(CLIENTS).fill(false), expected: received.map(() => []), nodeDead: false }
   return { model, real }
 })
 
@@ -190,8 +230,11 @@ describe("chat (model-based)", () => {
     Property.assert([commands], agree(localChat), { numRuns: 60 }))
 
   // the same model against rooms as effect/cluster entities, members on two nodes (live clock: the cluster's own timers)
-  it.live("the same model against cluster rooms (members on two nodes): both agree with the model", () =>
-    Property.assert([commands], agree(clusterChat), { numRuns: 25 }), 120_000)
+  it.live("the same model against cluster rooms (members on two nodes, one of which may die): both agree with the model", () =>
+    Property.assert([clusterCommands], agree(clusterChat), { numRuns: 25 }), 120_000)
+
+  it.live("cluster rooms: a node dies; its member quits once in the others' eyes and the room goes on", () =>
+    agree(clusterChat)([join(1, "red"), join(0, "red"), join(2, "red"), say(1, "hi"), nodeDies, say(0, "still here"), rename(2, "c1"), say(2, "me too")]))
 })
 
 describe("chat limits", () => {
