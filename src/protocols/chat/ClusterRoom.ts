@@ -145,6 +145,7 @@ export const entityLayer = (options: { readonly backlog: number; readonly hosted
         const after = rules.members.get(event.key)
         if (before !== after) {
           presumed.delete(event.key)
+          if (after === undefined) taken.delete(event.key)
           const item: Out = after === undefined ? { _tag: "Roster", member: event.key } : { _tag: "Roster", member: event.key, nick: after }
           for (const node of nodes.keys()) push(node, item)
         }
@@ -266,7 +267,6 @@ export const entityLayer = (options: { readonly backlog: number; readonly hosted
           subscribed(payload, () =>
             Effect.sync(() => {
               apply({ _tag: "Part", key: payload.member, quit: payload.quit })
-              taken.delete(payload.member)
             })),
         Slow: ({ payload }) => Effect.sync(() => void apply({ _tag: "Slow", key: payload.member }))
       })

@@ -111,6 +111,8 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
       const onOut = (out: Exclude<Out, { readonly _tag: "Host" }>) => {
         switch (out._tag) {
           case "Roster":
+            // (`delivered` keeps a member that left: a room rebuilt after a move drops and re-adds members
+            // silently, and their lines sent again must still be recognised)
             if (out.nick === undefined) roster.delete(out.member)
             else roster.set(out.member, out.nick)
             return
