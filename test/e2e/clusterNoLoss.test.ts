@@ -182,6 +182,8 @@ describe("cluster chat loses nothing", () => {
 
   it("kill -9 of the room's host: members elsewhere keep their place; recovery time and lines lost", async () => {
     const live = nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null)
+    // three nodes: the room's host to kill, and two survivors to see each other's lines
+    while (live.length < 3) live.push(await startNode())
     await settled(live)
     const members: Array<Member> = []
     for (const [i, node] of live.entries()) members.push(await member(node, `k${i}`, "crash"))
