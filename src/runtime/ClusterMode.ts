@@ -72,9 +72,9 @@ export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | un
         shardLockRefreshInterval: Duration.min(Duration.seconds(1), Duration.divideUnsafe(expiry, 3)),
         // how soon the nodes see that a dead node's shards are free (effect/cluster's default 3 s, on top of the lock)
         refreshAssignmentsInterval: Duration.millis(500),
-        // a room moving away (shards rebalanced when a node joins) has members' join streams that never end on
-        // their own: waiting effect/cluster's default 15 s for them held the shard, and every join to the room,
-        // that long. After 1 s they are interrupted and the members' nodes join the room where it lives now.
+        // a room moving away (shards rebalanced when a node joins) has nodes' subscription streams that never end
+        // on their own: waiting effect/cluster's default 15 s for them held the shard, and every line to the room,
+        // that long. After 1 s they are interrupted and the nodes subscribe again where the room lives now.
         entityTerminationTimeout: Duration.seconds(1)
       })),
       Layer.provide(PgClient.layer({ url: Redacted.make(cluster.postgres), applicationName: `fiberd ${runner}` }))
@@ -98,7 +98,7 @@ export const start = (table: ServiceTable.Table): Effect.Effect<ClusterNode | un
 /**
  * A cluster runner over TCP with SQL storage and ping health: what `NodeClusterSocket.layer({ storage: "sql" })`
  * builds, but with `TCP_NODELAY` on the runner sockets. Runner traffic is small request/answer messages
- * (one per chat line, one streamed chunk per member); with Nagle's algorithm each waited for the peer's
+ * (batches of chat lines, streamed chunks per node and their acknowledgements); with Nagle's algorithm each waited for the peer's
  * delayed ACK (~40 ms): fan-out 3,232 → 11,886 lines/s with NODELAY (bench/cluster.ts).
  */
 const runnerLayer = (host: string, port: number, config: Partial<ShardingConfig.ShardingConfig["Service"]>) => {

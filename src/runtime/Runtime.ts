@@ -7,7 +7,7 @@
  * the root supervisor, started in table order; a service that cannot bind at
  * startup fails the start (the CLI exits 1 naming it).
  */
-import { Cause, Deferred, Duration, Effect, Exit, Scope, Stream } from "effect"
+import { Cause, Duration, Effect, Exit, Scope, Stream } from "effect"
 import * as AccessLog from "../actors/AccessLog.ts"
 import * as LogWriter from "../actors/LogWriter.ts"
 import * as Supervisor from "../actors/Supervisor.ts"

@@ -6,7 +6,6 @@
  */
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { freePort } from "./netClient.ts"

@@ -8,7 +8,8 @@
  * sender (its members' lines go out in batches, in order, one batch in
  * flight). When the subscription breaks — the room's shard moved because a
  * node joined or left, or its node died — the link subscribes again where the
- * room lives now, with its members (the room learns its membership back), and
+ * room lives now (or resyncs the subscription the cluster re-routed there),
+ * with its members (the room learns its membership back), and
  * then re-sends the lines the room took in the last `resendWindow` before the
  * break, ahead of any new line; the room and every node drop what they
  * already had by the senders' line numbers. A line the room did not take
@@ -153,7 +154,8 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
           const mine = ++epoch
           const ours = current()
           let hosts = 0
-          const exit = yield* Effect.exit(room.Subscribe({ node, epoch: mine, members: ours, roster: known() }).pipe(
+          // it ends (the room moved: its old node interrupts the subscriptions) or fails (its node died)
+          yield* Effect.exit(room.Subscribe({ node, epoch: mine, members: ours, roster: known() }).pipe(
             Stream.runForEach((out) => {
               failures = 0
               lastUp = Date.now()
@@ -170,10 +172,9 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
             })
           ))
           if (Deferred.isDoneUnsafe(ready)) ready = Deferred.makeUnsafe()
-          // ended (the room moved: its old node interrupts the subscriptions) or failed: subscribe again
           if (closing) return
-          // no node can host the room for about a minute: its members are told and let go
-          // retried often (cheap, and the room is back sooner after its node died), given up after a minute
+          // subscribe again: retried often (cheap, and the room is back sooner after its node died); when no node
+          // can host the room for a minute, its members are told and let go
           if (++failures > 1 && Date.now() - lastUp > 60_000) {
             for (const local of members.values()) local.member.kick(`#${name} is not reachable`)
             return
