@@ -104,8 +104,8 @@ export const make = <R = never>(
       terminateChild,
       restartChild: (id) => call(core, (done) => ({ _tag: "RestartChild", id, done })),
       deleteChild,
-      // a child that stopped is not running, so deleting it cannot meet ChildRunning
-      removeChild: (id) => terminateChild(id).pipe(Effect.andThen(deleteChild(id).pipe(Effect.catchTag("ChildRunning", () => Effect.void)))),
+      // once terminated, a child is stopped (deleting it cannot meet ChildRunning) or, temporary, already forgotten
+      removeChild: (id) => terminateChild(id).pipe(Effect.andThen(deleteChild(id).pipe(Effect.catchTags({ ChildRunning: () => Effect.void, ChildNotFound: () => Effect.void })))),
       await: core.await
     }
   })

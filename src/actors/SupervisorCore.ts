@@ -309,13 +309,18 @@ export const start = <R>(
         const child = record(spec, extra)
         children.push(child)
         const outcome = yield* launch(child)
-        if (outcome._tag === "Started") return Option.some(outcome.value)
-        if (outcome._tag === "Ignored" && !forgets(child)) return Option.none()
-        remove(child)
-        if (outcome._tag === "Ignored") return Option.none()
-        // the caller gets the error; like OTP, only starts the supervisor made itself are logged
-        return yield* Effect.fail(new StartFailed({ supervisor: name, child: spec.id, cause: outcome.cause }))
+        // a child that failed to start is not kept, nor an ignored one that would be forgotten anyway
+        if (outcome._tag === "Failed" || (outcome._tag === "Ignored" && forgets(child))) remove(child)
+        return yield* answer(child, outcome)
       })
+
+    /** What startChild and restartChild answer: the start's value, None after `ignore`, or the start error (not logged: the caller gets it). */
+    const answer = (child: Child, outcome: Outcome): Effect.Effect<Option.Option<unknown>, StartFailed> =>
+      outcome._tag === "Started"
+        ? Effect.succeed(Option.some(outcome.value))
+        : outcome._tag === "Ignored"
+        ? Effect.succeed(Option.none())
+        : Effect.fail(new StartFailed({ supervisor: name, child: child.spec.id, cause: outcome.cause }))
 
     /** restartChild: starts a stopped child from its kept spec (not a restart: the intensity does not count it). */
     const restartKept = (id: string) =>
@@ -326,10 +331,7 @@ export const start = <R>(
         if (child.fiber !== undefined || child.pending !== 0) {
           return yield* Effect.fail(new ChildRunning({ id, status: child.fiber !== undefined ? "running" : "restarting" }))
         }
-        const outcome = yield* launch(child)
-        if (outcome._tag === "Started") return Option.some(outcome.value)
-        if (outcome._tag === "Ignored") return Option.none()
-        return yield* Effect.fail(new StartFailed({ supervisor: name, child: id, cause: outcome.cause }))
+        return yield* answer(child, yield* launch(child))
       })
 
     const handle = (event: Event): Effect.Effect<void> => {

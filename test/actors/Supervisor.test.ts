@@ -177,6 +177,8 @@ describe("Supervisor", () => {
       assert.deepStrictEqual((yield* sup.children).map((c) => `${c.id}:${c.status}`), ["w1:running", "w2:running"])
       yield* sup.terminateChild("w1") // temporary: forgotten
       assert.deepStrictEqual((yield* sup.children).map((c) => c.id), ["w2"])
+      yield* sup.removeChild("w2") // terminate + delete, also for a temporary child the terminate already forgot
+      assert.deepStrictEqual(yield* sup.children, [])
     }))
 
   it.effect("startChild runs the child with the caller's services, as its type says", () =>

@@ -175,7 +175,8 @@ export const make = (options: ClusterRoomsOptions): Effect.Effect<Rooms.RoomDire
           if (closing) return
           // subscribe again: retried often (cheap, and the room is back sooner after its node died); when no node
           // can host the room for a minute, its members are told and let go
-          if (++failures > 1 && Date.now() - lastUp > 60_000) {
+          failures++
+          if (Date.now() - lastUp > 60_000) {
             for (const local of members.values()) local.member.kick(`#${name} is not reachable`)
             return
           }
